@@ -1,0 +1,1 @@
+"""Gito: a Python-native, multi-tenant IoT monitoring and device-management platform."""

@@ -1,0 +1,208 @@
+"""Event bus: typed topics, bounded per-subscriber queues, optional Redis fan-out across instances.
+
+A slow subscriber (a browser tab on a bad link) never slows ingest: its queue keeps the newest events and
+counts what it dropped. With Redis, every instance publishes to a channel per topic and re-emits what other
+instances published, so a browser sees events whichever instance holds its websocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+log = logging.getLogger(__name__)
+
+JsonScalar = float | int | str | bool | None
+Value = float | str | bool | dict[str, Any] | list[Any] | None
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tenant_id: UUID
+
+
+class ReadingValue(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    ts: datetime
+    value: Value
+
+
+class TelemetryStored(Event):
+    """One device's readings from one committed batch."""
+
+    device_id: UUID
+    readings: tuple[ReadingValue, ...]
+    last_seen: datetime
+
+
+class DeviceChanged(Event):
+    device_id: UUID
+    change: Literal['created', 'updated', 'deleted', 'online', 'offline', 'rejected']
+
+
+E = TypeVar('E', bound=Event)
+
+
+class Subscription(Generic[E]):
+    def __init__(self, topic: Topic[E], *, maxsize: int, where: Callable[[E], bool] | None) -> None:
+        self._topic = topic
+        self._queue: asyncio.Queue[E] = asyncio.Queue(maxsize=maxsize)
+        self._where = where
+        self.dropped = 0
+
+    def offer(self, event: E) -> None:
+        if self._where is not None and not self._where(event):
+            return
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(event)
+
+    def drain(self) -> list[E]:
+        """Everything waiting, without blocking: pages call this from a timer to throttle their updates."""
+        events: list[E] = []
+        while not self._queue.empty():
+            events.append(self._queue.get_nowait())
+        return events
+
+    async def get(self, timeout: float | None = None) -> E:
+        return await asyncio.wait_for(self._queue.get(), timeout)
+
+    async def __aiter__(self) -> AsyncIterator[E]:
+        while True:
+            yield await self._queue.get()
+
+    def close(self) -> None:
+        self._topic.unsubscribe(self)
+
+
+class Topic(Generic[E]):
+    def __init__(self, name: str, event_type: type[E]) -> None:
+        self.name = name
+        self.event_type = event_type
+        self._subscriptions: list[Subscription[E]] = []
+        self._remote: Callable[[Topic[Any], Event], None] | None = None
+
+    def subscribe(self, *, maxsize: int = 1000, where: Callable[[E], bool] | None = None) -> Subscription[E]:
+        subscription = Subscription(self, maxsize=maxsize, where=where)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription[E]) -> None:
+        with contextlib.suppress(ValueError):
+            self._subscriptions.remove(subscription)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscriptions)
+
+    def publish(self, event: E) -> None:
+        self.deliver(event)
+        if self._remote is not None:
+            self._remote(self, event)
+
+    def deliver(self, event: E) -> None:
+        for subscription in list(self._subscriptions):
+            subscription.offer(event)
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self.telemetry_stored: Topic[TelemetryStored] = Topic('telemetry_stored', TelemetryStored)
+        self.device_changed: Topic[DeviceChanged] = Topic('device_changed', DeviceChanged)
+
+    @property
+    def topics(self) -> tuple[Topic[Any], ...]:
+        return (self.telemetry_stored, self.device_changed)
+
+    async def start(self) -> None:
+        """In-process bus: nothing to start."""
+
+    async def stop(self) -> None:
+        """In-process bus: nothing to stop."""
+
+
+class RedisEventBus(EventBus):
+    """The same topics, re-published through Redis pub/sub so every instance's pages see every event."""
+
+    def __init__(self, redis_url: str, *, prefix: str = 'gito:bus:') -> None:
+        super().__init__()
+        self._url = redis_url
+        self._prefix = prefix
+        self._origin = uuid.uuid4().hex
+        self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=10_000)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.connected = False
+        for topic in self.topics:
+            topic._remote = self._enqueue
+
+    def _enqueue(self, topic: Topic[Any], event: Event) -> None:
+        payload = f'{self._origin} {event.model_dump_json()}'
+        try:
+            self._outbox.put_nowait((self._prefix + topic.name, payload))
+        except asyncio.QueueFull:
+            log.warning('redis bus outbox full, event not fanned out', extra={'topic': topic.name})
+
+    async def start(self) -> None:
+        from redis.asyncio import Redis
+
+        self._redis = Redis.from_url(self._url)
+        await self._redis.ping()
+        self._pubsub = self._redis.pubsub()
+        await self._pubsub.subscribe(*(self._prefix + topic.name for topic in self.topics))
+        self.connected = True
+        self._tasks = [asyncio.create_task(self._publish_loop()), asyncio.create_task(self._listen_loop())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._pubsub.aclose()
+        await self._redis.aclose()
+        self.connected = False
+
+    async def _publish_loop(self) -> None:
+        while True:
+            channel, payload = await self._outbox.get()
+            try:
+                await self._redis.publish(channel, payload)
+            except Exception:
+                log.exception('redis publish failed', extra={'channel': channel})
+                await asyncio.sleep(1)
+
+    async def _listen_loop(self) -> None:
+        by_channel = {self._prefix + topic.name: topic for topic in self.topics}
+        while True:
+            try:
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except Exception:
+                self.connected = False
+                log.exception('redis subscription lost')
+                await asyncio.sleep(1)
+                continue
+            self.connected = True
+            if message is None:
+                continue
+            channel = message['channel'].decode()
+            origin, _, body = message['data'].decode().partition(' ')
+            topic = by_channel.get(channel)
+            if topic is None or origin == self._origin:
+                continue
+            topic.deliver(topic.event_type.model_validate_json(body))
+
+
+def create_bus(redis_url: str | None) -> EventBus:
+    return RedisEventBus(redis_url) if redis_url else EventBus()

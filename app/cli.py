@@ -1,0 +1,176 @@
+"""The `gito` command: serve, migrate, and the administrative shortcuts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+import typer
+
+from app.config import Settings
+
+cli = typer.Typer(help='Gito: IoT monitoring and device management.', no_args_is_help=True, add_completion=False)
+tenant_cli = typer.Typer(help='Tenants.', no_args_is_help=True)
+user_cli = typer.Typer(help='Users.', no_args_is_help=True)
+device_cli = typer.Typer(help='Devices.', no_args_is_help=True)
+cli.add_typer(tenant_cli, name='tenant')
+cli.add_typer(user_cli, name='user')
+cli.add_typer(device_cli, name='device')
+
+T = TypeVar('T')
+JsonFlag = Annotated[bool, typer.Option('--json', help='Print one JSON object.')]
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+
+
+def _with_platform(action: Callable[[Any], Awaitable[T]]) -> T:
+    """Run one administrative action against the configured (or embedded) database."""
+    from app.main import prepare
+    from app.platform import Platform
+
+    settings = _settings()
+    resolved = prepare(settings)
+
+    async def main() -> T:
+        platform = Platform(settings, resolved)
+        try:
+            return await action(platform)
+        finally:
+            await platform.db.dispose()
+
+    return asyncio.run(main())
+
+
+def _fail(message: str) -> None:
+    typer.echo(f'error: {message}', err=True)
+    raise typer.Exit(code=1)
+
+
+def _emit(data: dict[str, Any], *, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(data, default=str) if as_json else text)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help='Address to listen on (GITO_HOST).')] = None,
+    port: Annotated[int | None, typer.Option(help='HTTP port (GITO_PORT).')] = None,
+    demo: Annotated[bool, typer.Option(help='Seed a demo tenant with simulated devices.')] = False,
+) -> None:
+    """Run Gito: web UI, REST API, device ingest and background tasks."""
+    from app.ingest.broker import BrokerPortTaken
+    from app.main import run
+
+    try:
+        run(_settings(host=host, port=port), demo=demo)
+    except BrokerPortTaken as error:
+        _fail(str(error))
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the database schema up to date (also done by `serve`)."""
+    from app.main import prepare
+
+    prepare(_settings())
+    typer.echo('database is up to date')
+
+
+@tenant_cli.command('create')
+def tenant_create(name: str, as_json: JsonFlag = False) -> None:
+    """Create a tenant."""
+    from app.services.errors import DomainError
+
+    try:
+        tenant = _with_platform(lambda p: p.tenants.create(name))
+    except DomainError as error:
+        _fail(error.message)
+    _emit(tenant.model_dump(mode='json'), as_json=as_json, text=f'tenant {tenant.id} created: {tenant.name}')
+
+
+@user_cli.command('create')
+def user_create(
+    tenant: Annotated[UUID, typer.Option(help='Tenant id.')],
+    email: Annotated[str, typer.Option(help='E-mail address (the login).')],
+    password: Annotated[str, typer.Option(help='Password, at least 10 characters.', prompt=True, hide_input=True)],
+    role: Annotated[str, typer.Option(help='admin, operator, technician or viewer.')] = 'admin',
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a user in a tenant."""
+    from app.services.errors import DomainError
+
+    try:
+        user = _with_platform(lambda p: p.users.create_in_tenant(tenant, email=email, password=password, role=role))
+    except DomainError as error:
+        _fail(error.message)
+    _emit(user.model_dump(mode='json'), as_json=as_json, text=f'user {user.id} created: {user.email} ({user.role})')
+
+
+@device_cli.command('create')
+def device_create(
+    name: str,
+    tenant: Annotated[UUID, typer.Option(help='Tenant id.')],
+    device_type: Annotated[str, typer.Option('--type', help='Device type.')] = 'generic',
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a device and print its credentials (the token is shown only once)."""
+    from app.models.schemas import DeviceCreate, Principal
+    from app.services.errors import DomainError
+
+    principal = Principal(tenant_id=tenant, user_id=None, role='admin', email='cli')
+    try:
+        device, credentials = _with_platform(
+            lambda p: p.devices.create(principal, DeviceCreate(name=name, type=device_type)))
+    except DomainError as error:
+        _fail(error.message)
+    data = {**device.model_dump(mode='json'), **credentials.model_dump(mode='json')}
+    _emit(data, as_json=as_json, text=(
+        f'device {device.id} created: {device.name}\n'
+        f'token (shown once): {credentials.token}\n\n'
+        f'MQTT:  {credentials.mosquitto_pub}\nHTTP:  {credentials.curl}'))
+
+
+@cli.command()
+def simulate(
+    devices: Annotated[int, typer.Option(help='How many simulated devices.')] = 5,
+    interval: Annotated[float, typer.Option(help='Seconds between messages of one device.')] = 1.0,
+    tenant: Annotated[UUID | None, typer.Option(help='Tenant to create the devices in (default: a new one).')] = None,
+    seconds: Annotated[float | None, typer.Option(help='Stop after this many seconds.')] = None,
+    qos: Annotated[int, typer.Option(help='MQTT QoS.')] = 1,
+) -> None:
+    """Create N devices and publish realistic telemetry for them over MQTT, with sequence numbers and heartbeats."""
+    from app.demo import create_simulated_devices
+    from app.simulator import SimulationStats, simulate as run_simulation
+
+    fleet, host, port = _with_platform(lambda p: create_simulated_devices(p, count=devices, tenant_id=tenant))
+    typer.echo(f'publishing for {len(fleet)} devices of tenant {fleet[0].tenant_id} to {host}:{port}', err=True)
+    stats = SimulationStats()
+
+    async def main() -> None:
+        report = asyncio.create_task(_report(stats))
+        try:
+            await run_simulation(fleet, mqtt_host=host, mqtt_port=port, interval_s=interval, qos=qos,
+                                 duration_s=seconds, stats=stats)
+        finally:
+            report.cancel()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    typer.echo(json.dumps({'published': stats.published, 'errors': stats.errors, 'rate': round(stats.rate(), 1)}))
+
+
+async def _report(stats: Any) -> None:
+    while True:
+        await asyncio.sleep(5)
+        print(f'published {stats.published} messages ({stats.rate():.0f}/s), errors {stats.errors}', file=sys.stderr)
+
+
+def main() -> None:
+    cli()

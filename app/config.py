@@ -1,0 +1,77 @@
+"""One settings object for the whole process, read from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file='.env', extra='ignore', populate_by_name=True)
+
+    database_url: str | None = Field(default=None, validation_alias=AliasChoices('DATABASE_URL', 'database_url'))
+    mqtt_url: str | None = Field(default=None, validation_alias=AliasChoices('MQTT_URL', 'mqtt_url'))
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices('REDIS_URL', 'redis_url'))
+    secret_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices('SECRET_KEY', 'secret_key'))
+
+    smtp_host: str | None = Field(default=None, validation_alias=AliasChoices('SMTP_HOST', 'smtp_host'))
+    smtp_port: int = Field(default=587, validation_alias=AliasChoices('SMTP_PORT', 'smtp_port'))
+    smtp_user: str | None = Field(default=None, validation_alias=AliasChoices('SMTP_USER', 'smtp_user'))
+    smtp_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices('SMTP_PASSWORD', 'smtp_password'),
+    )
+    smtp_from: str = Field(default='gito@localhost', validation_alias=AliasChoices('SMTP_FROM', 'smtp_from'))
+    smtp_tls: Literal['none', 'starttls', 'tls'] = Field(
+        default='starttls', validation_alias=AliasChoices('SMTP_TLS', 'smtp_tls'),
+    )
+
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir('gito')),
+        validation_alias=AliasChoices('GITO_DATA_DIR', 'data_dir'),
+    )
+    host: str = Field(default='127.0.0.1', validation_alias=AliasChoices('GITO_HOST', 'host'))
+    port: int = Field(default=8080, validation_alias=AliasChoices('GITO_PORT', 'port'))
+    base_url: str | None = Field(default=None, validation_alias=AliasChoices('GITO_BASE_URL', 'base_url'))
+    mqtt_port: int = Field(default=1883, validation_alias=AliasChoices('GITO_MQTT_PORT', 'mqtt_port'))
+    mqtt_broker: Literal['auto', 'mosquitto', 'amqtt'] = Field(
+        default='auto', validation_alias=AliasChoices('GITO_MQTT_BROKER', 'mqtt_broker'),
+    )
+    mqtt_public_host: str | None = Field(
+        default=None, validation_alias=AliasChoices('GITO_MQTT_PUBLIC_HOST', 'mqtt_public_host'),
+    )
+    app_db_role: str = Field(default='gito_app', validation_alias=AliasChoices('GITO_APP_DB_ROLE', 'app_db_role'))
+    device_offline_after_s: int = Field(
+        default=120, ge=5, validation_alias=AliasChoices('GITO_DEVICE_OFFLINE_AFTER_S', 'device_offline_after_s'),
+    )
+    ingest_batch_rows: int = Field(
+        default=5000, ge=1, validation_alias=AliasChoices('GITO_INGEST_BATCH_ROWS', 'ingest_batch_rows'),
+    )
+    ingest_batch_ms: int = Field(
+        default=50, ge=1, validation_alias=AliasChoices('GITO_INGEST_BATCH_MS', 'ingest_batch_ms'),
+    )
+    log_level: str = Field(default='INFO', validation_alias=AliasChoices('GITO_LOG_LEVEL', 'log_level'))
+
+    def resolved_secret_key(self) -> str:
+        """SECRET_KEY, or a random key kept in the data directory so restarts keep sessions valid."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / 'secret_key'
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(key)
+        return key
+
+    def derived_secret(self, purpose: str) -> str:
+        """A stable secret for one purpose (database role, broker service account), derived from SECRET_KEY."""
+        digest = hmac.new(self.resolved_secret_key().encode(), purpose.encode(), hashlib.sha256).hexdigest()
+        return digest[:40]

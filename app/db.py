@@ -1,0 +1,142 @@
+"""Engines, migrations and tenant-scoped sessions.
+
+Two roles: the *owner* (the role in DATABASE_URL) runs migrations and the few explicit cross-tenant system
+paths (onboarding, login look-up, device credential directory, presence sweep); the *app role* owns nothing,
+cannot bypass row-level security, and serves every tenant request with `app.tenant_id` set per transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+log = logging.getLogger(__name__)
+
+MIGRATION_LOCK_ID = 0x6710_0001
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / 'migrations'
+APP_GRANTS = ('tenants', 'users', 'devices', 'telemetry_keys', 'telemetry', 'latest_values')
+
+
+def async_url(url: str) -> str:
+    """Accept the usual `postgresql://` spelling and pick the asyncpg driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ('postgresql', 'postgres', 'postgresql+psycopg', 'postgresql+psycopg2'):
+        parsed = parsed.set(drivername='postgresql+asyncpg')
+    return parsed.render_as_string(hide_password=False)
+
+
+def app_role_url(owner_url: str, *, role: str, password: str) -> str:
+    return make_url(async_url(owner_url)).set(username=role, password=password).render_as_string(hide_password=False)
+
+
+def redact(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@dataclass(frozen=True)
+class Database:
+    """The two engines of the process and their session factories."""
+
+    owner: AsyncEngine
+    app: AsyncEngine
+
+    @classmethod
+    def connect(cls, owner_url: str, *, role: str, password: str, pool_size: int = 10) -> Database:
+        owner = create_async_engine(async_url(owner_url), pool_size=4, max_overflow=4, pool_pre_ping=True)
+        app = create_async_engine(
+            app_role_url(owner_url, role=role, password=password),
+            pool_size=pool_size, max_overflow=10, pool_pre_ping=True,
+        )
+        return cls(owner=owner, app=app)
+
+    @asynccontextmanager
+    async def tenant(self, tenant_id: UUID) -> AsyncIterator[AsyncSession]:
+        """One transaction as the app role, seeing only `tenant_id`'s rows."""
+        async with AsyncSession(self.app, expire_on_commit=False) as session, session.begin():
+            await session.execute(text("SELECT set_config('app.tenant_id', :tenant, true)"), {'tenant': str(tenant_id)})
+            yield session
+
+    @asynccontextmanager
+    async def system(self) -> AsyncIterator[AsyncSession]:
+        """One transaction as the owner: for the explicit cross-tenant paths only."""
+        async with AsyncSession(self.owner, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def system_sessions(self) -> async_sessionmaker[AsyncSession]:
+        return async_sessionmaker(self.owner, expire_on_commit=False)
+
+    async def ping(self) -> None:
+        async with self.app.connect() as connection:
+            await connection.execute(text('SELECT 1'))
+
+    async def dispose(self) -> None:
+        await self.owner.dispose()
+        await self.app.dispose()
+
+
+def _upgrade(connection: Connection) -> None:
+    config = AlembicConfig()
+    config.set_main_option('script_location', str(MIGRATIONS_DIR))
+    config.attributes['connection'] = connection
+    command.upgrade(config, 'head')
+
+
+async def migrate(owner_url: str, *, role: str, password: str) -> None:
+    """Bring the schema to head and (re)create the app role; safe to run from several instances at once."""
+    engine = create_async_engine(async_url(owner_url), pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text('SELECT pg_advisory_lock(:id)'), {'id': MIGRATION_LOCK_ID})
+            try:
+                await connection.commit()
+                await _ensure_app_role(connection, role=role, password=password)
+                await connection.commit()
+                await connection.run_sync(_upgrade)
+                await connection.commit()
+                await _grant(connection, role=role)
+                await connection.commit()
+            finally:
+                await connection.execute(text('SELECT pg_advisory_unlock(:id)'), {'id': MIGRATION_LOCK_ID})
+                await connection.commit()
+    finally:
+        await engine.dispose()
+    log.info('database migrated', extra={'database': redact(owner_url)})
+
+
+async def _ensure_app_role(connection: AsyncConnection, *, role: str, password: str) -> None:
+    exists = await connection.scalar(text('SELECT 1 FROM pg_roles WHERE rolname = :role'), {'role': role})
+    quoted = _quote_ident(role)
+    literal = password.replace("'", "''")
+    if not exists:
+        # Role creation races between instances and test databases sharing a cluster: tolerate the loser.
+        await connection.execute(text(f"""
+            DO $$ BEGIN
+                CREATE ROLE {quoted} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE PASSWORD '{literal}';
+            EXCEPTION WHEN duplicate_object THEN NULL;
+            END $$"""))
+    else:
+        await connection.execute(text(f"ALTER ROLE {quoted} LOGIN NOBYPASSRLS PASSWORD '{literal}'"))
+
+
+async def _grant(connection: AsyncConnection, *, role: str) -> None:
+    quoted = _quote_ident(role)
+    database = await connection.scalar(text('SELECT current_database()'))
+    await connection.execute(text(f'GRANT CONNECT ON DATABASE {_quote_ident(str(database))} TO {quoted}'))
+    await connection.execute(text(f'GRANT USAGE ON SCHEMA public TO {quoted}'))
+    for table in APP_GRANTS:
+        await connection.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {quoted}'))
+    await connection.execute(text(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}'))
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

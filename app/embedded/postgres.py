@@ -1,0 +1,23 @@
+"""An embedded PostgreSQL (the `pgserver` package) in the data directory, when DATABASE_URL is unset."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or reuse) the embedded server; it stops when the process exits. Returns its URL."""
+    import pgserver
+
+    pgdata = data_dir / 'postgres'
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode='stop')
+    url: str = server.get_uri(database='postgres')
+    exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'gito';")
+    if '1 row' not in exists:
+        server.psql('CREATE DATABASE gito;')
+    log.info('embedded postgresql ready', extra={'pgdata': str(pgdata)})
+    return url.replace('/postgres?', '/gito?')

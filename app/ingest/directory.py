@@ -1,0 +1,90 @@
+"""Which devices exist, for whom, and with what token: a cache in front of the device table for ingest.
+
+Lookups go through the owner connection (a device is not yet known to belong to any tenant when it
+knocks); entries are dropped when the bus says a device changed, so a rotated token stops working at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import select
+
+from app.bus import DeviceChanged, EventBus, Subscription
+from app.db import Database
+from app.models.tables import Device, Tenant
+from app.services.credentials import token_matches
+
+CACHE_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class DeviceEntry:
+    device_id: UUID
+    tenant_id: UUID
+    token_sha256: str
+    status: str
+    tenant_active: bool
+
+
+class DeviceDirectory:
+    def __init__(self, db: Database, bus: EventBus) -> None:
+        self._db = db
+        self._bus = bus
+        self._entries: dict[UUID, DeviceEntry | None] = {}
+        self._subscription: Subscription[DeviceChanged] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._subscription = self._bus.device_changed.subscribe(maxsize=10_000)
+        self._task = asyncio.create_task(self._invalidate_loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._subscription is not None:
+            self._subscription.close()
+
+    async def _invalidate_loop(self) -> None:
+        assert self._subscription is not None
+        async for event in self._subscription:
+            if event.change in ('created', 'updated', 'deleted'):
+                self._entries.pop(event.device_id, None)
+            elif event.change in ('online', 'offline'):
+                entry = self._entries.get(event.device_id)
+                if entry is not None:
+                    self._entries[event.device_id] = DeviceEntry(
+                        entry.device_id, entry.tenant_id, entry.token_sha256, event.change, entry.tenant_active,
+                    )
+
+    async def get(self, device_id: UUID) -> DeviceEntry | None:
+        if device_id in self._entries:
+            return self._entries[device_id]
+        async with self._db.system() as session:
+            row = (await session.execute(
+                select(Device.tenant_id, Device.token_sha256, Device.status, Tenant.status)
+                .join(Tenant, Tenant.id == Device.tenant_id).where(Device.id == device_id),
+            )).first()
+        entry = None if row is None else DeviceEntry(device_id, row[0], row[1], row[2], row[3] == 'active')
+        if len(self._entries) >= CACHE_LIMIT:
+            self._entries.clear()
+        self._entries[device_id] = entry
+        return entry
+
+    async def authenticate(self, device_id: UUID, token: str) -> DeviceEntry | None:
+        entry = await self.get(device_id)
+        if entry is None or not token_matches(entry.token_sha256, token):
+            return None
+        return entry
+
+    def invalidate(self, device_id: UUID) -> None:
+        self._entries.pop(device_id, None)
+
+    def mark_status(self, device_id: UUID, status: str) -> None:
+        entry = self._entries.get(device_id)
+        if entry is not None and entry.status != status:
+            self._entries[device_id] = DeviceEntry(
+                entry.device_id, entry.tenant_id, entry.token_sha256, status, entry.tenant_active,
+            )

@@ -1,0 +1,136 @@
+"""Device payloads: flat JSON of key to value, optional `ts` (ms since epoch or ISO 8601) and `seq`.
+
+Bad input is rejected with a reason a person can act on; nothing in a rejected payload is stored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_KEYS = 1000
+MAX_KEY_LENGTH = 100
+MAX_TEXT_LENGTH = 4096
+MAX_FUTURE = timedelta(minutes=10)
+MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
+RESERVED = frozenset({'ts', 'seq'})
+
+Value = float | str | bool | dict[str, Any] | list[Any]
+
+
+class PayloadError(ValueError):
+    """Why a payload was refused."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    key: str
+    value: Value
+
+
+@dataclass(frozen=True)
+class Message:
+    """One decoded telemetry object: its readings share a timestamp."""
+
+    ts: datetime
+    seq: int | None
+    readings: tuple[Reading, ...]
+
+
+def decode(body: bytes, *, received_at: datetime, allow_array: bool = True) -> list[Message]:
+    if len(body) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f'payload is {len(body)} bytes; the limit is {MAX_PAYLOAD_BYTES}')
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise PayloadError(f'not valid JSON: {error}') from error
+    if isinstance(document, list) and allow_array:
+        if not document:
+            raise PayloadError('empty array: send at least one object')
+        if not all(isinstance(item, dict) for item in document):
+            raise PayloadError('every element of the array must be a JSON object')
+        return [_message(item, received_at, index) for index, item in enumerate(document)]
+    if isinstance(document, dict):
+        return [_message(document, received_at, None)]
+    raise PayloadError('expected a JSON object of key to value' + (' or an array of them' if allow_array else ''))
+
+
+def _message(document: dict[str, Any], received_at: datetime, index: int | None) -> Message:
+    where = '' if index is None else f'element {index}: '
+    try:
+        ts = parse_ts(document.get('ts'), received_at)
+        seq = _seq(document.get('seq'))
+        readings = tuple(_reading(key, value) for key, value in document.items() if key not in RESERVED)
+    except PayloadError as error:
+        raise PayloadError(where + str(error)) from error
+    if not readings:
+        raise PayloadError(where + 'no values: send at least one key besides ts and seq')
+    if len(readings) > MAX_KEYS:
+        raise PayloadError(where + f'{len(readings)} keys; the limit is {MAX_KEYS}')
+    return Message(ts=ts, seq=seq, readings=readings)
+
+
+def parse_ts(raw: object, received_at: datetime) -> datetime:
+    if raw is None:
+        return received_at
+    if isinstance(raw, bool):
+        raise PayloadError('ts must be milliseconds since the epoch or an ISO 8601 string')
+    if isinstance(raw, int | float):
+        if not math.isfinite(raw):
+            raise PayloadError('ts must be a finite number')
+        try:
+            ts = datetime.fromtimestamp(raw / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError) as error:
+            raise PayloadError(f'ts {raw} is out of range') from error
+    elif isinstance(raw, str):
+        try:
+            ts = datetime.fromisoformat(raw.replace('Z', '+00:00') if raw.endswith('Z') else raw)
+        except ValueError as error:
+            raise PayloadError(f'ts {raw[:40]!r} is not ISO 8601') from error
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=UTC)
+    else:
+        raise PayloadError('ts must be milliseconds since the epoch or an ISO 8601 string')
+    if ts > received_at + MAX_FUTURE:
+        ahead = (ts - received_at).total_seconds()
+        raise PayloadError(f'ts is {ahead:.0f} s in the future; check the device clock')
+    if ts < MIN_TS:
+        raise PayloadError(f'ts {ts.isoformat()} is before 2000-01-01; is it in seconds instead of milliseconds?')
+    return ts
+
+
+def _seq(raw: object) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < 2**63:
+        raise PayloadError('seq must be a non-negative integer')
+    return raw
+
+
+def _reading(key: object, value: object) -> Reading:
+    if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH:
+        raise PayloadError(f'key {str(key)[:40]!r} must be a non-empty string of at most {MAX_KEY_LENGTH} characters')
+    if value is None:
+        raise PayloadError(f'{key}: null is not a value')
+    if isinstance(value, bool | str):
+        if isinstance(value, str) and len(value) > MAX_TEXT_LENGTH:
+            raise PayloadError(f'{key}: text longer than {MAX_TEXT_LENGTH} characters')
+        return Reading(key, value)
+    if isinstance(value, int | float):
+        number = float(value)
+        if not math.isfinite(number):
+            raise PayloadError(f'{key}: {value} is not a finite number')
+        return Reading(key, number)
+    if isinstance(value, dict | list):
+        return Reading(key, value)
+    raise PayloadError(f'{key}: unsupported value type')
+
+
+def excerpt(body: bytes, limit: int = 200) -> str:
+    text = body[:limit].decode('utf-8', errors='replace')
+    return text + ('…' if len(body) > limit else '')

@@ -1,0 +1,61 @@
+"""Composition root: settings → embedded services → platform → API and pages → NiceGUI server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nicegui import app, ui
+
+from app.config import Settings
+from app.db import migrate, redact
+from app.logs import configure_logging
+from app.platform import Platform, Resolved, app_role_password
+
+log = logging.getLogger(__name__)
+
+
+def resolve(settings: Settings) -> Resolved:
+    """Fill in the embedded defaults: a PostgreSQL in the data directory when DATABASE_URL is unset."""
+    database_url = settings.database_url
+    if not database_url:
+        from app.embedded.postgres import start_embedded_postgres
+
+        database_url = start_embedded_postgres(settings.data_dir)
+    return Resolved(database_url=database_url, mqtt_url=settings.mqtt_url)
+
+
+def prepare(settings: Settings) -> Resolved:
+    """Everything that must happen before the server starts: embedded database and migrations."""
+    resolved = resolve(settings)
+    asyncio.run(migrate(resolved.database_url, role=settings.app_db_role, password=app_role_password(settings)))
+    return resolved
+
+
+def build(platform: Platform) -> None:
+    """Register lifecycle hooks, the REST API and every page on NiceGUI's app."""
+    from app.api import register as register_api
+    from app.pages import register as register_pages
+
+    app.on_startup(platform.start)
+    app.on_shutdown(platform.stop)
+    register_api(platform)
+    register_pages(platform)
+
+
+def run(settings: Settings, *, demo: bool = False) -> None:
+    configure_logging(settings.log_level)
+    resolved = prepare(settings)
+    platform = Platform(settings, resolved)
+    build(platform)
+    if demo:
+        from app.demo import start_demo
+
+        app.on_startup(lambda: start_demo(platform))
+    log.info('gito serving', extra={
+        'url': f'http://{settings.host}:{settings.port}', 'database': redact(resolved.database_url)})
+    ui.run(
+        host=settings.host, port=settings.port, title='Gito', reload=False, show=False,
+        storage_secret=settings.resolved_secret_key(), uvicorn_logging_level='warning',
+        show_welcome_message=True, favicon='📡',
+    )

@@ -1,0 +1,198 @@
+"""The composition root's runtime: engines, bus, services and background tasks of one Gito process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select
+
+from app.bus import EventBus, create_bus
+from app.config import Settings
+from app.db import Database
+from app.ingest.broker import BrokerCredential, ManagedBroker
+from app.ingest.directory import DeviceDirectory
+from app.ingest.mqtt_consumer import LinkStatus, MqttConsumer, MqttTarget, parse_mqtt_url
+from app.ingest.writer import BatchWriter
+from app.models.tables import Device
+from app.services.auth import AuthService
+from app.services.credentials import mosquitto_hash
+from app.services.devices import DEVICE_CHANNEL, DeviceEndpoints, DeviceService
+from app.services.presence import PresenceService
+from app.services.telemetry import TelemetryService
+from app.services.tenants import TenantService
+from app.services.users import UserService
+
+log = logging.getLogger(__name__)
+SERVICE_ACCOUNT = 'gito-service'
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Settings with the embedded defaults filled in."""
+
+    database_url: str
+    mqtt_url: str | None  # None: the managed broker, started by the platform
+
+
+def app_role_password(settings: Settings) -> str:
+    return settings.derived_secret('database-app-role')
+
+
+def service_mqtt_password(settings: Settings) -> str:
+    return settings.derived_secret('mqtt-service-account')
+
+
+class Platform:
+    def __init__(self, settings: Settings, resolved: Resolved) -> None:
+        self.settings = settings
+        self.resolved = resolved
+        self.db = Database.connect(resolved.database_url, role=settings.app_db_role,
+                                   password=app_role_password(settings))
+        self.bus: EventBus = create_bus(settings.redis_url)
+        self.link = LinkStatus()
+        self.mqtt_target = self._mqtt_target()
+        public_host = settings.mqtt_public_host or _public_host(self.mqtt_target.host)
+        http_host = _public_host(settings.host)
+        self.tenants = TenantService(self.db)
+        self.users = UserService(self.db)
+        self.auth = AuthService(self.db, secret_key=settings.resolved_secret_key())
+        self.devices = DeviceService(self.db, self.bus, DeviceEndpoints(
+            mqtt_host=public_host, mqtt_port=self.mqtt_target.port,
+            http_base_url=settings.base_url or f'http://{http_host}:{settings.port}',
+        ))
+        self.telemetry = TelemetryService(self.db)
+        self.presence = PresenceService(self.db, self.bus, default_offline_after_s=settings.device_offline_after_s)
+        self.directory = DeviceDirectory(self.db, self.bus)
+        self.writer = BatchWriter(
+            _plain_dsn(self.db), self.bus, max_rows=settings.ingest_batch_rows,
+            max_delay_s=settings.ingest_batch_ms / 1000,
+        )
+        self.consumer = MqttConsumer(self.mqtt_target, self.directory, self.writer, self.link)
+        self.broker: ManagedBroker | None = None
+        self._devices_dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = False
+
+    def _mqtt_target(self) -> MqttTarget:
+        client_id = f'gito-{socket.gethostname()}-{self.settings.port}'
+        if self.resolved.mqtt_url:
+            return parse_mqtt_url(self.resolved.mqtt_url, client_id=client_id)
+        return MqttTarget(host='127.0.0.1', port=self.settings.mqtt_port, username=SERVICE_ACCOUNT,
+                          password=service_mqtt_password(self.settings), client_id=client_id)
+
+    async def start(self) -> None:
+        await self.bus.start()
+        await self.directory.start()
+        await self.writer.start()
+        if self.resolved.mqtt_url is None:
+            await self._start_managed_broker()
+        self._tasks.append(asyncio.create_task(self._listen_for_device_changes()))
+        await self.consumer.start()
+        await self.presence.start()
+        self.started = True
+        log.info('gito started', extra={'mqtt': f'{self.mqtt_target.host}:{self.mqtt_target.port}'})
+
+    async def stop(self) -> None:
+        await self.presence.stop()
+        await self.consumer.stop()
+        await self.writer.stop()
+        await self.directory.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.broker is not None:
+            await self.broker.stop()
+        await self.bus.stop()
+        await self.db.dispose()
+        self.started = False
+
+    async def _start_managed_broker(self) -> None:
+        broker = ManagedBroker(data_dir=self.settings.data_dir, host=self.mqtt_target.host,
+                               port=self.mqtt_target.port, kind=self.settings.mqtt_broker)
+        await broker.start(await self._broker_credentials())
+        self.broker = broker
+        self._tasks.append(asyncio.create_task(self._sync_broker_credentials(broker)))
+
+    async def _broker_credentials(self) -> list[BrokerCredential]:
+        credentials = [BrokerCredential(
+            username=SERVICE_ACCOUNT, mosquitto_hash=mosquitto_hash(service_mqtt_password(self.settings)),
+            topic_prefix=None,
+        )]
+        async with self.db.system() as session:
+            rows = await session.execute(select(Device.id, Device.tenant_id, Device.mqtt_password_hash))
+            credentials += [
+                BrokerCredential(username=str(device_id), mosquitto_hash=password_hash,
+                                 topic_prefix=f'{tenant_id}/devices/{device_id}/')
+                for device_id, tenant_id, password_hash in rows
+            ]
+        return credentials
+
+    async def _sync_broker_credentials(self, broker: ManagedBroker) -> None:
+        """Rewrite the broker's password file when any process changes a device (coalesced)."""
+        while True:
+            await self._devices_dirty.wait()
+            await asyncio.sleep(0.2)
+            self._devices_dirty.clear()
+            try:
+                await broker.update_credentials(await self._broker_credentials())
+            except Exception:
+                log.exception('broker credential update failed')
+
+    async def _listen_for_device_changes(self) -> None:
+        """PostgreSQL NOTIFY reaches every instance and the CLI's changes too, with or without Redis."""
+        import asyncpg
+
+        def changed(_connection: object, _pid: int, _channel: str, payload: str) -> None:
+            with contextlib.suppress(ValueError):
+                self.directory.invalidate(UUID(payload))
+            self._devices_dirty.set()
+
+        while True:
+            try:
+                connection = await asyncpg.connect(_plain_dsn(self.db), timeout=5)
+                try:
+                    await connection.add_listener(DEVICE_CHANNEL, changed)
+                    self._devices_dirty.set()  # catch up on whatever changed while not listening
+                    while not connection.is_closed():
+                        await asyncio.sleep(1)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await connection.close()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning('device change listener reconnecting', extra={'error': type(error).__name__})
+                await asyncio.sleep(2)
+
+    def background(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run a coroutine for the life of the platform; it is cancelled at stop."""
+        self._tasks.append(asyncio.create_task(work))  # type: ignore[arg-type]
+
+    async def ready(self) -> dict[str, bool]:
+        database = True
+        try:
+            await asyncio.wait_for(self.db.ping(), timeout=2)
+        except Exception:
+            database = False
+        return {'database': database and self.writer.healthy, 'broker': self.link.connected}
+
+
+def _public_host(host: str) -> str:
+    if host in ('0.0.0.0', '::', ''):
+        with contextlib.suppress(OSError):
+            return socket.gethostname()
+    return host
+
+
+def _plain_dsn(db: Database) -> str:
+    return db.app.url.set(drivername='postgresql').render_as_string(hide_password=False)

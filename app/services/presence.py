@@ -1,0 +1,55 @@
+"""Online/offline: a device that stays silent past its timeout turns offline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from uuid import UUID
+
+from sqlalchemy import text
+
+from app.bus import DeviceChanged, EventBus
+from app.db import Database
+
+log = logging.getLogger(__name__)
+SWEEP_LOCK_ID = 0x6710_0003
+
+SWEEP = """
+UPDATE devices SET status = 'offline'
+WHERE status = 'online'
+  AND last_seen < now() - make_interval(secs => coalesce(offline_after_s, :default_s))
+RETURNING tenant_id, id"""
+
+
+class PresenceService:
+    def __init__(self, db: Database, bus: EventBus, *, default_offline_after_s: int, every_s: float = 2.0) -> None:
+        self._db = db
+        self._bus = bus
+        self._default_s = default_offline_after_s
+        self._every_s = every_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def sweep(self) -> list[tuple[UUID, UUID]]:
+        """Mark silent devices offline; one instance at a time (advisory lock), the others skip this round."""
+        async with self._db.system() as session:
+            if not await session.scalar(text('SELECT pg_try_advisory_xact_lock(:id)'), {'id': SWEEP_LOCK_ID}):
+                return []
+            rows = (await session.execute(text(SWEEP), {'default_s': self._default_s})).tuples().all()
+        for tenant_id, device_id in rows:
+            self._bus.device_changed.publish(DeviceChanged(tenant_id=tenant_id, device_id=device_id, change='offline'))
+        return list(rows)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception('presence sweep failed')
+            await asyncio.sleep(self._every_s)

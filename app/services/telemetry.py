@@ -1,0 +1,176 @@
+"""Reading stored telemetry: latest values, raw pages, buckets, and chart series capped in points."""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import Database
+from app.models.schemas import (
+    AggregateFunction, AggregatePoint, LatestValuePublic, Principal, Series, TelemetryPage, TelemetryPoint, Value,
+)
+from app.services.errors import InvalidInput, NotFound
+
+MAX_PAGE = 10_000
+CHART_POINTS = 2_000
+_VALUE_COLUMNS = 'value, text_value, bool_value, json_value'
+_AGGREGATES: dict[str, str] = {
+    'avg': 'avg(t.value)', 'min': 'min(t.value)', 'max': 'max(t.value)',
+    'last': 'last_value', 'count': 'count(*)::double precision',
+}
+
+
+def stored_value(value: float | None, text_value: str | None, bool_value: bool | None, json_value: Any) -> Value:
+    if value is not None:
+        return value
+    if bool_value is not None:
+        return bool_value
+    if text_value is not None:
+        return text_value
+    return json_value  # type: ignore[no-any-return]
+
+
+class TelemetryService:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def latest(self, principal: Principal, device_id: UUID) -> list[LatestValuePublic]:
+        async with self._db.tenant(principal.tenant_id) as session:
+            await _check_device(session, principal, device_id)
+            rows = await session.execute(text(f"""
+                SELECT k.name, l.ts, l.{_VALUE_COLUMNS.replace(', ', ', l.')}
+                FROM latest_values l JOIN telemetry_keys k ON k.id = l.key_id
+                WHERE l.tenant_id = :tenant AND l.device_id = :device ORDER BY k.name"""),
+                {'tenant': principal.tenant_id, 'device': device_id})
+            return [LatestValuePublic(key=r[0], ts=r[1], value=stored_value(*r[2:])) for r in rows]
+
+    async def keys(self, principal: Principal, device_id: UUID) -> list[str]:
+        return [value.key for value in await self.latest(principal, device_id)]
+
+    async def raw(
+        self, principal: Principal, device_id: UUID, *, start: datetime, end: datetime,
+        keys: Sequence[str] = (), limit: int = 1000, cursor: str | None = None,
+    ) -> TelemetryPage:
+        _check_range(start, end)
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f'limit must be between 1 and {MAX_PAGE}.', field='limit')
+        after_ts, after_key = _decode_cursor(cursor) if cursor else (None, None)
+        async with self._db.tenant(principal.tenant_id) as session:
+            await _check_device(session, principal, device_id)
+            rows = (await session.execute(text(f"""
+                SELECT k.name, t.ts, t.key_id, t.{_VALUE_COLUMNS.replace(', ', ', t.')}
+                FROM telemetry t JOIN telemetry_keys k ON k.id = t.key_id
+                WHERE t.tenant_id = :tenant AND t.device_id = :device AND t.ts >= :start AND t.ts < :end
+                  AND (cardinality(CAST(:keys AS text[])) = 0 OR k.name = ANY(CAST(:keys AS text[])))
+                  AND (CAST(:after_ts AS timestamptz) IS NULL OR (t.ts, t.key_id) > (:after_ts, :after_key))
+                ORDER BY t.ts, t.key_id LIMIT :limit"""), {
+                'tenant': principal.tenant_id, 'device': device_id, 'start': start, 'end': end, 'keys': list(keys),
+                'after_ts': after_ts, 'after_key': after_key, 'limit': limit + 1,
+            })).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        points = [TelemetryPoint(key=r[0], ts=r[1], value=stored_value(*r[3:])) for r in rows]
+        next_cursor = _encode_cursor(rows[-1][1], rows[-1][2]) if more and rows else None
+        return TelemetryPage(points=points, next_cursor=next_cursor)
+
+    async def aggregate(
+        self, principal: Principal, device_id: UUID, *, start: datetime, end: datetime, bucket_s: int,
+        function: AggregateFunction, keys: Sequence[str] = (),
+    ) -> list[AggregatePoint]:
+        _check_range(start, end)
+        if bucket_s < 1:
+            raise InvalidInput('bucket must be at least 1 second.', field='bucket')
+        if (end - start).total_seconds() / bucket_s > 100_000:
+            raise InvalidInput('Too many buckets: choose a wider bucket or a shorter range.', field='bucket')
+        if function not in _AGGREGATES:
+            raise InvalidInput(f'function must be one of {", ".join(_AGGREGATES)}.', field='function')
+        expression = _AGGREGATES[function]
+        if function == 'last':
+            expression = '(array_agg(t.value ORDER BY t.ts DESC) FILTER (WHERE t.value IS NOT NULL))[1]'
+        async with self._db.tenant(principal.tenant_id) as session:
+            await _check_device(session, principal, device_id)
+            rows = await session.execute(text(f"""
+                SELECT k.name, date_bin(make_interval(secs => :bucket), t.ts, :start) AS bucket, {expression}
+                FROM telemetry t JOIN telemetry_keys k ON k.id = t.key_id
+                WHERE t.tenant_id = :tenant AND t.device_id = :device AND t.ts >= :start AND t.ts < :end
+                  AND (cardinality(CAST(:keys AS text[])) = 0 OR k.name = ANY(CAST(:keys AS text[])))
+                GROUP BY 1, 2 ORDER BY 1, 2"""), {
+                'tenant': principal.tenant_id, 'device': device_id, 'start': start, 'end': end,
+                'keys': list(keys), 'bucket': bucket_s,
+            })
+            return [AggregatePoint(key=r[0], bucket=r[1], value=r[2]) for r in rows]
+
+    async def chart(
+        self, principal: Principal, device_id: UUID, *, start: datetime, end: datetime,
+        keys: Sequence[str] = (), max_points: int = CHART_POINTS,
+    ) -> list[Series]:
+        """Numeric series for a chart: raw when few enough points, else averaged buckets; never more than
+        `max_points` points per key."""
+        _check_range(start, end)
+        async with self._db.tenant(principal.tenant_id) as session:
+            await _check_device(session, principal, device_id)
+            params = {'tenant': principal.tenant_id, 'device': device_id, 'start': start, 'end': end,
+                      'keys': list(keys)}
+            where = """t.tenant_id = :tenant AND t.device_id = :device AND t.ts >= :start AND t.ts < :end
+                AND t.value IS NOT NULL
+                AND (cardinality(CAST(:keys AS text[])) = 0 OR k.name = ANY(CAST(:keys AS text[])))"""
+            counts = dict((await session.execute(text(f"""
+                SELECT k.name, count(*) FROM telemetry t JOIN telemetry_keys k ON k.id = t.key_id
+                WHERE {where} GROUP BY 1"""), params)).tuples().all())
+            if not counts:
+                return []
+            if max(counts.values()) <= max_points:
+                bucket_s = 0
+                rows = await session.execute(text(f"""
+                    SELECT k.name, t.ts, t.value FROM telemetry t JOIN telemetry_keys k ON k.id = t.key_id
+                    WHERE {where} ORDER BY 1, 2"""), params)
+            else:
+                bucket_s = max(1, math.ceil((end - start).total_seconds() / max_points))
+                rows = await session.execute(text(f"""
+                    SELECT k.name, date_bin(make_interval(secs => :bucket), t.ts, :start), avg(t.value)
+                    FROM telemetry t JOIN telemetry_keys k ON k.id = t.key_id
+                    WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"""), {**params, 'bucket': bucket_s})
+            grouped: dict[str, tuple[list[datetime], list[float | None]]] = defaultdict(lambda: ([], []))
+            for name, ts, value in rows:
+                grouped[name][0].append(ts)
+                grouped[name][1].append(value)
+        return [Series(key=name, ts=tuple(ts), values=tuple(values), bucket_s=bucket_s)
+                for name, (ts, values) in sorted(grouped.items())]
+
+
+async def _check_device(session: AsyncSession, principal: Principal, device_id: UUID) -> None:
+    found = await session.scalar(
+        text('SELECT 1 FROM devices WHERE id = :device AND tenant_id = :tenant'),
+        {'device': device_id, 'tenant': principal.tenant_id},
+    )
+    if not found:
+        raise NotFound(f'Unknown device {device_id}.', field='device_id')
+
+
+def _check_range(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidInput('Times need a time zone (e.g. 2026-01-01T00:00:00Z).', field='start')
+    if end <= start:
+        raise InvalidInput('end must be after start.', field='end')
+    if end - start > timedelta(days=3660):
+        raise InvalidInput('The time range may span at most ten years.', field='start')
+
+
+def _encode_cursor(ts: datetime, key_id: int) -> str:
+    return base64.urlsafe_b64encode(f'{ts.isoformat()}|{key_id}'.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        ts, key_id = base64.urlsafe_b64decode(cursor.encode()).decode().split('|')
+        return datetime.fromisoformat(ts), int(key_id)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidInput('Invalid cursor.', field='cursor') from error
