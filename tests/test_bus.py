@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import asyncio
+from uuid import uuid4
+
+from app.bus import DeviceChanged, EventBus, RedisEventBus
+
+
+def changed(tenant: object = None) -> DeviceChanged:
+    return DeviceChanged(tenant_id=tenant or uuid4(), device_id=uuid4(), change='updated')  # type: ignore[arg-type]
+
+
+async def test_subscribers_get_events_filtered_and_bounded() -> None:
+    bus = EventBus()
+    tenant = uuid4()
+    mine = bus.device_changed.subscribe(maxsize=3, where=lambda event: event.tenant_id == tenant)
+    everyone = bus.device_changed.subscribe()
+    events = [changed(tenant) for _ in range(5)]
+    for event in events:
+        bus.device_changed.publish(event)
+    bus.device_changed.publish(changed())
+    assert mine.drain() == events[2:]
+    assert mine.dropped == 2
+    assert len(everyone.drain()) == 6
+    mine.close()
+    assert bus.device_changed.subscriber_count == 1
+
+
+async def test_redis_bus_fans_events_out_across_instances(redis_url: str) -> None:
+    prefix = f'gito:test:{uuid4().hex}:'
+    first, second = RedisEventBus(redis_url, prefix=prefix), RedisEventBus(redis_url, prefix=prefix)
+    await first.start()
+    await second.start()
+    try:
+        on_first = first.device_changed.subscribe()
+        on_second = second.device_changed.subscribe()
+        await asyncio.sleep(0.1)
+        event = changed()
+        first.device_changed.publish(event)
+        assert await on_second.get(timeout=5) == event
+        assert await on_first.get(timeout=1) == event
+        await asyncio.sleep(0.3)
+        assert on_first.drain() == []  # its own event is not delivered twice
+    finally:
+        await first.stop()
+        await second.stop()
