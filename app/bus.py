@@ -76,7 +76,7 @@ class Subscription(Generic[E]):
             events.append(self._queue.get_nowait())
         return events
 
-    async def get(self, timeout: float | None = None) -> E:
+    async def get(self, timeout: float | None = None) -> E:  # noqa: ASYNC109 - callers want a bounded wait
         return await asyncio.wait_for(self._queue.get(), timeout)
 
     async def __aiter__(self) -> AsyncIterator[E]:
@@ -170,7 +170,7 @@ class RedisEventBus(EventBus):
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._pubsub.aclose()
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         await self._redis.aclose()
         self.connected = False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -145,7 +146,8 @@ def simulate(
 ) -> None:
     """Create N devices and publish realistic telemetry for them over MQTT, with sequence numbers and heartbeats."""
     from app.demo import create_simulated_devices
-    from app.simulator import SimulationStats, simulate as run_simulation
+    from app.simulator import SimulationStats
+    from app.simulator import simulate as run_simulation
 
     fleet, host, port = _with_platform(lambda p: create_simulated_devices(p, count=devices, tenant_id=tenant))
     typer.echo(f'publishing for {len(fleet)} devices of tenant {fleet[0].tenant_id} to {host}:{port}', err=True)
@@ -159,10 +161,8 @@ def simulate(
         finally:
             report.cancel()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
     typer.echo(json.dumps({'published': stats.published, 'errors': stats.errors, 'rate': round(stats.rate(), 1)}))
 
 

@@ -16,7 +16,7 @@ from app.simulator import SimulatedDevice, simulate
 log = logging.getLogger(__name__)
 
 DEMO_EMAIL = 'demo@gito.local'
-DEMO_PASSWORD = 'gito-demo-password'
+DEMO_PASSWORD = 'gito-demo-password'  # noqa: S105 - the documented demo login
 KINDS = ('climate', 'ac_meter', 'dc_meter')
 TYPES = {'climate': 'climate-sensor', 'ac_meter': 'ac-power-meter', 'dc_meter': 'dc-power-meter'}
 

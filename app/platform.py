@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlmodel import col, select
 
 from app.bus import EventBus, create_bus
 from app.config import Settings
@@ -129,7 +129,7 @@ class Platform:
             topic_prefix=None,
         )]
         async with self.db.system() as session:
-            rows = await session.execute(select(Device.id, Device.tenant_id, Device.mqtt_password_hash))
+            rows = await session.execute(select(col(Device.id), col(Device.tenant_id), col(Device.mqtt_password_hash)))
             credentials += [
                 BrokerCredential(username=str(device_id), mosquitto_hash=password_hash,
                                  topic_prefix=f'{tenant_id}/devices/{device_id}/')
@@ -160,11 +160,12 @@ class Platform:
         while True:
             try:
                 connection = await asyncpg.connect(_plain_dsn(self.db), timeout=5)
+                lost = asyncio.Event()
+                connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
                 try:
                     await connection.add_listener(DEVICE_CHANNEL, changed)
                     self._devices_dirty.set()  # catch up on whatever changed while not listening
-                    while not connection.is_closed():
-                        await asyncio.sleep(1)
+                    await lost.wait()
                 finally:
                     with contextlib.suppress(Exception):
                         await connection.close()
@@ -176,7 +177,7 @@ class Platform:
 
     def background(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run a coroutine for the life of the platform; it is cancelled at stop."""
-        self._tasks.append(asyncio.create_task(work))  # type: ignore[arg-type]
+        self._tasks.append(asyncio.create_task(work))
 
     async def ready(self) -> dict[str, bool]:
         database = True

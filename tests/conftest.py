@@ -18,19 +18,20 @@ import pytest
 from nicegui.testing import User
 from nicegui.testing.user_simulation import user_simulation
 
+from app.config import Settings
 from app.db import migrate
 from app.models.schemas import Principal
 from app.platform import Platform, Resolved, app_role_password
-from tests.support import SECRET, create_database, drop_database, free_port, make_settings
+from tests.support import SECRET, create_database, drop_database, free_port
 
 
 @pytest.fixture(scope='session')
 def database_url() -> Iterator[str]:
-    url, handle = create_database(os.environ.get('GITO_TEST_DATABASE_URL'))
-    settings = make_settings(database_url=url, mqtt_url=None, data_dir=Path('/tmp'))
-    asyncio.run(migrate(url, role=settings.app_db_role, password=app_role_password(settings)))
-    yield url
-    drop_database(handle)
+    database = create_database(os.environ.get('GITO_TEST_DATABASE_URL'))
+    settings = Settings(secret_key=SECRET)
+    asyncio.run(migrate(database.url, role=settings.app_db_role, password=app_role_password(settings)))
+    yield database.url
+    drop_database(database)
 
 
 @pytest.fixture(scope='session')
@@ -80,8 +81,6 @@ def settings_env(database_url: str, mqtt_url: str, tmp_path: Path, monkeypatch: 
 @pytest.fixture
 async def platform(settings_env: None) -> AsyncIterator[Platform]:
     """Services on the test database; background tasks not started."""
-    from app.config import Settings
-
     settings = Settings()
     platform = Platform(settings, Resolved(database_url=settings.database_url or '', mqtt_url=settings.mqtt_url))
     yield platform

@@ -7,6 +7,7 @@ import os
 import socket
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -25,47 +26,38 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def create_database(server_url: str | None) -> tuple[str, object]:
+@dataclass(frozen=True)
+class TestDatabase:
+    url: str
+    server_url: str
+    name: str
+    embedded: object | None  # keeps an embedded server alive for the session
+
+
+def create_database(server_url: str | None) -> TestDatabase:
     """A fresh database: in the server named by GITO_TEST_DATABASE_URL, else in an embedded PostgreSQL."""
+    embedded = None
     if server_url is None:
-        import pgserver
+        from pgserver.postgres_server import get_server
 
-        server = pgserver.get_server(Path(tempfile.mkdtemp(prefix='gito-test-pg-')), cleanup_mode='stop')
-        server_url = server.get_uri(database='postgres')
-    else:
-        server = None
+        embedded = get_server(Path(tempfile.mkdtemp(prefix='gito-test-pg-')), cleanup_mode='stop')
+        server_url = str(embedded.get_uri(database='postgres'))
     name = f'gito_test_{uuid.uuid4().hex[:10]}'
-    url = make_url(server_url)
-
-    async def create() -> None:
-        connection = await asyncpg.connect(url.render_as_string(hide_password=False))
-        try:
-            await connection.execute(f'CREATE DATABASE {name}')
-        finally:
-            await connection.close()
-
-    asyncio.run(create())
-    return url.set(database=name).render_as_string(hide_password=False), (server, server_url, name)
+    asyncio.run(_execute(server_url, f'CREATE DATABASE {name}'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    return TestDatabase(url=url, server_url=server_url, name=name, embedded=embedded)
 
 
-def drop_database(handle: object) -> None:
-    server, server_url, name = handle  # type: ignore[misc]
-
-    async def drop() -> None:
-        connection = await asyncpg.connect(server_url)
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS {name} WITH (FORCE)')
-        finally:
-            await connection.close()
-
-    asyncio.run(drop())
+def drop_database(database: TestDatabase) -> None:
+    asyncio.run(_execute(database.server_url, f'DROP DATABASE IF EXISTS {database.name} WITH (FORCE)'))
 
 
-def make_settings(*, database_url: str, mqtt_url: str | None, data_dir: Path, **extra: object) -> Settings:
-    return Settings(
-        database_url=database_url, mqtt_url=mqtt_url, secret_key=SECRET, data_dir=data_dir,
-        redis_url=extra.pop('redis_url', None), port=extra.pop('port', free_port()), **extra,
-    )
+async def _execute(server_url: str, statement: str) -> None:
+    connection = await asyncpg.connect(server_url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
 
 
 def build_test_app() -> None:

@@ -7,7 +7,7 @@ from app.bus import DeviceChanged, EventBus, RedisEventBus
 
 
 def changed(tenant: object = None) -> DeviceChanged:
-    return DeviceChanged(tenant_id=tenant or uuid4(), device_id=uuid4(), change='updated')  # type: ignore[arg-type]
+    return DeviceChanged(tenant_id=tenant or uuid4(), device_id=uuid4(), change='updated')
 
 
 async def test_subscribers_get_events_filtered_and_bounded() -> None:

@@ -10,11 +10,11 @@ log = logging.getLogger(__name__)
 
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or reuse) the embedded server; it stops when the process exits. Returns its URL."""
-    import pgserver
+    from pgserver.postgres_server import get_server
 
     pgdata = data_dir / 'postgres'
     pgdata.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode='stop')
+    server = get_server(pgdata, cleanup_mode='stop')
     url: str = server.get_uri(database='postgres')
     exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'gito';")
     if '1 row' not in exists:

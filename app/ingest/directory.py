@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlmodel import col, select
 
 from app.bus import DeviceChanged, EventBus, Subscription
 from app.db import Database
@@ -64,8 +64,8 @@ class DeviceDirectory:
             return self._entries[device_id]
         async with self._db.system() as session:
             row = (await session.execute(
-                select(Device.tenant_id, Device.token_sha256, Device.status, Tenant.status)
-                .join(Tenant, Tenant.id == Device.tenant_id).where(Device.id == device_id),
+                select(col(Device.tenant_id), col(Device.token_sha256), col(Device.status), col(Tenant.status))
+                .join(Tenant, col(Tenant.id) == col(Device.tenant_id)).where(col(Device.id) == device_id),
             )).first()
         entry = None if row is None else DeviceEntry(device_id, row[0], row[1], row[2], row[3] == 'active')
         if len(self._entries) >= CACHE_LIMIT:

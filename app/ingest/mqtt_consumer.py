@@ -7,6 +7,7 @@ the device's credentials and (for the managed broker) that it publishes only und
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,10 +77,8 @@ class MqttConsumer:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self.link.connected = False
 
     async def _run(self) -> None:
@@ -97,8 +96,9 @@ class MqttConsumer:
                     self.link.last_error = ''
                     log.info('mqtt consumer connected', extra={'host': target.host, 'port': target.port})
                     async for message in client.messages:
-                        await self.handle(str(message.topic), bytes(message.payload)  # type: ignore[arg-type]
-                                          if not isinstance(message.payload, bytes) else message.payload)
+                        payload = message.payload
+                        await self.handle(str(message.topic), payload if isinstance(payload, bytes) else
+                                          str(payload).encode() if payload is not None else b'')
             except aiomqtt.MqttError as error:
                 self.link.connected = False
                 self.link.last_error = str(error)

@@ -127,7 +127,7 @@ class BatchWriter:
     async def stop(self) -> None:
         """Write what is queued, then close."""
         if self._task is not None:
-            await self._queue.put(_STOP)  # type: ignore[arg-type]
+            await self._queue.put(_STOP)
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._task, timeout=10)
         if self._connection is not None:

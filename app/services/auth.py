@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import jwt
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
+from sqlmodel import col, select
 
 from app.db import Database
 from app.models.schemas import Principal
@@ -27,8 +28,8 @@ class AuthService:
         """Same message and about the same time whether the address is unknown or the password wrong."""
         async with self._db.system() as session:
             row = (await session.execute(
-                select(User, Tenant.status).join(Tenant, Tenant.id == User.tenant_id)
-                .where(func.lower(User.email) == email.strip().lower()),
+                select(User, col(Tenant.status)).join(Tenant, col(Tenant.id) == col(User.tenant_id))
+                .where(func.lower(col(User.email)) == email.strip().lower()),
             )).first()
             if row is None:
                 dummy_verify()
@@ -40,7 +41,7 @@ class AuthService:
                 raise AuthenticationFailed('This account is disabled.')
             if tenant_status != 'active':
                 raise AuthenticationFailed('This organisation is suspended.')
-            await session.execute(update(User).where(User.id == user.id).values(last_login_at=func.now()))
+            await session.execute(update(User).where(col(User.id) == user.id).values(last_login_at=func.now()))
             return Principal(tenant_id=user.tenant_id, user_id=user.id, role=user.role, email=user.email)  # type: ignore[arg-type]
 
     def issue_token(self, principal: Principal) -> str:

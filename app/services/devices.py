@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from typing import Literal
 from uuid import UUID
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, or_, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from app.bus import DeviceChanged, EventBus
 from app.db import Database
@@ -15,7 +17,6 @@ from app.models.schemas import DeviceCreate, DeviceCredentials, DevicePublic, De
 from app.models.tables import Device
 from app.services.credentials import mosquitto_hash, new_device_token, token_sha256
 from app.services.errors import InvalidInput, NotFound, PermissionDenied
-
 
 DEVICE_CHANNEL = 'gito_device_changed'
 
@@ -53,26 +54,26 @@ class DeviceService:
             await session.flush()
             await _notify(session, device.id)
             public = to_public(device)
-        self._bus.device_changed.publish(DeviceChanged(tenant_id=public.tenant_id, device_id=public.id, change='created'))
+        self._changed(public, 'created')
         return public, self.credentials(public, token)
 
     async def list(
         self, principal: Principal, *, search: str = '', status: DeviceStatus | None = None,
         limit: int = 500, offset: int = 0,
     ) -> list[DevicePublic]:
-        query = select(Device).where(Device.tenant_id == principal.tenant_id)
+        query = select(Device).where(col(Device.tenant_id) == principal.tenant_id)
         if search.strip():
             pattern = f'%{search.strip()}%'
-            query = query.where(or_(Device.name.ilike(pattern), Device.type.ilike(pattern)))  # type: ignore[attr-defined]
+            query = query.where(or_(col(Device.name).ilike(pattern), col(Device.type).ilike(pattern)))
         if status is not None:
-            query = query.where(Device.status == status)
-        query = query.order_by(func.lower(Device.name), Device.id).limit(limit).offset(offset)
+            query = query.where(col(Device.status) == status)
+        query = query.order_by(func.lower(col(Device.name)), col(Device.id)).limit(limit).offset(offset)
         async with self._db.tenant(principal.tenant_id) as session:
             return [to_public(device) for device in await session.scalars(query)]
 
     async def count(self, principal: Principal) -> int:
         async with self._db.tenant(principal.tenant_id) as session:
-            query = select(func.count()).select_from(Device).where(Device.tenant_id == principal.tenant_id)
+            query = select(func.count()).select_from(Device).where(col(Device.tenant_id) == principal.tenant_id)
             return int(await session.scalar(query) or 0)
 
     async def get(self, principal: Principal, device_id: UUID) -> DevicePublic:
@@ -94,7 +95,7 @@ class DeviceService:
             await session.flush()
             await _notify(session, device.id)
             public = to_public(device)
-        self._bus.device_changed.publish(DeviceChanged(tenant_id=public.tenant_id, device_id=public.id, change='updated'))
+        self._changed(public, 'updated')
         return public
 
     async def delete(self, principal: Principal, device_id: UUID) -> None:
@@ -118,8 +119,11 @@ class DeviceService:
             await session.flush()
             await _notify(session, device.id)
             public = to_public(device)
-        self._bus.device_changed.publish(DeviceChanged(tenant_id=public.tenant_id, device_id=public.id, change='updated'))
+        self._changed(public, 'updated')
         return self.credentials(public, token)
+
+    def _changed(self, device: DevicePublic, change: Literal['created', 'updated']) -> None:
+        self._bus.device_changed.publish(DeviceChanged(tenant_id=device.tenant_id, device_id=device.id, change=change))
 
     def credentials(self, device: DevicePublic, token: str) -> DeviceCredentials:
         host, port = self._endpoints.mqtt_host, self._endpoints.mqtt_port

@@ -34,10 +34,10 @@ class PresenceService:
         async with self._db.system() as session:
             if not await session.scalar(text('SELECT pg_try_advisory_xact_lock(:id)'), {'id': SWEEP_LOCK_ID}):
                 return []
-            rows = (await session.execute(text(SWEEP), {'default_s': self._default_s})).tuples().all()
+            rows = (await session.execute(text(SWEEP), {'default_s': self._default_s})).all()
         for tenant_id, device_id in rows:
             self._bus.device_changed.publish(DeviceChanged(tenant_id=tenant_id, device_id=device_id, change='offline'))
-        return list(rows)
+        return [(tenant_id, device_id) for tenant_id, device_id in rows]
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop())

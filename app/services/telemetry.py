@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
 from app.models.schemas import (
-    AggregateFunction, AggregatePoint, LatestValuePublic, Principal, Series, TelemetryPage, TelemetryPoint, Value,
+    AggregateFunction,
+    AggregatePoint,
+    LatestValuePublic,
+    Principal,
+    Series,
+    TelemetryPage,
+    TelemetryPoint,
+    Value,
 )
 from app.services.errors import InvalidInput, NotFound
 
@@ -122,9 +129,9 @@ class TelemetryService:
             where = """t.tenant_id = :tenant AND t.device_id = :device AND t.ts >= :start AND t.ts < :end
                 AND t.value IS NOT NULL
                 AND (cardinality(CAST(:keys AS text[])) = 0 OR k.name = ANY(CAST(:keys AS text[])))"""
-            counts = dict((await session.execute(text(f"""
+            counts: dict[str, int] = dict((await session.execute(text(f"""
                 SELECT k.name, count(*) FROM telemetry t JOIN telemetry_keys k ON k.id = t.key_id
-                WHERE {where} GROUP BY 1"""), params)).tuples().all())
+                WHERE {where} GROUP BY 1"""), params)).all())
             if not counts:
                 return []
             if max(counts.values()) <= max_points:

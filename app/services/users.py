@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from app.db import Database
 from app.models.schemas import ROLES, Principal, Role, UserPublic
@@ -63,7 +64,7 @@ class UserService:
     async def list(self, principal: Principal) -> list[UserPublic]:
         async with self._db.tenant(principal.tenant_id) as session:
             rows = await session.scalars(
-                select(User).where(User.tenant_id == principal.tenant_id).order_by(func.lower(User.email)),
+                select(User).where(col(User.tenant_id) == principal.tenant_id).order_by(func.lower(col(User.email))),
             )
             return [UserPublic.model_validate(user) for user in rows]
 

@@ -64,10 +64,10 @@ def test_future_timestamp_is_rejected() -> None:
 
 def test_oversized_payload_is_rejected_before_parsing() -> None:
     body = b'{"v": "' + b'x' * MAX_PAYLOAD_BYTES + b'"}'
-    with pytest.raises(PayloadError, match='the limit is 262144'):
+    with pytest.raises(PayloadError, match=r'the limit is 262144'):
         decode(body, received_at=NOW)
 
 
 def test_mqtt_does_not_take_arrays_when_told_not_to() -> None:
-    with pytest.raises(PayloadError, match='expected a JSON object of key to value$'):
+    with pytest.raises(PayloadError, match=r'expected a JSON object of key to value$'):
         decode(b'[{"v": 1}]', received_at=NOW, allow_array=False)
