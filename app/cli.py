@@ -174,3 +174,7 @@ async def _report(stats: Any) -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == '__main__':
+    main()

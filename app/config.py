@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     mqtt_public_host: str | None = Field(
         default=None, validation_alias=AliasChoices('GITO_MQTT_PUBLIC_HOST', 'mqtt_public_host'),
     )
+    mqtt_auth_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices('GITO_MQTT_AUTH_DIR', 'mqtt_auth_dir'),
+    )
     app_db_role: str = Field(default='gito_app', validation_alias=AliasChoices('GITO_APP_DB_ROLE', 'app_db_role'))
     device_offline_after_s: int = Field(
         default=120, ge=5, validation_alias=AliasChoices('GITO_DEVICE_OFFLINE_AFTER_S', 'device_offline_after_s'),

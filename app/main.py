@@ -9,6 +9,7 @@ from nicegui import app, ui
 
 from app.config import Settings
 from app.db import migrate, redact
+from app.ingest.broker import ensure_port_free
 from app.logs import configure_logging
 from app.platform import Platform, Resolved, app_role_password
 
@@ -47,6 +48,8 @@ def run(settings: Settings, *, demo: bool = False) -> None:
     configure_logging(settings.log_level)
     resolved = prepare(settings)
     platform = Platform(settings, resolved)
+    if resolved.mqtt_url is None:
+        ensure_port_free(platform.mqtt_target.host, platform.mqtt_target.port)  # fail before serving anything
     build(platform)
     if demo:
         from app.demo import start_demo

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from app.bus import EventBus, create_bus
 from app.config import Settings
 from app.db import Database
-from app.ingest.broker import BrokerCredential, ManagedBroker
+from app.ingest.broker import BrokerCredential, ExternalAuthFiles, ManagedBroker
 from app.ingest.directory import DeviceDirectory
 from app.ingest.mqtt_consumer import LinkStatus, MqttConsumer, MqttTarget, parse_mqtt_url
 from app.ingest.writer import BatchWriter
@@ -93,6 +93,10 @@ class Platform:
         await self.writer.start()
         if self.resolved.mqtt_url is None:
             await self._start_managed_broker()
+        elif self.settings.mqtt_auth_dir is not None:
+            files = ExternalAuthFiles(self.settings.mqtt_auth_dir)
+            await files.update_credentials(await self._broker_credentials())
+            self._tasks.append(asyncio.create_task(self._sync_broker_credentials(files)))
         self._tasks.append(asyncio.create_task(self._listen_for_device_changes()))
         await self.consumer.start()
         await self.presence.start()
@@ -124,8 +128,10 @@ class Platform:
         self._tasks.append(asyncio.create_task(self._sync_broker_credentials(broker)))
 
     async def _broker_credentials(self) -> list[BrokerCredential]:
+        """Gito's own account (full access) and one entry per device, limited to its own topic prefix."""
         credentials = [BrokerCredential(
-            username=SERVICE_ACCOUNT, mosquitto_hash=mosquitto_hash(service_mqtt_password(self.settings)),
+            username=self.mqtt_target.username or SERVICE_ACCOUNT,
+            mosquitto_hash=mosquitto_hash(self.mqtt_target.password or service_mqtt_password(self.settings)),
             topic_prefix=None,
         )]
         async with self.db.system() as session:
@@ -137,7 +143,7 @@ class Platform:
             ]
         return credentials
 
-    async def _sync_broker_credentials(self, broker: ManagedBroker) -> None:
+    async def _sync_broker_credentials(self, broker: ManagedBroker | ExternalAuthFiles) -> None:
         """Rewrite the broker's password file when any process changes a device (coalesced)."""
         while True:
             await self._devices_dirty.wait()

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,20 +41,40 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope='session')
 def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A broker that accepts Gito's service account: the one named by GITO_TEST_MQTT_URL, else a managed one."""
+    """An external-style broker open to anonymous clients on loopback, like the one CI names with
+    GITO_TEST_MQTT_URL: else a Mosquitto (or, without it, an amqtt) started for the session. The managed
+    broker with device credentials is tested on its own in tests/ingest/test_broker.py."""
     external = os.environ.get('GITO_TEST_MQTT_URL')
     if external:
         yield external
         return
-    from app.ingest.broker import BrokerCredential, ManagedBroker
-    from app.services.credentials import mosquitto_hash
-
     port = free_port()
-    broker = ManagedBroker(data_dir=tmp_path_factory.mktemp('broker'), host='127.0.0.1', port=port, kind='auto')
-    password = 'test-service-password'
-    asyncio.run(broker.start([BrokerCredential('gito-test', mosquitto_hash(password), None)]))
-    yield f'mqtt://gito-test:{password}@127.0.0.1:{port}'
-    asyncio.run(broker.stop())
+    if shutil.which('mosquitto'):
+        command = ['mosquitto', '-p', str(port)]
+    else:
+        config = tmp_path_factory.mktemp('amqtt') / 'amqtt.yaml'
+        config.write_text(AMQTT_ANONYMOUS.format(port=port))
+        command = [str(Path(sys.executable).parent / 'amqtt'), '-c', str(config)]
+    broker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        with socket.socket() as probe:
+            if probe.connect_ex(('127.0.0.1', port)) == 0:
+                break
+        time.sleep(0.05)
+    yield f'mqtt://127.0.0.1:{port}'
+    broker.terminate()
+    broker.wait(timeout=10)
+
+
+AMQTT_ANONYMOUS = """
+listeners:
+  default:
+    type: tcp
+    bind: 127.0.0.1:{port}
+plugins:
+  amqtt.plugins.authentication.AnonymousAuthPlugin:
+    allow_anonymous: true
+"""
 
 
 @pytest.fixture(scope='session')

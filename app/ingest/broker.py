@@ -297,3 +297,21 @@ async def _exited(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
             return False
         await asyncio.sleep(0.02)
     return True
+
+
+class ExternalAuthFiles:
+    """`passwd` and `acl` for an external Mosquitto (GITO_MQTT_AUTH_DIR), kept in step with the device table.
+
+    Gito cannot signal a broker in another container or host: the broker side reloads when the files change
+    (compose.yaml's Mosquitto service does that).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+
+    async def update_credentials(self, credentials: Iterable[BrokerCredential]) -> None:
+        listed = list(credentials)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        write_private(self._dir / 'passwd', password_file_text(listed))
+        write_private(self._dir / 'acl', acl_file_text(listed))
+        log.info('mqtt auth files written', extra={'directory': str(self._dir), 'entries': len(listed)})
