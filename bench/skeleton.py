@@ -35,7 +35,7 @@ def free_port() -> int:
 
 
 def rss_mb(process: psutil.Process) -> float:
-    return process.memory_info().rss / 2**20
+    return float(process.memory_info().rss) / 2**20
 
 
 async def counts(database_url: str, tenant_id: str) -> tuple[int, int]:

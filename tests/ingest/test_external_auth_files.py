@@ -14,7 +14,7 @@ from app.services.credentials import mosquitto_verify
 from tests.conftest import NewTenant
 
 
-async def entries(path: Path) -> dict[str, str]:
+def entries(path: Path) -> dict[str, str]:
     return dict(line.split(':', 1) for line in path.read_text().splitlines() if line)
 
 
@@ -33,7 +33,7 @@ async def test_auth_files_follow_devices(
             if passwd.exists() and str(device.id) in passwd.read_text():
                 break
             await asyncio.sleep(0.05)
-        stored = (await entries(passwd))[str(device.id)]
+        stored = entries(passwd)[str(device.id)]
         assert mosquitto_verify(stored, credentials.token)
         assert credentials.token not in passwd.read_text() + acl.read_text()
         assert f'user {device.id}\ntopic readwrite {admin.tenant_id}/devices/{device.id}/#' in acl.read_text()
