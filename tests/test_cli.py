@@ -25,7 +25,8 @@ def gito(*args: str, env: dict[str, str], check: bool = True) -> subprocess.Comp
 
 @pytest.fixture
 def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(('GITO_', 'MQTT_', 'REDIS_'))}
+    inherited = ('GITO_', 'MQTT_', 'REDIS_', 'DATABASE_', 'PYTEST', 'NICEGUI')  # pytest's would fool NiceGUI
+    env = {key: value for key, value in os.environ.items() if not key.startswith(inherited)}
     env.update(DATABASE_URL=database_url, SECRET_KEY=SECRET, GITO_DATA_DIR=str(tmp_path), GITO_LOG_LEVEL='WARNING')
     return env
 

@@ -1,0 +1,1 @@
+"""Reusable UI pieces: page frame, status badge, device cards, latest values, live chart, dialogs."""

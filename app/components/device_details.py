@@ -1,0 +1,68 @@
+"""A device's details and its data-quality panel (counts and the last rejected payload), updated in place."""
+
+from __future__ import annotations
+
+import json
+
+from nicegui import ui
+
+from app.components.formatting import relative_time, utc_time
+from app.components.status_badge import StatusBadge
+from app.models.schemas import DevicePublic
+
+
+def _field(label: str, marker: str) -> ui.label:
+    ui.label(label).classes('text-sm text-grey-7')
+    return ui.label().classes('text-base break-all').mark(marker)
+
+
+class DeviceDetails:
+    def __init__(self, device: DevicePublic, *, default_offline_after_s: int) -> None:
+        self.device = device
+        self._default_offline_s = default_offline_after_s
+        with ui.card().classes('w-full gap-2').mark('device-details'):
+            with ui.row().classes('w-full items-center gap-3'):
+                self.title = ui.label().classes('text-2xl font-semibold').mark('device-title')
+                self.badge = StatusBadge(device.status)
+            with ui.grid().classes('w-full gap-x-4 gap-y-1 grid-cols-[max-content_1fr]'):
+                self.type = _field('Type', 'detail-type')
+                self.id = _field('Id', 'detail-id')
+                self.last_seen = _field('Last seen', 'detail-last-seen')
+                self.created = _field('Created', 'detail-created')
+                self.timeout = _field('Offline after', 'detail-offline-after')
+                self.metadata = _field('Metadata', 'detail-metadata')
+        with ui.card().classes('w-full gap-2').mark('data-quality'):
+            ui.label('Data quality').classes('text-lg font-semibold')
+            with ui.grid().classes('w-full gap-x-4 gap-y-1 grid-cols-[max-content_1fr]'):
+                self.received = _field('Messages received', 'messages-received')
+                self.malformed = _field('Malformed', 'messages-malformed')
+                self.reason = _field('Last rejected because', 'malformed-reason')
+                self.excerpt = _field('Payload excerpt', 'malformed-excerpt')
+                self.malformed_at = _field('Rejected at', 'malformed-at')
+            self.excerpt.classes('font-mono text-sm bg-grey-2 rounded px-1')
+        self.show(device)
+
+    def show(self, device: DevicePublic) -> None:
+        self.device = device
+        self.title.set_text(device.name)
+        self.badge.show(device.status)
+        self.type.set_text(device.type)
+        self.id.set_text(str(device.id))
+        self.created.set_text(utc_time(device.created_at))
+        timeout = device.offline_after_s
+        self.timeout.set_text(f'{timeout} s' if timeout else f'{self._default_offline_s} s (platform default)')
+        self.metadata.set_text(json.dumps(device.metadata, sort_keys=True) if device.metadata else '—')
+        self.received.set_text(str(device.messages_received))
+        self.malformed.set_text(str(device.messages_malformed))
+        self.malformed.classes(replace='text-base ' + ('text-negative font-semibold'
+                                                       if device.messages_malformed else ''))
+        self.reason.set_text(device.last_malformed_reason or 'nothing rejected')
+        self.excerpt.set_text(device.last_malformed_excerpt or '—')
+        self.malformed_at.set_text(utc_time(device.last_malformed_at))
+        self.tick()
+
+    def tick(self) -> None:
+        seen = self.device.last_seen
+        text = f'{relative_time(seen)} ({utc_time(seen)})' if seen else 'never'
+        if self.last_seen.text != text:
+            self.last_seen.set_text(text)
