@@ -89,12 +89,11 @@ class FleetView:
         self.empty.set_visibility(not shown)
 
     async def load_latest(self) -> None:
-        for device_id, card in list(self.cards.items()):
-            try:
-                latest = await self.platform.telemetry.latest(self.principal, device_id)
-            except NotFound:
-                continue
-            card.add_values((value.key, value.ts, value.value) for value in latest)
+        latest = await self.platform.telemetry.latest_for_devices(self.principal, list(self.cards))
+        for device_id, values in latest.items():
+            card = self.cards.get(device_id)
+            if card is not None:
+                card.add_values((value.key, value.ts, value.value) for value in values)
 
     async def drain(self) -> None:
         refetch: set[UUID] = set()

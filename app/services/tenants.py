@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from app.db import Database
 from app.models.schemas import Principal, TenantPublic
 from app.models.tables import Tenant, User
-from app.services.errors import Conflict, InvalidInput
+from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.users import new_user
 
 
@@ -28,7 +28,8 @@ class TenantService:
     async def get(self, principal: Principal) -> TenantPublic:
         async with self._db.tenant(principal.tenant_id) as session:
             tenant = await session.get(Tenant, principal.tenant_id)
-            assert tenant is not None
+            if tenant is None:
+                raise NotFound('This organisation no longer exists.', field='tenant')
             return TenantPublic.model_validate(tenant)
 
     async def needs_onboarding(self) -> bool:

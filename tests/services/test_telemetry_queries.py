@@ -78,3 +78,13 @@ async def test_bad_ranges_name_the_field(platform: Platform, new_tenant: NewTena
     with pytest.raises(InvalidInput) as caught:
         await platform.telemetry.raw(admin, device.id, start=START, end=START + timedelta(hours=1), cursor='@@')
     assert caught.value.field == 'cursor'
+
+
+async def test_latest_for_many_devices_in_one_call(running_platform: Platform, new_tenant: NewTenant) -> None:
+    admin, stranger = (await new_tenant()).principal, (await new_tenant()).principal
+    first = await seeded(running_platform, admin, 3)
+    second, _ = await running_platform.devices.create(admin, DeviceCreate(name='Silent'))
+    latest = await running_platform.telemetry.latest_for_devices(admin, [first.id, second.id])
+    assert {v.key: v.value for v in latest[first.id]} == {'mode': 'eco', 'power': 2.0}
+    assert latest[second.id] == []
+    assert await running_platform.telemetry.latest_for_devices(stranger, [first.id]) == {first.id: []}

@@ -1,0 +1,36 @@
+"""The REST API under /api/v1, device HTTP ingest, health probes and the API docs, on NiceGUI's FastAPI app."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from nicegui import app
+
+from app.api.auth import auth_router
+from app.api.devices import devices_router
+from app.api.docs import docs_router
+from app.api.health import health_router
+from app.api.ingest import ingest_router
+from app.api.problems import install_problem_handlers
+from app.api.telemetry import telemetry_router
+from app.platform import Platform
+
+API_V1 = '/api/v1'
+
+
+def api_router(platform: Platform) -> APIRouter:
+    """Everything the OpenAPI schema describes. Built per call: tests build the app several times."""
+    v1 = APIRouter(prefix=API_V1)
+    for router in (auth_router(platform), devices_router(platform), telemetry_router(platform),
+                   ingest_router(platform)):
+        v1.include_router(router)
+    api = APIRouter()
+    api.include_router(v1)
+    api.include_router(health_router(platform))
+    return api
+
+
+def register(platform: Platform) -> None:
+    api = api_router(platform)
+    app.include_router(api)
+    app.include_router(docs_router(api.routes))
+    install_problem_handlers(app)

@@ -1,0 +1,139 @@
+"""Device HTTP ingest: one JSON object or an array of them, with the device's own token.
+
+Answered only after the batch that holds the data is committed (202), so a device may forget what it sent.
+Bad payloads are refused with the reason and counted on the device, as over MQTT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel
+
+from app.api.payload_fields import reason_field
+from app.api.problems import problem_responses
+from app.api.security import device_scheme
+from app.ingest.directory import DeviceEntry
+from app.ingest.payload import MAX_PAYLOAD_BYTES, Message, PayloadError, decode, excerpt
+from app.ingest.writer import BatchWriter, Inbound, Rejection
+from app.platform import Platform
+from app.services.errors import AuthenticationFailed, DomainError, PermissionDenied, Unavailable
+
+log = logging.getLogger(__name__)
+
+COMMIT_TIMEOUT_S = 10.0
+REJECTION_TIMEOUT_S = 1.0
+WRONG_TOKEN = 'Unknown device or wrong device token.'  # noqa: S105
+UNAVAILABLE = 'Telemetry storage is unavailable right now; nothing was stored. Retry shortly.'
+TOO_LARGE = f'The payload is larger than {MAX_PAYLOAD_BYTES} bytes; send fewer readings per request.'
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(device_scheme())]
+
+
+class InvalidPayload(DomainError):
+    status = 400
+    title = 'Invalid payload'
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    title = 'Payload too large'
+
+
+class IngestAccepted(BaseModel):
+    accepted: int
+    points: int
+
+
+PAYLOAD_SCHEMA: dict[str, Any] = {
+    'requestBody': {'required': True, 'content': {'application/json': {
+        'schema': {'oneOf': [{'type': 'object'}, {'type': 'array', 'items': {'type': 'object'}}]},
+        'example': {'temperature': 21.5, 'door_open': False, 'ts': '2026-01-01T12:00:00Z'},
+    }}},
+}
+
+
+async def authenticate(
+    platform: Platform, device_id: UUID, credentials: HTTPAuthorizationCredentials | None,
+) -> DeviceEntry:
+    """The same answer whether the device is unknown or the token wrong."""
+    token = credentials.credentials if credentials is not None else ''
+    entry = await platform.directory.authenticate(device_id, token) if token else None
+    if entry is None:
+        raise AuthenticationFailed(WRONG_TOKEN)
+    if not entry.tenant_active:
+        raise PermissionDenied('This organisation is suspended; telemetry is not accepted.')
+    return entry
+
+
+async def read_body(request: Request) -> bytes:
+    """Stop reading as soon as the body is over the limit."""
+    length = request.headers.get('content-length', '')
+    if length.isdigit() and int(length) > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLarge(TOO_LARGE)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_PAYLOAD_BYTES:
+            raise PayloadTooLarge(TOO_LARGE)
+    return bytes(body)
+
+
+async def record_rejection(writer: BatchWriter, entry: DeviceEntry, reason: str, body: bytes, at: datetime) -> None:
+    """Counted on the device as over MQTT; the device's answer does not wait for a full queue."""
+    rejection = Rejection(entry.tenant_id, entry.device_id, reason, excerpt(body), at)
+    try:
+        await asyncio.wait_for(writer.reject(rejection), REJECTION_TIMEOUT_S)
+    except TimeoutError:
+        log.warning('rejection not recorded, queue full', extra={'device_id': str(entry.device_id)})
+
+
+async def store(writer: BatchWriter, inbound: Inbound) -> None:
+    if not writer.healthy:
+        raise Unavailable(UNAVAILABLE)
+    inbound.done = asyncio.get_running_loop().create_future()
+    try:
+        async with asyncio.timeout(COMMIT_TIMEOUT_S):
+            await writer.submit(inbound)
+            await inbound.done
+    except TimeoutError:
+        log.warning('http ingest commit timed out', extra={'device_id': str(inbound.device_id)})
+        raise Unavailable(UNAVAILABLE) from None
+
+
+def points_in(messages: list[Message]) -> int:
+    return sum(len(message.readings) for message in messages)
+
+
+def ingest_router(platform: Platform) -> APIRouter:
+    router = APIRouter(tags=['device ingest'])
+
+    @router.post('/devices/{device_id}/telemetry', status_code=202, openapi_extra=PAYLOAD_SCHEMA,
+                 responses=problem_responses(400, 401, 403, 413, 422, 503))
+    async def ingest_telemetry(device_id: UUID, request: Request, credentials: Credentials) -> IngestAccepted:
+        """For devices: `Authorization: Bearer <device token>`; flat JSON of key to value, optional `ts`
+        (ms since the epoch or ISO 8601) and `seq`; one object or an array of them."""
+        entry = await authenticate(platform, device_id, credentials)
+        received_at = datetime.now(UTC)
+        try:
+            body = await read_body(request)
+        except PayloadTooLarge as error:
+            await record_rejection(platform.writer, entry, error.message, b'', received_at)
+            raise
+        try:
+            messages = decode(body, received_at=received_at)
+        except PayloadError as error:
+            log.info('payload rejected', extra={'device_id': str(device_id), 'reason': str(error)})
+            await record_rejection(platform.writer, entry, str(error), body, received_at)
+            raise InvalidPayload(str(error), field=reason_field(str(error))) from None
+        await store(platform.writer, Inbound(entry.tenant_id, entry.device_id, messages, received_at))
+        return IngestAccepted(accepted=len(messages), points=points_in(messages))
+
+    return router
+

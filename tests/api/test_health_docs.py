@@ -1,0 +1,57 @@
+from tests.api.conftest import Api
+from tests.api.helpers import eventually
+
+
+async def test_healthz_answers_ok(api: Api) -> None:
+    response = await api.client.get('/healthz')
+    assert response.status_code == 200
+    assert response.json() == {'status': 'ok'}
+
+
+async def test_readyz_reports_database_and_broker(api: Api) -> None:
+    response = await eventually(lambda: api.client.get('/readyz'), lambda r: r.status_code == 200, seconds=5)
+    assert response.status_code == 200
+    assert response.json() == {'database': True, 'broker': True}
+
+
+async def test_readyz_is_503_when_the_broker_is_gone(api: Api) -> None:
+    await eventually(lambda: api.client.get('/readyz'), lambda r: r.status_code == 200, seconds=5)
+    api.platform.link.connected = False
+    try:
+        response = await api.client.get('/readyz')
+    finally:
+        api.platform.link.connected = True
+    assert response.status_code == 503
+    assert response.json() == {'database': True, 'broker': False}
+
+
+async def test_swagger_ui_is_served(api: Api) -> None:
+    response = await api.client.get('/api/docs')
+    assert response.status_code == 200
+    assert response.headers['content-type'].startswith('text/html')
+    assert 'swagger-ui' in response.text
+    assert '/api/openapi.json' in response.text
+    assert '/api/docs/oauth2-redirect' in response.text
+    redirect = await api.client.get('/api/docs/oauth2-redirect')
+    assert redirect.status_code == 200 and 'oauth2' in redirect.text.lower()
+
+
+async def test_openapi_lists_the_api_and_its_sign_in(api: Api) -> None:
+    response = await api.client.get('/api/openapi.json')
+    assert response.status_code == 200
+    schema = response.json()
+    paths = schema['paths']
+    assert set(paths) == {
+        '/api/v1/auth/token', '/api/v1/devices', '/api/v1/devices/{device_id}', '/api/v1/devices/{device_id}/token',
+        '/api/v1/devices/{device_id}/telemetry', '/api/v1/devices/{device_id}/telemetry/latest',
+        '/api/v1/devices/{device_id}/telemetry/aggregate', '/healthz', '/readyz',
+    }
+    assert set(paths['/api/v1/devices/{device_id}']) == {'get', 'patch', 'delete'}
+    assert set(paths['/api/v1/devices/{device_id}/telemetry']) == {'get', 'post'}
+    schemes = schema['components']['securitySchemes']
+    assert schemes['UserToken']['flows']['password']['tokenUrl'] == '/api/v1/auth/token'
+    assert schemes['DeviceToken'] == {'type': 'http', 'scheme': 'bearer', 'description': schemes['DeviceToken'][
+        'description']}
+    assert paths['/api/v1/devices']['get']['security'] == [{'UserToken': []}]
+    assert paths['/api/v1/devices/{device_id}/telemetry']['post']['security'] == [{'DeviceToken': []}]
+    assert 'Problem' in schema['components']['schemas']
