@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
-from app.api.payload_fields import reason_field
 from app.api.problems import problem_responses
 from app.api.security import device_scheme
 from app.ingest.directory import DeviceEntry
@@ -131,7 +130,7 @@ def ingest_router(platform: Platform) -> APIRouter:
         except PayloadError as error:
             log.info('payload rejected', extra={'device_id': str(device_id), 'reason': str(error)})
             await record_rejection(platform.writer, entry, str(error), body, received_at)
-            raise InvalidPayload(str(error), field=reason_field(str(error))) from None
+            raise InvalidPayload(str(error), field=error.field) from None
         await store(platform.writer, Inbound(entry.tenant_id, entry.device_id, messages, received_at))
         return IngestAccepted(accepted=len(messages), points=points_in(messages))
 

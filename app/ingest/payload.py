@@ -24,7 +24,11 @@ Value = float | str | bool | dict[str, Any] | list[Any]
 
 
 class PayloadError(ValueError):
-    """Why a payload was refused."""
+    """Why a payload was refused; `field` is `ts`, `seq` or the offending key when one is to blame."""
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ def _message(document: dict[str, Any], received_at: datetime, index: int | None)
         seq = _seq(document.get('seq'))
         readings = tuple(_reading(key, value) for key, value in document.items() if key not in RESERVED)
     except PayloadError as error:
-        raise PayloadError(where + str(error)) from error
+        raise PayloadError(where + str(error), field=error.field) from error
     if not readings:
         raise PayloadError(where + 'no values: send at least one key besides ts and seq')
     if len(readings) > MAX_KEYS:
@@ -79,28 +83,30 @@ def parse_ts(raw: object, received_at: datetime) -> datetime:
     if raw is None:
         return received_at
     if isinstance(raw, bool):
-        raise PayloadError('ts must be milliseconds since the epoch or an ISO 8601 string')
+        raise PayloadError('ts must be milliseconds since the epoch or an ISO 8601 string', field='ts')
     if isinstance(raw, int | float):
         if not math.isfinite(raw):
-            raise PayloadError('ts must be a finite number')
+            raise PayloadError('ts must be a finite number', field='ts')
         try:
             ts = datetime.fromtimestamp(raw / 1000, tz=UTC)
         except (OverflowError, OSError, ValueError) as error:
-            raise PayloadError(f'ts {raw} is out of range') from error
+            raise PayloadError(f'ts {raw} is out of range', field='ts') from error
     elif isinstance(raw, str):
         try:
             ts = datetime.fromisoformat(raw.replace('Z', '+00:00') if raw.endswith('Z') else raw)
         except ValueError as error:
-            raise PayloadError(f'ts {raw[:40]!r} is not ISO 8601') from error
+            raise PayloadError(f'ts {raw[:40]!r} is not ISO 8601', field='ts') from error
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=UTC)
     else:
-        raise PayloadError('ts must be milliseconds since the epoch or an ISO 8601 string')
+        raise PayloadError('ts must be milliseconds since the epoch or an ISO 8601 string', field='ts')
     if ts > received_at + MAX_FUTURE:
         ahead = (ts - received_at).total_seconds()
-        raise PayloadError(f'ts is {ahead:.0f} s in the future; check the device clock')
+        raise PayloadError(f'ts is {ahead:.0f} s in the future; check the device clock', field='ts')
     if ts < MIN_TS:
-        raise PayloadError(f'ts {ts.isoformat()} is before 2000-01-01; is it in seconds instead of milliseconds?')
+        raise PayloadError(
+            f'ts {ts.isoformat()} is before 2000-01-01; is it in seconds instead of milliseconds?', field='ts',
+        )
     return ts
 
 
@@ -108,7 +114,7 @@ def _seq(raw: object) -> int | None:
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < 2**63:
-        raise PayloadError('seq must be a non-negative integer')
+        raise PayloadError('seq must be a non-negative integer', field='seq')
     return raw
 
 
@@ -116,19 +122,19 @@ def _reading(key: object, value: object) -> Reading:
     if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH:
         raise PayloadError(f'key {str(key)[:40]!r} must be a non-empty string of at most {MAX_KEY_LENGTH} characters')
     if value is None:
-        raise PayloadError(f'{key}: null is not a value')
+        raise PayloadError(f'{key}: null is not a value', field=key)
     if isinstance(value, bool | str):
         if isinstance(value, str) and len(value) > MAX_TEXT_LENGTH:
-            raise PayloadError(f'{key}: text longer than {MAX_TEXT_LENGTH} characters')
+            raise PayloadError(f'{key}: text longer than {MAX_TEXT_LENGTH} characters', field=key)
         return Reading(key, value)
     if isinstance(value, int | float):
         number = float(value)
         if not math.isfinite(number):
-            raise PayloadError(f'{key}: {value} is not a finite number')
+            raise PayloadError(f'{key}: {value} is not a finite number', field=key)
         return Reading(key, number)
     if isinstance(value, dict | list):
         return Reading(key, value)
-    raise PayloadError(f'{key}: unsupported value type')
+    raise PayloadError(f'{key}: unsupported value type', field=key)
 
 
 def excerpt(body: bytes, limit: int = 200) -> str:

@@ -102,6 +102,9 @@ class DeviceService:
         _require_writer(principal)
         async with self._db.tenant(principal.tenant_id) as session:
             device = await _load(session, principal, device_id)
+            # telemetry has no foreign key (a hypertable/partitioned table cannot carry one cheaply)
+            await session.execute(text('DELETE FROM telemetry WHERE tenant_id = :tenant AND device_id = :device'),
+                                  {'tenant': principal.tenant_id, 'device': device_id})
             await session.delete(device)
             await _notify(session, device_id)
         self._bus.device_changed.publish(

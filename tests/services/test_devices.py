@@ -1,7 +1,11 @@
+from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
+from sqlalchemy import text
 
+from app.ingest.payload import Message, Reading
+from app.ingest.writer import Inbound
 from app.models.schemas import DeviceCreate, DeviceUpdate
 from app.platform import Platform
 from app.services.credentials import token_matches
@@ -35,9 +39,17 @@ async def test_update_list_search_and_delete(platform: Platform, new_tenant: New
     updated = await platform.devices.update(admin, first.id, DeviceUpdate(name='Pump south', metadata={'site': 'A'}))
     assert updated.metadata == {'site': 'A'}
     assert [d.name for d in await platform.devices.list(admin, search='pump')] == ['Pump south']
+    await platform.writer.start()
+    await platform.writer.submit(Inbound(admin.tenant_id, first.id, [
+        Message(ts=datetime.now(UTC), seq=None, readings=(Reading('t', 1.0),))], datetime.now(UTC)))
+    await platform.writer.stop()
+    assert [v.key for v in await platform.telemetry.latest(admin, first.id)] == ['t']
     await platform.devices.delete(admin, first.id)
     with pytest.raises(NotFound):
         await platform.devices.get(admin, first.id)
+    async with platform.db.system() as session:
+        left = await session.scalar(text('SELECT count(*) FROM telemetry WHERE device_id = :d'), {'d': first.id})
+    assert left == 0
 
 
 async def test_rotated_token_replaces_the_old_one(platform: Platform, new_tenant: NewTenant) -> None:
