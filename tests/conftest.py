@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import uuid4
 
+import httpx
 import pytest
 from nicegui.testing import User
 from nicegui.testing.user_simulation import user_simulation
@@ -27,7 +28,7 @@ from app.config import Settings
 from app.db import migrate
 from app.models.schemas import Principal
 from app.platform import Platform, Resolved, app_role_password
-from tests.support import SECRET, create_database, drop_database, free_port
+from tests.support import GITO, SECRET, create_database, drop_database, free_port
 
 
 @pytest.fixture(scope='session')
@@ -166,3 +167,37 @@ def app_platform() -> Platform:
 
     assert support.PLATFORM is not None
     return support.PLATFORM
+
+
+@pytest.fixture
+def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    inherited = ('GITO_', 'MQTT_', 'REDIS_', 'DATABASE_', 'PYTEST', 'NICEGUI')  # pytest's would fool NiceGUI
+    env = {key: value for key, value in os.environ.items() if not key.startswith(inherited)}
+    env.update(DATABASE_URL=database_url, SECRET_KEY=SECRET, GITO_DATA_DIR=str(tmp_path), GITO_LOG_LEVEL='WARNING')
+    return env
+
+
+@pytest.fixture
+def served(cli_env: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
+    """`gito serve` with the managed broker on a free port, as a user starts it."""
+    port, mqtt_port = free_port(), free_port()
+    env = {**cli_env, 'GITO_PORT': str(port), 'GITO_MQTT_PORT': str(mqtt_port)}
+    process = subprocess.Popen([*GITO, 'serve'], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    base = f'http://127.0.0.1:{port}'
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ''
+            try:
+                if httpx.get(f'{base}/readyz', timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail('gito serve did not become ready within 60 s')
+        yield base, env
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -71,3 +73,10 @@ def build_test_app() -> None:
     PLATFORM = Platform(settings, Resolved(database_url=os.environ['DATABASE_URL'], mqtt_url=os.environ['MQTT_URL']))
     build(PLATFORM)
     ui.run(storage_secret=SECRET, title='Gito')
+
+
+GITO = [sys.executable, '-m', 'app.cli']
+
+
+def gito(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*GITO, *args], env=env, capture_output=True, text=True, timeout=120, check=check)

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import SECRET, free_port
-
-GITO = [sys.executable, '-m', 'app.cli']
-
-
-def gito(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*GITO, *args], env=env, capture_output=True, text=True, timeout=120, check=check)
-
-
-@pytest.fixture
-def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    inherited = ('GITO_', 'MQTT_', 'REDIS_', 'DATABASE_', 'PYTEST', 'NICEGUI')  # pytest's would fool NiceGUI
-    env = {key: value for key, value in os.environ.items() if not key.startswith(inherited)}
-    env.update(DATABASE_URL=database_url, SECRET_KEY=SECRET, GITO_DATA_DIR=str(tmp_path), GITO_LOG_LEVEL='WARNING')
-    return env
+from tests.support import GITO, free_port, gito
 
 
 def test_admin_commands_print_json_with_ids(cli_env: dict[str, str]) -> None:
@@ -53,32 +35,6 @@ def test_bad_input_is_a_clear_error(cli_env: dict[str, str]) -> None:
                    '--password', 'long enough pw', env=cli_env, check=False)
     assert unknown.returncode == 1
     assert 'Unknown tenant' in unknown.stderr
-
-
-@pytest.fixture
-def served(cli_env: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
-    """`gito serve` with the managed broker on a free port, as a user starts it."""
-    port, mqtt_port = free_port(), free_port()
-    env = {**cli_env, 'GITO_PORT': str(port), 'GITO_MQTT_PORT': str(mqtt_port)}
-    process = subprocess.Popen([*GITO, 'serve'], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
-    base = f'http://127.0.0.1:{port}'
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ''
-            try:
-                if httpx.get(f'{base}/readyz', timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail('gito serve did not become ready within 60 s')
-        yield base, env
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_serve_then_publish_with_the_printed_mosquitto_command(served: tuple[str, dict[str, str]]) -> None:
