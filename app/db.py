@@ -88,7 +88,7 @@ def _upgrade(connection: Connection) -> None:
     config = AlembicConfig()
     config.set_main_option('script_location', str(MIGRATIONS_DIR))
     config.attributes['connection'] = connection
-    command.upgrade(config, 'head')
+    command.upgrade(config, 'heads')  # feature branches of the schema may each add a head
 
 
 async def migrate(owner_url: str, *, role: str, password: str) -> None:

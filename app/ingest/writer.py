@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -87,6 +88,9 @@ class Rejection:
     at: datetime
 
 
+CommitListener = Callable[[list[TelemetryStored]], Awaitable[None]]
+
+
 @dataclass
 class WriterStats:
     batches: int = 0
@@ -120,6 +124,15 @@ class BatchWriter:
         self._task: asyncio.Task[None] | None = None
         self.healthy = True
         self.stats = WriterStats()
+        self._listeners: list[CommitListener] = []
+
+    def on_committed(self, listener: CommitListener) -> None:
+        """Call `listener` with each committed batch's readings (per device), before the next batch is taken.
+
+        Unlike bus subscribers, listeners miss nothing: the rule engine evaluates every batch this way. A slow
+        listener slows ingest (that is the backpressure), and one that raises is logged and does not stop it.
+        """
+        self._listeners.append(listener)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -202,7 +215,12 @@ class BatchWriter:
                 log.exception('batch failed, retrying', extra={'items': len(items)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        self._after_commit(items, changes)
+        stored = self._after_commit(items, changes)
+        for listener in self._listeners:
+            try:
+                await listener(stored)
+            except Exception:
+                log.exception('commit listener failed', extra={'listener': getattr(listener, '__qualname__', '?')})
 
     async def _drop_connection(self) -> None:
         if self._connection is not None:
@@ -265,7 +283,9 @@ class BatchWriter:
                 new_keys[(tenant_id, row['name'])] = row['id']
         return known
 
-    def _after_commit(self, items: list[Inbound | Rejection], changes: list[tuple[UUID, UUID, str]]) -> None:
+    def _after_commit(
+        self, items: list[Inbound | Rejection], changes: list[tuple[UUID, UUID, str]],
+    ) -> list[TelemetryStored]:
         self.stats.batches += 1
         rejected: set[tuple[UUID, UUID]] = set()
         stored: dict[tuple[UUID, UUID], tuple[list[ReadingValue], datetime]] = {}
@@ -282,14 +302,17 @@ class BatchWriter:
                 readings.extend(ReadingValue(key=r.key, ts=m.ts, value=r.value)
                                 for m in item.messages for r in m.readings)
                 stored[(item.tenant_id, item.device_id)] = (readings, max(last_seen, item.received_at))
-        for (tenant_id, device_id), (readings, last_seen) in stored.items():
-            self._bus.telemetry_stored.publish(TelemetryStored(
-                tenant_id=tenant_id, device_id=device_id, readings=tuple(readings), last_seen=last_seen,
-            ))
+        events = [
+            TelemetryStored(tenant_id=tenant_id, device_id=device_id, readings=tuple(readings), last_seen=last_seen)
+            for (tenant_id, device_id), (readings, last_seen) in stored.items()
+        ]
+        for event in events:
+            self._bus.telemetry_stored.publish(event)
         for tenant_id, device_id, _ in changes:
             self._bus.device_changed.publish(DeviceChanged(tenant_id=tenant_id, device_id=device_id, change='online'))
         for tenant_id, device_id in rejected:
             self._bus.device_changed.publish(DeviceChanged(tenant_id=tenant_id, device_id=device_id, change='rejected'))
+        return events
 
 
 _STOP: Any = object()

@@ -102,3 +102,27 @@ async def test_heartbeat_marks_online_and_silence_turns_offline(
     assert offline.status == 'offline'
     kinds = [event.change for event in changes.drain()]
     assert kinds[-2:] == ['online', 'offline']
+
+
+async def test_commit_listeners_see_every_batch_even_when_one_fails(
+    running_platform: Platform, new_tenant: NewTenant,
+) -> None:
+    from app.bus import TelemetryStored
+
+    platform = running_platform
+    admin = (await new_tenant()).principal
+    device = await make_device(platform, admin)
+    seen: list[TelemetryStored] = []
+
+    async def broken(_events: list[TelemetryStored]) -> None:
+        raise RuntimeError('listener bug')
+
+    async def record(events: list[TelemetryStored]) -> None:
+        seen.extend(event for event in events if event.device_id == device.id)
+
+    platform.writer.on_committed(broken)
+    platform.writer.on_committed(record)
+    topic = f'{admin.tenant_id}/devices/{device.id}/telemetry'
+    await publish(platform, topic, *(orjson.dumps({'n': i}) for i in range(20)))
+    await eventually(lambda: asyncio.sleep(0, len(seen)), lambda _: sum(len(e.readings) for e in seen) == 20)
+    assert sorted(r.value for e in seen for r in e.readings) == [float(i) for i in range(20)]  # type: ignore[type-var]
