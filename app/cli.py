@@ -163,7 +163,8 @@ def simulate(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-    typer.echo(json.dumps({'published': stats.published, 'errors': stats.errors, 'rate': round(stats.rate(), 1)}))
+    typer.echo(json.dumps({'published': stats.published, 'telemetry': stats.telemetry, 'errors': stats.errors,
+                           'rate': round(stats.rate(), 1)}))
 
 
 async def _report(stats: Any) -> None:

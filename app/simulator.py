@@ -54,9 +54,11 @@ class SimulatedDevice:
 
 @dataclass
 class SimulationStats:
-    """Counters shared by all devices of one run; `published` counts every acknowledged message (status too)."""
+    """Counters shared by all devices of one run; `published` counts every acknowledged message (status too),
+    `telemetry` only the telemetry messages among them."""
 
     published: int = 0
+    telemetry: int = 0
     errors: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -239,3 +241,5 @@ class _DeviceRunner:
     async def _publish(self, client: aiomqtt.Client, topic: str, payload: Mapping[str, object]) -> None:
         await client.publish(topic, orjson.dumps(payload), qos=self._options.qos)
         self._stats.published += 1
+        if topic == self._telemetry_topic:
+            self._stats.telemetry += 1

@@ -100,13 +100,14 @@ def main() -> None:
         'interval_s': args.interval,
         'seconds': args.seconds,
         'published': published['published'],
+        'published_telemetry': published['telemetry'],
         'publish_errors': published['errors'],
         'published_per_s': published['rate'],
         'received_by_gito': received,
         'stored_points': rows,
         'stored_msgs_per_s': round(received / args.seconds, 1),
         'stored_points_per_s': round(rows / args.seconds, 1),
-        'lost': published['published'] - received,
+        'lost': published['telemetry'] - received,
         'rss_under_load_mb': round(load_rss, 1),
     }, indent=2))
 

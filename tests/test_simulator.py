@@ -238,6 +238,7 @@ async def test_devices_publish_telemetry_and_status_to_the_broker(devices: list[
         assert heartbeats
         assert all(isinstance(beat['uptime_s'], int) for beat in heartbeats)
     assert stats.published == len(received.messages)
+    assert stats.telemetry == sum(len(received.telemetry(device)) for device in devices)
 
 
 async def test_start_is_staggered_across_the_interval(devices: list[SimulatedDevice]) -> None:
