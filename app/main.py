@@ -18,12 +18,12 @@ log = logging.getLogger(__name__)
 
 def resolve(settings: Settings) -> Resolved:
     """Fill in the embedded defaults: a PostgreSQL in the data directory when DATABASE_URL is unset."""
-    database_url = settings.database_url
-    if not database_url:
-        from app.embedded.postgres import start_embedded_postgres
+    if settings.database_url:
+        return Resolved(database_url=settings.database_url, mqtt_url=settings.mqtt_url)
+    from app.embedded.postgres import start_embedded_postgres
 
-        database_url = start_embedded_postgres(settings.data_dir)
-    return Resolved(database_url=database_url, mqtt_url=settings.mqtt_url)
+    database_url, server = start_embedded_postgres(settings.data_dir)
+    return Resolved(database_url=database_url, mqtt_url=settings.mqtt_url, embedded_database=server)
 
 
 def prepare(settings: Settings) -> Resolved:
@@ -51,6 +51,8 @@ def run(settings: Settings, *, demo: bool = False) -> None:
     if resolved.mqtt_url is None:
         ensure_port_free(platform.mqtt_target.host, platform.mqtt_target.port)  # fail before serving anything
     build(platform)
+    if resolved.embedded_database is not None:
+        app.on_shutdown(resolved.embedded_database.cleanup)  # after the platform has closed its connections
     if demo:
         from app.demo import start_demo
 

@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from app.bus import EventBus, create_bus
 from app.config import Settings
 from app.db import Database
+from app.embedded.postgres import EmbeddedServer
 from app.ingest.broker import BrokerCredential, ExternalAuthFiles, ManagedBroker
 from app.ingest.directory import DeviceDirectory
 from app.ingest.mqtt_consumer import LinkStatus, MqttConsumer, MqttTarget, parse_mqtt_url
@@ -39,6 +40,7 @@ class Resolved:
 
     database_url: str
     mqtt_url: str | None  # None: the managed broker, started by the platform
+    embedded_database: EmbeddedServer | None = None  # stopped by `gito serve` at shutdown
 
 
 def app_role_password(settings: Settings) -> str:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
 
-def start_embedded_postgres(data_dir: Path) -> str:
-    """Start (or reuse) the embedded server; it stops when the process exits. Returns its URL."""
+class EmbeddedServer(Protocol):
+    def cleanup(self) -> None: ...
+
+
+def start_embedded_postgres(data_dir: Path) -> tuple[str, EmbeddedServer]:
+    """Start (or reuse) the embedded server. Returns its URL and a handle whose `cleanup()` stops the server
+    unless another Gito process (e.g. a CLI command) still uses it."""
     from pgserver.postgres_server import get_server
 
     pgdata = data_dir / 'postgres'
@@ -20,4 +26,4 @@ def start_embedded_postgres(data_dir: Path) -> str:
     if '1 row' not in exists:
         server.psql('CREATE DATABASE gito;')
     log.info('embedded postgresql ready', extra={'pgdata': str(pgdata)})
-    return url.replace('/postgres?', '/gito?')
+    return url.replace('/postgres?', '/gito?'), server
