@@ -2,8 +2,9 @@
 
 from alembic import context
 from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
 
-from app.models.tables import SQLModel
+import app.models.tables  # noqa: F401 - registers the tables on SQLModel.metadata
 
 connection: Connection = context.config.attributes['connection']
 context.configure(connection=connection, target_metadata=SQLModel.metadata, transaction_per_migration=False)

@@ -7,6 +7,8 @@ Create Date: 2026-11-22
 
 from alembic import op
 
+from migrations.helpers import run_script, tenant_rls
+
 revision = '0001'
 down_revision = None
 branch_labels = None
@@ -16,24 +18,9 @@ TENANT_TABLES = ('tenants', 'users', 'devices', 'telemetry_keys', 'telemetry', '
 
 
 def upgrade() -> None:
-    for statement in SCHEMA.split(';\n'):
-        if statement.strip():
-            op.execute(statement)
+    run_script(SCHEMA)
     for table in TENANT_TABLES:
-        column = 'id' if table == 'tenants' else 'tenant_id'
-        op.execute(f'ALTER TABLE {table} ENABLE ROW LEVEL SECURITY')
-        op.execute(f'ALTER TABLE {table} FORCE ROW LEVEL SECURITY')
-        # Everyone but the owner sees only the tenant named by `SET LOCAL app.tenant_id`; unset means nothing.
-        op.execute(f"""
-            CREATE POLICY tenant_isolation ON {table}
-            USING ({column} = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
-            WITH CHECK ({column} = NULLIF(current_setting('app.tenant_id', true), '')::uuid)""")
-        # The owner (migrations and the explicit system paths) keeps access even where it is no superuser.
-        op.execute(f"""
-            DO $$ BEGIN
-                EXECUTE format('CREATE POLICY system_access ON {table} TO %I USING (true) WITH CHECK (true)',
-                               current_user);
-            END $$""")
+        tenant_rls(table, column='id' if table == 'tenants' else 'tenant_id')
 
 
 SCHEMA = """
