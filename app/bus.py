@@ -51,6 +51,24 @@ class DeviceChanged(Event):
     change: Literal['created', 'updated', 'deleted', 'online', 'offline', 'rejected']
 
 
+class SessionRevoked(Event):
+    """Sessions ended: one (`session_id` set, the stored hash) or all of a user's (`session_id` None)."""
+
+    user_id: UUID
+    session_id: str | None = None
+
+
+class AlarmChanged(Event):
+    """An alarm was raised, repeated, acknowledged, cleared, commented on, assigned or changed severity."""
+
+    alarm_id: UUID
+    device_id: UUID
+    rule_id: UUID
+    severity: str
+    status: str
+    transition: str
+
+
 E = TypeVar('E', bound=Event)
 
 
@@ -121,10 +139,12 @@ class EventBus:
     def __init__(self) -> None:
         self.telemetry_stored: Topic[TelemetryStored] = Topic('telemetry_stored', TelemetryStored)
         self.device_changed: Topic[DeviceChanged] = Topic('device_changed', DeviceChanged)
+        self.session_revoked: Topic[SessionRevoked] = Topic('session_revoked', SessionRevoked)
+        self.alarm_changed: Topic[AlarmChanged] = Topic('alarm_changed', AlarmChanged)
 
     @property
     def topics(self) -> tuple[Topic[Any], ...]:
-        return (self.telemetry_stored, self.device_changed)
+        return (self.telemetry_stored, self.device_changed, self.session_revoked, self.alarm_changed)
 
     async def start(self) -> None:
         """In-process bus: nothing to start."""

@@ -94,6 +94,47 @@ def tenant_create(name: str, as_json: JsonFlag = False) -> None:
     _emit(tenant.model_dump(mode='json'), as_json=as_json, text=f'tenant {tenant.id} created: {tenant.name}')
 
 
+@tenant_cli.command('suspend')
+def tenant_suspend(tenant: UUID) -> None:
+    """Suspend a tenant: its users cannot sign in (open sessions end) and its devices' data is refused."""
+    from app.services.errors import DomainError
+
+    try:
+        _with_platform(lambda p: p.platform_admin.set_status(tenant, 'suspended'))
+    except DomainError as error:
+        _fail(error.message)
+    typer.echo(f'tenant {tenant} suspended')
+
+
+@tenant_cli.command('resume')
+def tenant_resume(tenant: UUID) -> None:
+    """Make a suspended tenant active again."""
+    from app.services.errors import DomainError
+
+    try:
+        _with_platform(lambda p: p.platform_admin.set_status(tenant, 'active'))
+    except DomainError as error:
+        _fail(error.message)
+    typer.echo(f'tenant {tenant} resumed')
+
+
+@tenant_cli.command('delete')
+def tenant_delete(
+    tenant: UUID,
+    yes: Annotated[bool, typer.Option('--yes', help='Really delete everything of this tenant.')] = False,
+) -> None:
+    """Delete a tenant and all its data (users, devices, telemetry, audit log); cannot be undone."""
+    from app.services.errors import DomainError
+
+    if not yes:
+        _fail('this deletes the tenant and all its data; repeat with --yes to confirm')
+    try:
+        _with_platform(lambda p: p.platform_admin.delete(tenant))
+    except DomainError as error:
+        _fail(error.message)
+    typer.echo(f'tenant {tenant} deleted')
+
+
 @user_cli.command('create')
 def user_create(
     tenant: Annotated[UUID, typer.Option(help='Tenant id.')],

@@ -53,12 +53,31 @@ class Settings(BaseSettings):
     device_offline_after_s: int = Field(
         default=120, ge=5, validation_alias=AliasChoices('GITO_DEVICE_OFFLINE_AFTER_S', 'device_offline_after_s'),
     )
+    rules_every_s: float = Field(  # how often window and no-data rules are evaluated
+        default=10.0, ge=0.5, validation_alias=AliasChoices('GITO_RULES_EVERY_S', 'rules_every_s'),
+    )
     ingest_batch_rows: int = Field(
         default=5000, ge=1, validation_alias=AliasChoices('GITO_INGEST_BATCH_ROWS', 'ingest_batch_rows'),
     )
     ingest_batch_ms: int = Field(
         default=50, ge=1, validation_alias=AliasChoices('GITO_INGEST_BATCH_MS', 'ingest_batch_ms'),
     )
+    ingest_shared: bool = Field(  # MQTT 5 shared subscription: several instances split the device stream
+        default=False, validation_alias=AliasChoices('GITO_INGEST_SHARED', 'ingest_shared'),
+    )
+    mqtt_session_expiry_s: int = Field(  # how long the broker keeps Gito's session (and queues) while it is away
+        default=86_400, ge=0, validation_alias=AliasChoices('GITO_MQTT_SESSION_EXPIRY_S', 'mqtt_session_expiry_s'),
+    )
+    session_idle_s: int = Field(
+        default=8 * 3600, ge=60, validation_alias=AliasChoices('GITO_SESSION_IDLE_S', 'session_idle_s'),
+    )
+    session_max_s: int = Field(
+        default=7 * 24 * 3600, ge=60, validation_alias=AliasChoices('GITO_SESSION_MAX_S', 'session_max_s'),
+    )
+    api_rate: float = Field(default=20, gt=0, validation_alias=AliasChoices('GITO_API_RATE', 'api_rate'))
+    api_burst: int = Field(default=100, ge=1, validation_alias=AliasChoices('GITO_API_BURST', 'api_burst'))
+    ingest_rate: float = Field(default=200, gt=0, validation_alias=AliasChoices('GITO_INGEST_RATE', 'ingest_rate'))
+    ingest_burst: int = Field(default=1000, ge=1, validation_alias=AliasChoices('GITO_INGEST_BURST', 'ingest_burst'))
     log_level: str = Field(default='INFO', validation_alias=AliasChoices('GITO_LOG_LEVEL', 'log_level'))
 
     def resolved_secret_key(self) -> str:

@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 
 MIGRATION_LOCK_ID = 0x6710_0001
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / 'migrations'
-APP_GRANTS = ('tenants', 'users', 'devices', 'telemetry_keys', 'telemetry', 'latest_values')
+APP_GRANTS = ('tenants', 'users', 'devices', 'telemetry_keys', 'telemetry', 'latest_values', 'sessions',
+              'api_tokens', 'audit_log', 'notification_channels', 'notification_deliveries', 'notification_attempts',
+              'notification_settings', 'rules', 'alarms', 'alarm_events',
+              'maintenance_windows')
 
 
 def async_url(url: str) -> str:

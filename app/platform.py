@@ -19,13 +19,28 @@ from app.db import Database
 from app.embedded.postgres import EmbeddedServer
 from app.ingest.broker import BrokerCredential, ExternalAuthFiles, ManagedBroker
 from app.ingest.directory import DeviceDirectory
+from app.ingest.latest import recover_latest
 from app.ingest.mqtt_consumer import LinkStatus, MqttConsumer, MqttTarget, parse_mqtt_url
 from app.ingest.writer import BatchWriter
+from app.models.alarm_notice import AlarmNotifier
 from app.models.tables import Device
+from app.services.alarms import AlarmService
+from app.services.api_tokens import ApiTokenService
+from app.services.audit import AuditService
 from app.services.auth import AuthService
 from app.services.credentials import mosquitto_hash
 from app.services.devices import DEVICE_CHANNEL, DeviceEndpoints, DeviceService
+from app.services.notifications import Notifications
+from app.services.platform_admin import PlatformAdminService
 from app.services.presence import PresenceService
+from app.services.rate_limits import BucketLimit, SignInLimiter, create_limits
+from app.services.rules.backtest import Backtester
+from app.services.rules.engine import RuleEngine
+from app.services.rules.listener import listen_for_rule_changes
+from app.services.rules.maintenance import MaintenanceService
+from app.services.rules.scheduled import ScheduledRules
+from app.services.rules.service import RuleService
+from app.services.sessions import SessionService
 from app.services.telemetry import TelemetryService
 from app.services.tenants import TenantService
 from app.services.users import UserService
@@ -63,12 +78,24 @@ class Platform:
         public_host = settings.mqtt_public_host or _public_host(self.mqtt_target.host)
         http_host = _public_host(settings.host)
         self.tenants = TenantService(self.db)
-        self.users = UserService(self.db)
-        self.auth = AuthService(self.db, secret_key=settings.resolved_secret_key())
+        self.sessions = SessionService(self.db, self.bus, idle_s=settings.session_idle_s,
+                                       max_s=settings.session_max_s)
+        self.users = UserService(self.db, self.sessions)
+        self.audit = AuditService(self.db)
+        self.api_tokens = ApiTokenService(self.db)
+        self.platform_admin = PlatformAdminService(self.db, self.sessions)
+        self.limits = create_limits(settings.redis_url)
+        self.api_limit = BucketLimit(rate=settings.api_rate, burst=settings.api_burst)
+        self.ingest_limit = BucketLimit(rate=settings.ingest_rate, burst=settings.ingest_burst)
+        self.auth = AuthService(self.db, secret_key=settings.resolved_secret_key(),
+                                limiter=SignInLimiter(self.limits))
         self.devices = DeviceService(self.db, self.bus, DeviceEndpoints(
             mqtt_host=public_host, mqtt_port=self.mqtt_target.port,
             http_base_url=settings.base_url or f'http://{http_host}:{settings.port}',
         ))
+        self.notifications = Notifications(self.db, settings,
+                                           base_url=settings.base_url or f'http://{http_host}:{settings.port}')
+        self.outbox: AlarmNotifier = self.notifications.outbox
         self.telemetry = TelemetryService(self.db)
         self.presence = PresenceService(self.db, self.bus, default_offline_after_s=settings.device_offline_after_s)
         self.directory = DeviceDirectory(self.db, self.bus)
@@ -76,7 +103,16 @@ class Platform:
             _plain_dsn(self.db), self.bus, max_rows=settings.ingest_batch_rows,
             max_delay_s=settings.ingest_batch_ms / 1000,
         )
-        self.consumer = MqttConsumer(self.mqtt_target, self.directory, self.writer, self.link)
+        self.alarms = AlarmService(self.db, self.bus, notifier=self.outbox)
+        self.rules = RuleService(self.db, self.bus, self.alarms)
+        self.maintenance = MaintenanceService(self.db)
+        self.rule_engine = RuleEngine(self.db, self.bus, self.rules, self.alarms, self.maintenance)
+        self.writer.on_committed(self.rule_engine.on_committed)
+        self.scheduled_rules = ScheduledRules(self.db, self.alarms, self.maintenance,
+                                              every_s=settings.rules_every_s)
+        self.backtest = Backtester(self.db, self.maintenance)
+        self.consumer = MqttConsumer(self.mqtt_target, self.directory, self.writer, self.link,
+                                     session_expiry_s=settings.mqtt_session_expiry_s, shared=settings.ingest_shared)
         self.broker: ManagedBroker | None = None
         self._devices_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -92,6 +128,7 @@ class Platform:
     async def start(self) -> None:
         await self.bus.start()
         await self.directory.start()
+        await recover_latest(self.db)  # latest values a crash left unwritten
         await self.writer.start()
         if self.resolved.mqtt_url is None:
             await self._start_managed_broker()
@@ -100,12 +137,19 @@ class Platform:
             await files.update_credentials(await self._broker_credentials())
             self._tasks.append(asyncio.create_task(self._sync_broker_credentials(files)))
         self._tasks.append(asyncio.create_task(self._listen_for_device_changes()))
+        self._tasks.append(asyncio.create_task(listen_for_rule_changes(_plain_dsn(self.db),
+                                                                       self.rule_engine.invalidate)))
+        self._tasks.append(asyncio.create_task(self.sessions.watch()))
         await self.consumer.start()
         await self.presence.start()
+        await self.scheduled_rules.start()
+        self.notifications.start()
         self.started = True
         log.info('gito started', extra={'mqtt': f'{self.mqtt_target.host}:{self.mqtt_target.port}'})
 
     async def stop(self) -> None:
+        await self.scheduled_rules.stop()
+        await self.notifications.stop()
         await self.presence.stop()
         await self.consumer.stop()
         await self.writer.stop()
@@ -119,6 +163,7 @@ class Platform:
         if self.broker is not None:
             await self.broker.stop()
         await self.bus.stop()
+        await self.limits.close()
         await self.db.dispose()
         self.started = False
 
@@ -127,6 +172,7 @@ class Platform:
                                port=self.mqtt_target.port, kind=self.settings.mqtt_broker)
         await broker.start(await self._broker_credentials())
         self.broker = broker
+        self.consumer.mqtt5 = broker.kind_in_use == 'mosquitto'  # amqtt speaks MQTT 3.1.1 only
         self._tasks.append(asyncio.create_task(self._sync_broker_credentials(broker)))
 
     async def _broker_credentials(self) -> list[BrokerCredential]:

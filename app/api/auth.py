@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
@@ -22,10 +22,12 @@ class TokenResponse(BaseModel):
 def auth_router(platform: Platform) -> APIRouter:
     router = APIRouter(prefix='/auth', tags=['auth'])
 
-    @router.post('/token', responses=problem_responses(401, 422))
-    async def issue_token(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenResponse:
-        """Exchange an e-mail address (`username`) and password for a bearer token."""
-        principal = await platform.auth.authenticate(form.username, form.password)
+    @router.post('/token', responses=problem_responses(401, 422, 429))
+    async def issue_token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request) -> TokenResponse:
+        """Exchange an e-mail address (`username`) and password for a bearer token. Repeated failures are
+        refused for a growing time (429 with `Retry-After`)."""
+        ip = request.client.host if request.client else ''
+        principal = await platform.auth.authenticate(form.username, form.password, ip=ip)
         return TokenResponse(access_token=platform.auth.issue_token(principal),
                              expires_in=int(TOKEN_TTL.total_seconds()))
 

@@ -23,6 +23,7 @@ from app.ingest.payload import MAX_PAYLOAD_BYTES, Message, PayloadError, decode,
 from app.ingest.writer import BatchWriter, Inbound, Rejection
 from app.platform import Platform
 from app.services.errors import AuthenticationFailed, DomainError, PermissionDenied, Unavailable
+from app.services.rate_limits import take_tenant
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ async def authenticate(
         raise AuthenticationFailed(WRONG_TOKEN)
     if not entry.tenant_active:
         raise PermissionDenied('This organisation is suspended; telemetry is not accepted.')
+    await take_tenant(platform.limits, 'ingest', entry.tenant_id, platform.ingest_limit)  # 429 + Retry-After
     return entry
 
 
@@ -114,7 +116,7 @@ def ingest_router(platform: Platform) -> APIRouter:
     router = APIRouter(tags=['device ingest'])
 
     @router.post('/devices/{device_id}/telemetry', status_code=202, openapi_extra=PAYLOAD_SCHEMA,
-                 responses=problem_responses(400, 401, 403, 413, 422, 503))
+                 responses=problem_responses(400, 401, 403, 413, 422, 429, 503))
     async def ingest_telemetry(device_id: UUID, request: Request, credentials: Credentials) -> IngestAccepted:
         """For devices: `Authorization: Bearer <device token>`; flat JSON of key to value, optional `ts`
         (ms since the epoch or ISO 8601) and `seq`; one object or an array of them."""

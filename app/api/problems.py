@@ -79,7 +79,8 @@ def is_api_path(request: Request) -> bool:
 
 async def domain_problem(_request: Request, error: DomainError) -> Response:
     errors = [FieldError(field=error.field, message=error.message)] if error.field else []
-    return problem(error.status, title=error.title, detail=error.message, field=error.field, errors=errors)
+    return problem(error.status, title=error.title, detail=error.message, field=error.field, errors=errors,
+                   headers=getattr(error, 'headers', None))
 
 
 def field_path(location: Sequence[str | int]) -> str:

@@ -10,7 +10,9 @@ from fastapi.security import HTTPBearer, OAuth2PasswordBearer
 
 from app.models.schemas import Principal
 from app.platform import Platform
+from app.services.api_tokens import is_api_token
 from app.services.errors import AuthenticationFailed
+from app.services.rate_limits import take_tenant
 
 TOKEN_URL = '/api/v1/auth/token'  # noqa: S105
 MISSING_TOKEN = 'Sign in: send "Authorization: Bearer <token>" with a token from POST /api/v1/auth/token.'  # noqa: S105
@@ -33,7 +35,15 @@ def principal_dependency(platform: Platform) -> PrincipalDependency:
     async def current_principal(token: Annotated[str | None, Depends(user_scheme())]) -> Principal:
         if not token:
             raise AuthenticationFailed(MISSING_TOKEN)
-        return await platform.auth.principal_from_token(token)
+        if is_api_token(token):
+            found = await platform.api_tokens.authenticate(token)
+            if found is None:
+                raise AuthenticationFailed('Invalid, expired or revoked API token.')
+            principal = found
+        else:
+            principal = await platform.auth.principal_from_token(token)
+        await take_tenant(platform.limits, 'api', principal.tenant_id, platform.api_limit)  # 429 + Retry-After
+        return principal
 
     return current_principal
 

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from nicegui import ui
 
+from app.components.alarm_counts import alarm_counts
 from app.ingest.mqtt_consumer import LinkStatus
 
 TOUCH = 'min-h-[44px]'  # comfortable touch targets on a tablet
@@ -23,8 +24,9 @@ def broker_indicator(link: LinkStatus) -> None:
 
 
 @contextmanager
-def frame(*, title: str, tenant_name: str, email: str, link: LinkStatus) -> Iterator[ui.column]:
-    """Header plus a centred content column; use as `with frame(...) as content:`."""
+def frame(*, title: str, tenant_name: str, email: str, link: LinkStatus,
+          role: str = '') -> Iterator[ui.column]:
+    """Header plus a centred content column; use as `with frame(...) as content:`. Admins see Users and Audit."""
     ui.page_title(f'{title} · Gito')
     ui.colors(primary='#1f5f8b')
     with ui.header().classes('items-center gap-x-4 gap-y-1 flex-wrap px-4 py-1 bg-primary'):
@@ -33,9 +35,23 @@ def frame(*, title: str, tenant_name: str, email: str, link: LinkStatus) -> Iter
         ui.label(tenant_name).classes('text-base opacity-90').mark('tenant-name')
         ui.button('Fleet', icon='sensors', on_click=lambda: ui.navigate.to('/')) \
             .props('flat color=white no-caps').classes(TOUCH).mark('nav-fleet')
+        ui.button('Alarms', icon='warning', on_click=lambda: ui.navigate.to('/alarms')) \
+            .props('flat color=white no-caps').classes(TOUCH).mark('nav-alarms')
+        ui.button('Rules', icon='rule', on_click=lambda: ui.navigate.to('/rules')) \
+            .props('flat color=white no-caps').classes(TOUCH).mark('nav-rules')
+        if role in ('admin', 'operator'):
+            ui.button('Notifications', icon='notifications', on_click=lambda: ui.navigate.to('/notifications')) \
+                .props('flat color=white no-caps').classes(TOUCH).mark('nav-notifications')
+        if role == 'admin':
+            ui.button('Users', icon='group', on_click=lambda: ui.navigate.to('/users')) \
+                .props('flat color=white no-caps').classes(TOUCH).mark('nav-users')
+            ui.button('Audit', icon='history', on_click=lambda: ui.navigate.to('/audit')) \
+                .props('flat color=white no-caps').classes(TOUCH).mark('nav-audit')
         ui.space()
+        alarm_counts()
         broker_indicator(link)
-        ui.label(email).classes('text-sm opacity-90 max-sm:hidden').mark('user-email')
+        with ui.link(target='/account').classes('no-underline text-white').mark('nav-account'):
+            ui.label(email).classes('text-sm opacity-90 max-sm:hidden').mark('user-email')
         ui.button('Logout', icon='logout', on_click=lambda: ui.navigate.to('/logout')) \
             .props('flat color=white no-caps').classes(TOUCH).mark('logout')
     with ui.column().classes('w-full max-w-screen-xl mx-auto p-4 gap-4') as content:

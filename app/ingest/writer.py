@@ -2,9 +2,10 @@
 
 Accepted messages are grouped into batches (by row count or a few tens of milliseconds, whichever first),
 copied into a per-connection staging table with binary COPY and moved into `telemetry` per tenant, with
-`app.tenant_id` set for each tenant's rows so row-level security checks every insert. One transaction per
-batch also upserts latest values (newest timestamp wins, not newest arrival), the devices' last_seen,
-status and counters. Only after the commit are waiters released (HTTP answers, MQTT acks) and events published.
+`app.tenant_id` set for each tenant's rows so row-level security checks every insert. Latest values (newest
+timestamp wins, not newest arrival) and the devices' last_seen, status and counters are collapsed in memory and
+written in a batch's transaction when the queue is idle or at least every second (see `latest.py` and
+`device_tallies.py`). Only after the commit are waiters released (HTTP answers, MQTT acks) and events published.
 When PostgreSQL is unreachable the batch is retried until it commits; the bounded queue in front makes
 producers wait instead of piling up memory.
 """
@@ -17,8 +18,8 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +27,8 @@ import asyncpg
 import orjson
 
 from app.bus import DeviceChanged, EventBus, ReadingValue, TelemetryStored
+from app.ingest.device_tallies import DeviceTally, Tallies, add_tallies, merged, write_tallies
+from app.ingest.latest import LatestBuffer
 from app.ingest.payload import Message
 
 log = logging.getLogger(__name__)
@@ -41,31 +44,6 @@ INSERT INTO telemetry (tenant_id, device_id, key_id, ts, value, text_value, bool
 SELECT tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value
 FROM ingest_stage WHERE tenant_id = $1
 ON CONFLICT DO NOTHING"""
-UPSERT_LATEST = """
-INSERT INTO latest_values (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
-SELECT DISTINCT ON (device_id, key_id) tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value
-FROM ingest_stage WHERE tenant_id = $1 ORDER BY device_id, key_id, ts DESC
-ON CONFLICT (device_id, key_id) DO UPDATE SET
-    ts = EXCLUDED.ts, value = EXCLUDED.value, text_value = EXCLUDED.text_value,
-    bool_value = EXCLUDED.bool_value, json_value = EXCLUDED.json_value
-WHERE latest_values.ts <= EXCLUDED.ts"""
-TOUCH_DEVICES = """
-WITH seen AS (
-    SELECT * FROM unnest($2::uuid[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6::text[], $7::text[])
-        AS s(id, at, received, malformed, reason, excerpt)
-), old AS (
-    SELECT d.id, d.status FROM devices d JOIN seen ON seen.id = d.id WHERE d.tenant_id = $1 FOR UPDATE OF d
-)
-UPDATE devices d SET
-    last_seen = greatest(d.last_seen, seen.at), status = 'online',
-    messages_received = d.messages_received + seen.received,
-    messages_malformed = d.messages_malformed + seen.malformed,
-    last_malformed_reason = coalesce(seen.reason, d.last_malformed_reason),
-    last_malformed_excerpt = CASE WHEN seen.reason IS NULL THEN d.last_malformed_excerpt ELSE seen.excerpt END,
-    last_malformed_at = CASE WHEN seen.reason IS NULL THEN d.last_malformed_at ELSE seen.at END
-FROM seen JOIN old ON old.id = seen.id
-WHERE d.id = seen.id
-RETURNING d.id, old.status"""
 
 
 @dataclass
@@ -77,6 +55,7 @@ class Inbound:
     messages: list[Message]
     received_at: datetime
     done: asyncio.Future[None] | None = None
+    ack: Callable[[], None] | None = None  # called once the batch holding it is committed (MQTT PUBACK)
 
 
 @dataclass(frozen=True)
@@ -86,6 +65,7 @@ class Rejection:
     reason: str
     excerpt: str
     at: datetime
+    ack: Callable[[], None] | None = None
 
 
 CommitListener = Callable[[list[TelemetryStored]], Awaitable[None]]
@@ -98,22 +78,19 @@ class WriterStats:
     messages: int = 0
     rejected: int = 0
     last_commit_ms: float = 0.0
+    commit_s: float = 0.0  # cumulative time in PostgreSQL transactions
+    listeners_s: float = 0.0  # cumulative time in commit listeners (the rule engine): it is ingest time too
     failures: int = 0
-
-
-@dataclass
-class _DeviceTally:
-    received: int = 0
-    malformed: int = 0
-    at: datetime = field(default_factory=lambda: datetime.min.replace(tzinfo=UTC))
-    reason: str | None = None
-    excerpt: str | None = None
 
 
 class BatchWriter:
     def __init__(
         self, dsn: str, bus: EventBus, *, max_rows: int = 5000, max_delay_s: float = 0.05, queue_limit: int = 50_000,
+        latest_interval_s: float = 1.0,
     ) -> None:
+        self.latest = LatestBuffer(interval_s=latest_interval_s)
+        self._tallies: Tallies = {}  # committed batches' device counters not yet written
+        self._stopping = False
         self._dsn = dsn
         self._bus = bus
         self._max_rows = max_rows
@@ -135,10 +112,12 @@ class BatchWriter:
         self._listeners.append(listener)
 
     async def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
         """Write what is queued, then close."""
+        self._stopping = True
         if self._task is not None:
             await self._queue.put(_STOP)
             with contextlib.suppress(asyncio.CancelledError):
@@ -161,6 +140,8 @@ class BatchWriter:
         while True:
             batch = await self._collect()
             if batch is None:
+                if len(self.latest) or self._tallies:
+                    await self._commit_until_done([])  # latest values still pending: write them before closing
                 return
             items, stop = batch
             await self._commit_until_done(items)
@@ -198,6 +179,7 @@ class BatchWriter:
                 started = time.perf_counter()
                 changes = await self._commit(items)
                 self.stats.last_commit_ms = (time.perf_counter() - started) * 1000
+                self.stats.commit_s += self.stats.last_commit_ms / 1000
                 self.healthy = True
                 break
             except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
@@ -216,11 +198,13 @@ class BatchWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         stored = self._after_commit(items, changes)
+        started = time.perf_counter()
         for listener in self._listeners:
             try:
                 await listener(stored)
             except Exception:
                 log.exception('commit listener failed', extra={'listener': getattr(listener, '__qualname__', '?')})
+        self.stats.listeners_s += time.perf_counter() - started
 
     async def _drop_connection(self) -> None:
         if self._connection is not None:
@@ -250,15 +234,21 @@ class BatchWriter:
                 if records:
                     await connection.copy_records_to_table('ingest_stage', records=records, columns=STAGE_COLUMNS)
                     await connection.execute(MOVE_ROWS, tenant_id)
-                    await connection.execute(UPSERT_LATEST, tenant_id)
+                    self.latest.merge(records)
                     self.stats.rows += len(records)
-                tallies = _tally(tenant_items)
-                previous = await connection.fetch(
-                    TOUCH_DEVICES, tenant_id, list(tallies), [t.at for t in tallies.values()],
-                    [t.received for t in tallies.values()], [t.malformed for t in tallies.values()],
-                    [t.reason for t in tallies.values()], [t.excerpt for t in tallies.values()],
-                )
-                changes += [(tenant_id, row['id'], 'online') for row in previous if row['status'] != 'online']
+            batch_tallies = _tally(items)
+            idle = self._stopping or self._queue.empty()
+            flush = self.latest.due(idle=idle) or (
+                bool(self._tallies or batch_tallies) and (idle or self.latest.interval_elapsed()))
+            if flush:
+                if len(self.latest):
+                    await self.latest.write(connection)
+                changes = await write_tallies(connection, merged(self._tallies, batch_tallies))
+        if flush:
+            self.latest.written()
+            self._tallies = {}
+        else:
+            add_tallies(self._tallies, batch_tallies)
         self._keys.update(new_keys)
         return changes
 
@@ -290,6 +280,8 @@ class BatchWriter:
         rejected: set[tuple[UUID, UUID]] = set()
         stored: dict[tuple[UUID, UUID], tuple[list[ReadingValue], datetime]] = {}
         for item in items:
+            if item.ack is not None:
+                item.ack()
             if isinstance(item, Rejection):
                 self.stats.rejected += 1
                 rejected.add((item.tenant_id, item.device_id))
@@ -342,10 +334,10 @@ def _records(tenant_id: UUID, items: list[Inbound | Rejection], keys: dict[str, 
     return records
 
 
-def _tally(items: list[Inbound | Rejection]) -> dict[UUID, _DeviceTally]:
-    tallies: dict[UUID, _DeviceTally] = defaultdict(_DeviceTally)
+def _tally(items: list[Inbound | Rejection]) -> Tallies:
+    tallies: Tallies = defaultdict(DeviceTally)
     for item in items:
-        tally = tallies[item.device_id]
+        tally = tallies[(item.tenant_id, item.device_id)]
         if isinstance(item, Rejection):
             tally.received += 1
             tally.malformed += 1

@@ -6,8 +6,17 @@ from app.platform import Platform
 
 
 def register(platform: Platform) -> None:
-    from app.pages import auth, device, fleet
+    from app.components import alarm_counts
+    from app.pages import account, alarms, audit, auth, device, fleet, notifications, rules, session, users
+
+    alarm_counts.install(platform, lambda: session.current_principal(platform))
 
     auth.register(platform)
     fleet.register(platform)
     device.register(platform)
+    account.register(platform)
+    users.register(platform)
+    audit.register(platform)
+    notifications.register(platform)
+    alarms.register(platform)
+    rules.register(platform)

@@ -47,7 +47,7 @@ def register(platform: Platform) -> None:
                 except DomainError as error:
                     show_error(error, fields)
                     return
-                session.sign_in(principal)
+                await session.sign_in(platform, principal)
                 ui.navigate.to('/')
 
             again.on('keydown.enter', submit)
@@ -56,7 +56,7 @@ def register(platform: Platform) -> None:
 
     @ui.page('/login')
     async def login_page() -> RedirectResponse | None:
-        if session.current_principal() is not None:
+        if await session.current_principal(platform) is not None:
             return RedirectResponse('/')
         if await platform.tenants.needs_onboarding():
             return RedirectResponse('/onboarding')
@@ -67,12 +67,13 @@ def register(platform: Platform) -> None:
 
             async def submit() -> None:
                 try:
-                    principal = await platform.auth.authenticate(email.value or '', password.value or '')
+                    principal = await platform.auth.authenticate(email.value or '', password.value or '',
+                                                                 ip=session.client_details()[0])
                 except DomainError as error:
                     ui.notify(str(error), type='negative')
                     password.error = str(error)
                     return
-                session.sign_in(principal)
+                await session.sign_in(platform, principal)
                 ui.navigate.to('/')
 
             password.on('keydown.enter', submit)
@@ -80,6 +81,6 @@ def register(platform: Platform) -> None:
         return None
 
     @ui.page('/logout')
-    def logout_page() -> RedirectResponse:
-        session.sign_out()
+    async def logout_page() -> RedirectResponse:
+        await session.sign_out(platform)
         return RedirectResponse('/login')

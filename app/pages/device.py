@@ -12,6 +12,7 @@ from nicegui import Client, ui
 
 from app.bus import DeviceChanged, TelemetryStored
 from app.components.credentials_panel import show_credentials
+from app.components.device_alarms import DeviceAlarms
 from app.components.device_details import DeviceDetails
 from app.components.device_form import DeviceFields, confirm, open_device_dialog
 from app.components.frame import TOUCH, frame
@@ -46,6 +47,7 @@ class DeviceView:
         self.details = DeviceDetails(device, default_offline_after_s=platform.settings.device_offline_after_s)
         self.latest = LatestValues()
         self.chart = LiveChart(self.load_series)
+        self.alarms = DeviceAlarms(platform, principal, device.id)
         self.stored = platform.bus.telemetry_stored.subscribe(maxsize=2000, where=self.is_mine)
         self.changed = platform.bus.device_changed.subscribe(maxsize=100, where=self.is_mine)
         ui.timer(0.1, self.load, once=True)
@@ -58,6 +60,7 @@ class DeviceView:
     def close(self) -> None:
         self.stored.close()
         self.changed.close()
+        self.alarms.close()
 
     async def load_series(self, start: datetime, end: datetime) -> list[Series]:
         return await self.platform.telemetry.chart(self.principal, self.device.id, start=start, end=end)
@@ -157,7 +160,7 @@ def register(platform: Platform) -> None:
         with contextlib.suppress(ValueError, NotFound):
             device = await platform.devices.get(principal, UUID(device_id))
         with frame(title=device.name if device else 'Device not found', tenant_name=tenant.name,
-                   email=principal.email, link=platform.link):
+                   email=principal.email, link=platform.link, role=principal.role):
             if device is None:
                 not_found(device_id)
                 return None

@@ -149,7 +149,8 @@ def register(platform: Platform) -> None:
             return principal
         tenant = await platform.tenants.get(principal)
         devices = await platform.devices.list(principal, limit=FLEET_LIMIT)
-        with frame(title='Fleet', tenant_name=tenant.name, email=principal.email, link=platform.link):
+        with frame(title='Fleet', tenant_name=tenant.name, email=principal.email, link=platform.link,
+                   role=principal.role):
             view = FleetView(platform, principal, devices)
         client.on_delete(view.close)
         return None

@@ -14,17 +14,32 @@ from app.models.schemas import Principal
 from app.models.tables import Tenant, User
 from app.services.credentials import dummy_verify, verify_password
 from app.services.errors import AuthenticationFailed
+from app.services.rate_limits import SignInLimiter
 
 TOKEN_TTL = timedelta(hours=12)
 WRONG_CREDENTIALS = 'Wrong e-mail address or password.'
 
 
 class AuthService:
-    def __init__(self, db: Database, *, secret_key: str) -> None:
+    def __init__(self, db: Database, *, secret_key: str, limiter: SignInLimiter | None = None) -> None:
         self._db = db
         self._secret = secret_key
+        self._limiter = limiter
 
-    async def authenticate(self, email: str, password: str) -> Principal:
+    async def authenticate(self, email: str, password: str, *, ip: str = '') -> Principal:
+        """Rate limited per address and per client (growing delay, 429); no hint whether the account exists."""
+        if self._limiter is None:
+            return await self._authenticate(email, password)
+        await self._limiter.check(email, ip)
+        try:
+            principal = await self._authenticate(email, password)
+        except AuthenticationFailed:
+            await self._limiter.failed(email, ip)
+            raise
+        await self._limiter.succeeded(email)
+        return principal
+
+    async def _authenticate(self, email: str, password: str) -> Principal:
         """Same message and about the same time whether the address is unknown or the password wrong."""
         async with self._db.system() as session:
             row = (await session.execute(

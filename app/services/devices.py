@@ -15,8 +15,10 @@ from app.bus import DeviceChanged, EventBus
 from app.db import Database
 from app.models.schemas import DeviceCreate, DeviceCredentials, DevicePublic, DeviceStatus, DeviceUpdate, Principal
 from app.models.tables import Device
+from app.services import audit
 from app.services.credentials import mosquitto_hash, new_device_token, token_sha256
-from app.services.errors import InvalidInput, NotFound, PermissionDenied
+from app.services.errors import InvalidInput, NotFound
+from app.services.permissions import Permission, require
 
 DEVICE_CHANNEL = 'gito_device_changed'
 
@@ -54,6 +56,7 @@ class DeviceService:
             await session.flush()
             await _notify(session, device.id)
             public = to_public(device)
+            await audit.record(session, principal, 'device.create', 'device', device.id, after=_snapshot(public))
         self._changed(public, 'created')
         return public, self.credentials(public, token)
 
@@ -84,6 +87,7 @@ class DeviceService:
         _require_writer(principal)
         async with self._db.tenant(principal.tenant_id) as session:
             device = await _load(session, principal, device_id)
+            before = _snapshot(to_public(device))
             if data.name is not None:
                 device.name = _clean_name(data.name)
             if data.type is not None:
@@ -95,6 +99,8 @@ class DeviceService:
             await session.flush()
             await _notify(session, device.id)
             public = to_public(device)
+            await audit.record(session, principal, 'device.update', 'device', device.id, before=before,
+                               after=_snapshot(public))
         self._changed(public, 'updated')
         return public
 
@@ -105,6 +111,8 @@ class DeviceService:
             # telemetry has no foreign key (a hypertable/partitioned table cannot carry one cheaply)
             await session.execute(text('DELETE FROM telemetry WHERE tenant_id = :tenant AND device_id = :device'),
                                   {'tenant': principal.tenant_id, 'device': device_id})
+            await audit.record(session, principal, 'device.delete', 'device', device_id,
+                               before=_snapshot(to_public(device)))
             await session.delete(device)
             await _notify(session, device_id)
         self._bus.device_changed.publish(
@@ -122,6 +130,7 @@ class DeviceService:
             await session.flush()
             await _notify(session, device.id)
             public = to_public(device)
+            await audit.record(session, principal, 'device.rotate_token', 'device', device.id)
         self._changed(public, 'updated')
         return self.credentials(public, token)
 
@@ -167,5 +176,9 @@ def _clean_name(name: str) -> str:
 
 
 def _require_writer(principal: Principal) -> None:
-    if not principal.can_write:
-        raise PermissionDenied('Your role can only view devices.')
+    require(principal, Permission.MANAGE_DEVICES)
+
+
+def _snapshot(device: DevicePublic) -> dict[str, object]:
+    return {'name': device.name, 'type': device.type, 'metadata': device.metadata,
+            'offline_after_s': device.offline_after_s}

@@ -41,3 +41,13 @@ class PermissionDenied(DomainError):
 class Unavailable(DomainError):
     status = 503
     title = 'Service unavailable'
+
+
+class TooManyRequests(DomainError):
+    status = 429
+    title = 'Too many requests'
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after + 0.999))
+        self.headers = {'Retry-After': str(self.retry_after)}

@@ -45,6 +45,16 @@ async def test_openapi_lists_the_api_and_its_sign_in(api: Api) -> None:
         '/api/v1/auth/token', '/api/v1/devices', '/api/v1/devices/{device_id}', '/api/v1/devices/{device_id}/token',
         '/api/v1/devices/{device_id}/telemetry', '/api/v1/devices/{device_id}/telemetry/latest',
         '/api/v1/devices/{device_id}/telemetry/aggregate', '/healthz', '/readyz',
+        '/api/v1/users', '/api/v1/users/{user_id}', '/api/v1/tokens', '/api/v1/tokens/{token_id}',
+        '/api/v1/audit', '/api/v1/audit.csv',
+        '/api/v1/notifications/channels', '/api/v1/notifications/channels/{channel_id}',
+        '/api/v1/notifications/channels/{channel_id}/test', '/api/v1/notifications/settings',
+        '/api/v1/notifications/deliveries', '/api/v1/notifications/deliveries/{delivery_id}',
+        '/api/v1/notifications/deliveries/{delivery_id}/retry',
+        '/api/v1/rules', '/api/v1/rules/{rule_id}', '/api/v1/rules/backtest', '/api/v1/maintenance-windows',
+        '/api/v1/maintenance-windows/{window_id}', '/api/v1/alarms', '/api/v1/alarms/{alarm_id}',
+        '/api/v1/alarms/{alarm_id}/acknowledge', '/api/v1/alarms/{alarm_id}/clear',
+        '/api/v1/alarms/{alarm_id}/comments', '/api/v1/alarms/{alarm_id}/assign',
     }
     assert set(paths['/api/v1/devices/{device_id}']) == {'get', 'patch', 'delete'}
     assert set(paths['/api/v1/devices/{device_id}/telemetry']) == {'get', 'post'}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from uuid import uuid4
 
 import asyncpg
@@ -10,6 +11,9 @@ import pytest
 from app.db import APP_GRANTS
 from app.ingest.payload import Message, Reading
 from app.ingest.writer import Inbound
+from app.models.maintenance import MaintenanceCreate
+from app.models.notifications import ChannelCreate, OutboundSettings
+from app.models.rules import RuleCreate
 from app.models.schemas import DeviceCreate
 from app.platform import Platform
 from tests.conftest import NewTenant
@@ -24,11 +28,23 @@ async def test_app_role_sees_no_row_of_another_tenant(running_platform: Platform
     platform = running_platform
     tenant_a, tenant_b = (await new_tenant()).principal, (await new_tenant()).principal
     device, _ = await platform.devices.create(tenant_a, DeviceCreate(name='A-only'))
-    from datetime import UTC, datetime
-
+    await platform.sessions.create(tenant_a)  # a row in `sessions` (device creation wrote `audit_log`)
+    await platform.api_tokens.create(tenant_a, name='RLS')  # a row in `api_tokens`
+    await platform.rules.create(tenant_a, RuleCreate.model_validate({  # the reading below raises an alarm
+        'name': 'Any', 'condition': {'type': 'threshold', 'key': 't', 'op': '>', 'value': 0}}))
+    await platform.maintenance.create(tenant_a, MaintenanceCreate(
+        name='Later', starts_at=datetime(2100, 1, 1, tzinfo=UTC), ends_at=datetime(2100, 1, 2, tzinfo=UTC)))
+    platform.notifications.outbox.hold_s = 0
+    await platform.notifications.channels.create(tenant_a, ChannelCreate(  # deliveries and attempts follow
+        name='Ops mail', kind='email', recipients=['ops@example.com']))
+    await platform.notifications.channels.set_outbound_settings(
+        tenant_a, OutboundSettings(allowed_cidrs=['10.20.0.0/16']))
     await platform.writer.submit(Inbound(tenant_a.tenant_id, device.id, [
         Message(ts=datetime.now(UTC), seq=None, readings=(Reading('t', 1.0),))], datetime.now(UTC)))
     await eventually(lambda: platform.telemetry.latest(tenant_a, device.id), lambda values: bool(values))
+    await eventually(lambda: platform.alarms.find(tenant_a), lambda alarms: bool(alarms))
+    await eventually(lambda: platform.notifications.deliveries.list(tenant_a),
+                     lambda deliveries: any(d.attempts for d in deliveries))
 
     connection = await asyncpg.connect(app_role_dsn(platform))
     try:

@@ -1,0 +1,138 @@
+"""Window and no-data rules: evaluated every few seconds with SQL over stored telemetry, by one instance at a time.
+
+The round runs under `pg_try_advisory_xact_lock`, so several instances never double-fire; the open alarms in the
+database (not memory) say what is raised, so whichever instance holds the lock continues where another left off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.db import Database
+from app.models.rules import NoData, Rule, RulePublic, Window, describe
+from app.services.alarms import AlarmService, Firing
+from app.services.rules.evaluator import OPS
+from app.services.rules.maintenance import MaintenanceService
+from app.services.rules.service import to_public
+
+log = logging.getLogger(__name__)
+LOCK_ID = 0x6710_0004
+SCHEDULED_TYPES = text("condition->>'type' IN ('window', 'no_data')")
+DEVICES = text("""
+SELECT id, name, last_seen FROM devices WHERE tenant_id = :tenant
+  AND (:kind = 'all' OR (:kind = 'device' AND id = :device_id) OR (:kind = 'device_type' AND type = :device_type))""")
+STATS = {'avg': 'avg(t.value)', 'min': 'min(t.value)', 'max': 'max(t.value)', 'stddev': 'stddev_samp(t.value)',
+         'count': 'count(*)'}
+KEY_LAST = text("""
+SELECT l.device_id, l.ts FROM latest_values l JOIN telemetry_keys k ON k.id = l.key_id
+WHERE l.tenant_id = :tenant AND k.tenant_id = :tenant AND k.name = :key AND l.device_id = ANY(:ids)""")
+OPEN = text("SELECT device_id FROM alarms WHERE rule_id = :rule AND status <> 'cleared'")
+
+
+def _window_sql(stat: str) -> str:
+    return f"""
+SELECT t.device_id, {STATS[stat]} FROM telemetry t JOIN telemetry_keys k ON k.id = t.key_id
+WHERE t.tenant_id = :tenant AND k.tenant_id = :tenant AND k.name = :key AND t.device_id = ANY(:ids)
+  AND t.ts > :since AND t.ts <= :now AND (:stat = 'count' OR t.value IS NOT NULL)
+GROUP BY t.device_id"""
+
+
+class ScheduledRules:
+    def __init__(self, db: Database, alarms: AlarmService, maintenance: MaintenanceService, *,
+                 every_s: float = 10.0, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._db = db
+        self._alarms = alarms
+        self._maintenance = maintenance
+        self._every_s = every_s
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception('scheduled rule round failed')
+            await asyncio.sleep(self._every_s)
+
+    async def run_once(self) -> int:
+        """One round over every tenant; the number of alarm changes, or -1 when another instance holds the lock."""
+        now = self._clock()
+        changes = 0
+        async with self._db.system() as session:
+            if not await session.scalar(text('SELECT pg_try_advisory_xact_lock(:id)'), {'id': LOCK_ID}):
+                return -1
+            statement = select(Rule).where(col(Rule.enabled), SCHEDULED_TYPES)
+            rules = [to_public(rule) for rule in await session.scalars(statement)]
+            for rule in rules:
+                firings = await self._rule(session, rule, now)
+                if firings:
+                    changes += len(await self._alarms.apply(rule.tenant_id, firings))
+        return changes
+
+    async def _rule(self, session: AsyncSession, rule: RulePublic, now: datetime) -> list[Firing]:
+        condition = rule.condition
+        assert isinstance(condition, Window | NoData)
+        scope = rule.scope
+        devices = {row.id: (row.name, row.last_seen) for row in await session.execute(DEVICES, {
+            'tenant': rule.tenant_id, 'kind': scope.kind, 'device_id': scope.device_id,
+            'device_type': scope.device_type})}
+        if not devices:
+            return []
+        ids = list(devices)
+        params = {'tenant': rule.tenant_id, 'ids': ids, 'now': now}
+        truths: dict[UUID, tuple[bool, float | None]] = {}
+        if isinstance(condition, Window):
+            rows = await session.execute(text(_window_sql(condition.stat)), {
+                **params, 'key': condition.key, 'stat': condition.stat,
+                'since': now - timedelta(minutes=condition.minutes)})
+            stats = {device_id: value for device_id, value in rows}
+            for device_id in ids:
+                value = stats.get(device_id, 0 if condition.stat == 'count' else None)
+                if value is not None:
+                    truths[device_id] = (OPS[condition.op](float(value), condition.value), float(value))
+        else:
+            last = {device_id: seen for device_id, (_, seen) in devices.items()}
+            if condition.key:
+                last = {device_id: ts for device_id, ts in await session.execute(KEY_LAST, {
+                    **params, 'key': condition.key})}
+            for device_id in ids:
+                seen = last.get(device_id)
+                if seen is not None:
+                    truths[device_id] = (now - seen >= timedelta(minutes=condition.minutes), None)
+        open_now = {device_id for (device_id,) in await session.execute(OPEN, {'rule': rule.id})}
+        windows = await self._maintenance.for_engine(rule.tenant_id)
+        firings = []
+        for device_id, (truth, value) in truths.items():
+            quiet = not rule.options.active_at(now) or any(w.covers(device_id, now) for w in windows)
+            action: Literal['raise', 'clear']
+            if truth and (device_id in open_now or not quiet):
+                action = 'raise'
+            elif not truth and device_id in open_now and rule.options.auto_clear:
+                action = 'clear'
+            else:
+                continue
+            firings.append(Firing(
+                rule_id=rule.id, rule_name=rule.name, severity=rule.severity, threshold=describe(condition),
+                device_id=device_id, device_name=devices[device_id][0], action=action, at=now,
+                key=condition.key, value=value))
+        return firings

@@ -1,0 +1,354 @@
+"""Ingest throughput: sustained msg/s and points/s, publish→commit latency, RSS, and the broker's own ceiling.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
+        python bench/ingest.py --devices 10000 --rate 30000 --seconds 30 --qos 1
+
+PostgreSQL is the server named by DATABASE_URL (a scratch database `gito_bench` is created there and dropped
+afterwards). The broker is a Mosquitto the bench starts, tuned like Gito's managed broker (no in-flight cap,
+deep queues); `--no-own-broker` uses MQTT_URL as it is (a default-configured Mosquitto drops QoS 1 messages past
+1000 queued per client under this load). `MQTT_URL` is ignored otherwise. Three phases in one run:
+1. the publishers' own ceiling and the broker's delivery ceiling: QoS 1 as fast as possible to `mosquitto_sub -q 1`;
+2. Gito's platform (writer, consumer, latest values, the live bus; no web UI) in a child process, its devices
+   provisioned directly, while `--publishers` processes publish `--rate` msg/s of four numeric keys each,
+   spread over `--devices` devices, with `ts` = publish time so the child's commit listener measures
+   publish→commit latency;
+3. the drain, up to 60 s: `not_committed_at_end` counts what was published but not yet committed then (still
+   held, unacknowledged, by the broker: backlog, not loss). The child runs the whole Platform minus the web UI,
+   so commit listeners (the rule engine) count; `writer_commit_s` / `writer_listeners_s` split the time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+NAMESPACE = uuid.UUID('6a1b0c4e-2f57-4d1e-9c55-0b3a8f7d2e10')
+BENCH_DB = 'gito_bench'
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def device_ids(count: int) -> list[uuid.UUID]:
+    return [uuid.uuid5(NAMESPACE, f'device-{index}') for index in range(count)]
+
+
+TENANT = uuid.uuid5(NAMESPACE, 'tenant')
+PAYLOAD = b'{"t":%d.5,"h":%d,"p":1013.25,"v":3.3,"ts":%d,"seq":%d}'  # four numeric keys
+
+
+# --- publisher process ---------------------------------------------------------------------------------------
+
+def _remaining_length(length: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, length = length % 128, length // 128
+        out.append(byte | (0x80 if length else 0))
+        if not length:
+            return bytes(out)
+
+
+def _packet(kind: int, body: bytes) -> bytes:
+    return bytes([kind]) + _remaining_length(len(body)) + body
+
+
+def _utf8(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(2, 'big') + data
+
+
+def publisher(args: argparse.Namespace) -> None:
+    """A lean MQTT 3.1.1 publisher on a raw socket: prebuilt PUBLISH packets written in bulk, PUBACKs counted by a
+    reader thread (paho's publisher tops out near 15k msg/s with its network thread starved of the GIL)."""
+    import socket
+
+    target = urlsplit(args.mqtt_url)
+    sock = socket.create_connection((target.hostname or '127.0.0.1', target.port or 1883))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client_id = f'bench-pub-{uuid.uuid4().hex[:8]}'
+    sock.sendall(_packet(0x10, _utf8('MQTT') + bytes([4, 0x02]) + (60).to_bytes(2, 'big') + _utf8(client_id)))
+    connack = sock.recv(4)
+    if connack[:2] != b'\x20\x02' or connack[3] != 0:
+        raise SystemExit(f'broker refused the publisher: {connack!r}')
+    acked = [0]
+
+    def read_acks() -> None:
+        pending = 0
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return
+            pending += len(data)
+            acked[0] += pending // 4
+            pending %= 4
+
+    threading.Thread(target=read_acks, daemon=True).start()
+    topics = [_utf8(f'{TENANT}/devices/{device}/telemetry') for device in device_ids(args.devices)]
+    topics = topics[args.index::args.of] if not args.topic else [_utf8(args.topic)]
+    flags = 0x30 | (args.qos << 1)
+    count, seq, started = 0, 0, time.monotonic()
+    rate = args.rate / args.of if args.rate else None
+    while True:
+        elapsed = time.monotonic() - started
+        if (args.seconds and elapsed >= args.seconds) or (args.messages and count >= args.messages):
+            break
+        due = int(elapsed * rate) - count if rate else 1000
+        if due <= 0:
+            time.sleep(0.002)
+            continue
+        if args.messages:
+            due = min(due, args.messages - count)
+        now_ms = int(time.time() * 1000)
+        chunk = bytearray()
+        for _ in range(min(due, 5000)):
+            topic = topics[count % len(topics)]
+            payload = PAYLOAD % (count % 40, count % 100, now_ms, seq)
+            packet_id = (count % 65535 + 1).to_bytes(2, 'big') if args.qos else b''
+            chunk += _packet(flags, topic + packet_id + payload)
+            count += 1
+            if count % len(topics) == 0:
+                seq += 1
+        sock.sendall(chunk)
+    published_s = time.monotonic() - started
+    deadline = time.monotonic() + 60
+    while args.qos and acked[0] < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sock.sendall(b'\xe0\x00')
+    sock.close()
+    print(json.dumps({'published': count, 'acked': acked[0], 'seconds': published_s,
+                      'acked_s': time.monotonic() - started}))
+
+
+def run_publishers(args: argparse.Namespace, *, rate: int, seconds: float, messages: int = 0,
+                   topic: str = '') -> list[subprocess.Popen[str]]:
+    return [subprocess.Popen(
+        [sys.executable, __file__, '--role', 'publisher', '--mqtt-url', args.mqtt_url, '--devices', str(args.devices),
+         '--rate', str(rate), '--seconds', str(seconds), '--messages', str(messages // args.publishers),
+         '--qos', str(args.qos), '--index', str(index), '--of', str(args.publishers), '--topic', topic],
+        stdout=subprocess.PIPE, text=True) for index in range(args.publishers)]
+
+
+def collect(processes: list[subprocess.Popen[str]]) -> dict[str, float]:
+    results = [json.loads(process.communicate()[0].strip().splitlines()[-1]) for process in processes]
+    return {'published': sum(r['published'] for r in results), 'seconds': max(r['seconds'] for r in results)}
+
+
+# --- phase 1: the broker's own ceiling -----------------------------------------------------------------------
+
+def broker_ceiling(args: argparse.Namespace) -> dict[str, float]:
+    target = urlsplit(args.mqtt_url)
+    topic = f'bench/{uuid.uuid4().hex[:8]}/ceiling'
+    sub = subprocess.Popen(['mosquitto_sub', '-V', '5', '-h', target.hostname or '127.0.0.1',
+                            '-p', str(target.port or 1883), '-q', str(args.qos), '-t', topic], stdout=subprocess.PIPE)
+    stamps: list[float] = []
+
+    def count() -> None:
+        assert sub.stdout is not None
+        for _ in sub.stdout:
+            stamps.append(time.monotonic())
+
+    reader = threading.Thread(target=count, daemon=True)
+    reader.start()
+    time.sleep(1)
+    published = collect(run_publishers(args, rate=0, seconds=0, messages=args.ceiling_messages, topic=topic))
+    deadline = time.monotonic() + 30
+    while len(stamps) < published['published'] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    sub.terminate()
+    received = len(stamps)
+    window = (stamps[-1] - stamps[0]) if received > 1 else 1.0
+    return {'publisher_ceiling_msg_s': round(published['published'] / published['seconds']),
+            'broker_delivery_ceiling_msg_s': round(received / window), 'ceiling_received': received,
+            'ceiling_published': published['published']}
+
+
+# --- phase 2: Gito in a child process -------------------------------------------------------------------------
+
+async def gito_child(args: argparse.Namespace) -> None:
+    import asyncpg
+    import psutil
+
+    from app.config import Settings
+    from app.db import migrate
+    from app.platform import Platform, Resolved, app_role_password
+
+    settings = Settings()
+    await migrate(args.database_url, role=settings.app_db_role, password=app_role_password(settings))
+    owner = await asyncpg.connect(args.database_url)
+    await owner.execute("INSERT INTO tenants (id, name) VALUES ($1, 'Bench') ON CONFLICT DO NOTHING", TENANT)
+    await owner.copy_records_to_table('devices', columns=('id', 'tenant_id', 'name', 'token_sha256',
+                                                          'mqtt_password_hash'),
+                                      records=[(d, TENANT, f'd{i}', 'x', 'x') for i, d in
+                                               enumerate(device_ids(args.devices))])
+    platform = Platform(settings, Resolved(database_url=args.database_url, mqtt_url=args.mqtt_url))
+    latencies: list[float] = []
+    committed = [0, 0]  # messages (readings / 4), batches
+
+    async def listen(events: list[Any]) -> None:
+        now = time.time()
+        committed[1] += 1
+        for index, event in enumerate(events):
+            committed[0] += len(event.readings) // 4
+            if index % 10 == 0:
+                latencies.append(now - event.readings[-1].ts.timestamp())
+
+    platform.writer.on_committed(listen)
+    await platform.start()
+    while not platform.link.connected:  # noqa: ASYNC110 - a bench waits on a flag it does not own
+        await asyncio.sleep(0.05)
+    process, rss = psutil.Process(), [0.0]
+
+    async def sample() -> None:
+        while True:
+            rss[0] = max(rss[0], process.memory_info().rss / 2**20)
+            if args.verbose:
+                consumer, writer = platform.consumer, platform.writer
+                print(json.dumps({'received': consumer.received, 'acked': consumer.acked, 'inflight': consumer.inflight,
+                                  'backlog': writer.backlog, 'batches': writer.stats.batches,
+                                  'commit_ms': round(writer.stats.last_commit_ms), 'committed': committed[0]}),
+                      file=sys.stderr, flush=True)
+            await asyncio.sleep(0.5)
+
+    sampler = asyncio.create_task(sample())
+    print('READY', flush=True)
+    line = await asyncio.to_thread(sys.stdin.readline)  # the expected message count, once publishing ended
+    expected = int(line)
+    first_at = time.monotonic()
+    start_count = committed[0]
+    deadline = time.monotonic() + 60
+    while committed[0] < expected and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    drain_s = time.monotonic() - first_at
+    sampler.cancel()
+    rows = await owner.fetchval('SELECT count(*) FROM telemetry WHERE tenant_id = $1', TENANT)
+    latest = await owner.fetchval('SELECT count(*) FROM latest_values WHERE tenant_id = $1', TENANT)
+    await platform.stop()
+    await owner.close()
+    latencies.sort()
+    print(json.dumps({
+        'committed_messages': committed[0], 'rows': rows, 'latest_rows': latest, 'batches': committed[1],
+        'drain_after_publish_s': round(drain_s, 2), 'committed_during_drain': committed[0] - start_count,
+        'p50_ms': round(1000 * latencies[len(latencies) // 2]) if latencies else None,
+        'p99_ms': round(1000 * latencies[int(len(latencies) * 0.99)]) if latencies else None,
+        'max_rss_mb': round(rss[0], 1), 'latest_flushes': platform.writer.latest.flushes,
+        'writer_commit_s': round(platform.writer.stats.commit_s, 1),
+        'writer_listeners_s': round(platform.writer.stats.listeners_s, 1),
+    }), flush=True)
+
+
+def gito_run(args: argparse.Namespace, bench_url: str) -> dict[str, Any]:
+    env = {**os.environ, 'DATABASE_URL': bench_url, 'MQTT_URL': args.mqtt_url, 'SECRET_KEY': 'bench-secret',
+           'GITO_DATA_DIR': '/tmp/gito-bench', 'GITO_PORT': '18999', 'GITO_LOG_LEVEL': 'WARNING',
+           'GITO_MQTT_SESSION_EXPIRY_S': '60'}
+    child = subprocess.Popen([sys.executable, __file__, '--role', 'gito', '--database-url', bench_url,
+                              '--mqtt-url', args.mqtt_url, '--devices', str(args.devices),
+                              *(['--verbose'] if args.verbose else [])],
+                             env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    assert child.stdin is not None
+    while (line := child.stdout.readline()) and line.strip() != 'READY':
+        pass
+    started = time.monotonic()
+    published = collect(run_publishers(args, rate=args.rate, seconds=args.seconds))
+    child.stdin.write(f'{published["published"]}\n')
+    child.stdin.flush()
+    result = json.loads(child.communicate(timeout=180)[0].strip().splitlines()[-1])
+    elapsed = published['seconds'] + result['drain_after_publish_s']
+    return {**result, 'published': published['published'], 'publish_rate_msg_s': round(
+        published['published'] / published['seconds']), 'wall_s': round(time.monotonic() - started, 1),
+        'sustained_msg_s': round(result['committed_messages'] / elapsed),
+        'sustained_points_s': round(4 * result['committed_messages'] / elapsed),
+        'not_committed_at_end': published['published'] - result['committed_messages']}
+
+
+async def scratch_database(url: str, *, drop_only: bool = False) -> str:
+    import asyncpg
+
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)')
+        if not drop_only:
+            await admin.execute(f'CREATE DATABASE {BENCH_DB}')
+    finally:
+        await admin.close()
+    return urlsplit(url)._replace(path=f'/{BENCH_DB}').geturl()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--devices', type=int, default=10_000)
+    parser.add_argument('--rate', type=int, default=30_000, help='messages per second, all publishers together')
+    parser.add_argument('--seconds', type=float, default=30)
+    parser.add_argument('--qos', type=int, default=1, choices=(0, 1))
+    parser.add_argument('--publishers', type=int, default=2, help='publisher processes')
+    parser.add_argument('--ceiling-messages', type=int, default=200_000)
+    parser.add_argument('--role', default='main', choices=('main', 'publisher', 'gito'))
+    parser.add_argument('--database-url', default=os.environ.get('DATABASE_URL', ''))
+    parser.add_argument('--mqtt-url', default=os.environ.get('MQTT_URL', 'mqtt://127.0.0.1:1883'))
+    parser.add_argument('--messages', type=int, default=0)
+    parser.add_argument('--index', type=int, default=0)
+    parser.add_argument('--of', type=int, default=1)
+    parser.add_argument('--topic', default='')
+    parser.add_argument('--own-broker', action=argparse.BooleanOptionalAction, default=True,
+                        help='start a tuned Mosquitto for the run (--no-own-broker: use MQTT_URL as it is)')
+    parser.add_argument('--verbose', action='store_true', help='progress of the Gito child on stderr')
+    args = parser.parse_args()
+    if args.role == 'publisher':
+        return publisher(args)
+    if args.role == 'gito':
+        return asyncio.run(gito_child(args))
+    if not args.database_url:
+        raise SystemExit('Set DATABASE_URL to a PostgreSQL server the bench may create a scratch database on.')
+    load = os.getloadavg()[0]
+    broker = own_broker(args) if args.own_broker else None
+    try:
+        report(args, load)
+    finally:
+        if broker is not None:
+            broker.terminate()
+            broker.wait(timeout=10)
+
+
+def own_broker(args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    """A Mosquitto of the bench's own, configured like Gito's managed broker (no inflight cap, deep queues):
+    the distribution's defaults (20 in flight, 1000 queued) drop QoS 1 messages under this load."""
+    import socket
+    import tempfile
+
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    config = Path(tempfile.mkdtemp(prefix='gito-bench-mqtt-')) / 'mosquitto.conf'
+    config.write_text('\n'.join(['allow_anonymous true', 'max_inflight_messages 0', 'max_queued_messages 1000000',
+                                 'max_queued_bytes 0', 'persistence false', f'listener {port} 127.0.0.1', '']))
+    process = subprocess.Popen(['mosquitto', '-c', str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    args.mqtt_url = f'mqtt://127.0.0.1:{port}'
+    return process
+
+
+def report(args: argparse.Namespace, load: float) -> None:
+    ceiling = broker_ceiling(args)
+    bench_url = asyncio.run(scratch_database(args.database_url))
+    try:
+        gito = gito_run(args, bench_url)
+    finally:
+        asyncio.run(scratch_database(args.database_url, drop_only=True))
+    print(json.dumps({
+        'devices': args.devices, 'target_rate': args.rate, 'seconds': args.seconds, 'qos': args.qos,
+        'load_before': round(load, 2), **ceiling, **gito,
+        'ratio_to_broker_ceiling': round(gito['sustained_msg_s'] / ceiling['broker_delivery_ceiling_msg_s'], 2),
+        'broker': 'own mosquitto (tuned)' if args.own_broker else args.mqtt_url,
+    }, indent=2))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,93 @@
+"""Each stream rule type raises and clears on the readings the batch writer reports."""
+
+from __future__ import annotations
+
+from tests.rules.conftest import Rig
+
+
+async def test_threshold_raises_once_counts_repeats_and_clears(rig: Rig) -> None:
+    await rig.rule(condition={'type': 'threshold', 'key': 'temperature', 'op': '>', 'value': 80})
+    await rig.send(0, temperature=70)
+    assert await rig.open_alarms() == []
+    await rig.send(1, temperature=85)
+    await rig.send(2, temperature=90)
+    assert await rig.open_alarms() == [('active', 2)]
+    await rig.send(3, temperature=75)
+    assert await rig.statuses() == ['cleared']
+    assert rig.notifier.transitions() == ['raised', 'cleared']
+    assert rig.notifier.outside_transaction == 0
+    notice = rig.notifier.committed[0]
+    assert (notice.device_name, notice.key, notice.value) == ('Boiler', 'temperature', 85)
+    assert notice.threshold == 'temperature > 80'
+
+
+async def test_range_hysteresis_clears_only_below_the_clear_level(rig: Rig) -> None:
+    await rig.rule(condition={'type': 'range', 'key': 'pressure', 'direction': 'high', 'raise_at': 10, 'clear_at': 8})
+    await rig.send(0, pressure=9.5)
+    assert await rig.open_alarms() == []
+    await rig.send(1, pressure=10.5)
+    await rig.send(2, pressure=9)  # below the raise level, above the clear level: still open
+    assert await rig.open_alarms() == [('active', 2)]
+    await rig.send(3, pressure=7.9)
+    assert await rig.statuses() == ['cleared']
+
+
+async def test_low_range_is_the_mirror(rig: Rig) -> None:
+    await rig.rule(condition={'type': 'range', 'key': 'battery', 'direction': 'low', 'raise_at': 20, 'clear_at': 30})
+    await rig.send(0, battery=19)
+    await rig.send(1, battery=25)
+    assert await rig.open_alarms() == [('active', 2)]
+    await rig.send(2, battery=31)
+    assert await rig.statuses() == ['cleared']
+
+
+async def test_comparison_of_two_keys_with_offset(rig: Rig) -> None:
+    await rig.rule(condition={'type': 'comparison', 'left': 'return_temp', 'op': '>', 'right': 'supply_temp',
+                              'offset': 2})
+    await rig.send(0, supply_temp=60, return_temp=61)
+    assert await rig.open_alarms() == []
+    await rig.send(1, return_temp=63)  # supply_temp remembered from the earlier batch
+    assert await rig.open_alarms() == [('active', 1)]
+    await rig.send(2, supply_temp=62)
+    assert await rig.statuses() == ['cleared']
+
+
+async def test_composite_and_or_and_weighted(rig: Rig) -> None:
+    both = {'type': 'composite', 'mode': 'and', 'conditions': [
+        {'type': 'threshold', 'key': 'temperature', 'op': '>', 'value': 80},
+        {'type': 'threshold', 'key': 'fan', 'op': '==', 'value': 'off'}]}
+    weighted = {'type': 'composite', 'mode': 'weighted', 'weights': [2, 1, 1], 'min_score': 3, 'conditions': [
+        {'type': 'threshold', 'key': 'temperature', 'op': '>', 'value': 80},
+        {'type': 'threshold', 'key': 'vibration', 'op': '>', 'value': 5},
+        {'type': 'threshold', 'key': 'noise', 'op': '>', 'value': 70}]}
+    and_rule = await rig.rule(name='Hot and no fan', condition=both)
+    weighted_rule = await rig.rule(name='Score', condition=weighted)
+    await rig.send(0, temperature=85, fan='on', vibration=1, noise=10)
+    assert await rig.open_alarms() == []
+    await rig.send(1, fan='off', vibration=6)
+    alarms = {alarm.rule_id: alarm.status for alarm in await rig.alarms.find(rig.principal)}
+    assert alarms == {and_rule: 'active', weighted_rule: 'active'}
+    await rig.send(2, vibration=1)  # score 2 of 3: the weighted one clears, the AND one stays
+    alarms = {alarm.rule_id: alarm.status for alarm in await rig.alarms.find(rig.principal)}
+    assert alarms == {and_rule: 'active', weighted_rule: 'cleared'}
+
+
+async def test_disabled_rule_fires_nothing(rig: Rig) -> None:
+    await rig.rule(enabled=False, condition={'type': 'threshold', 'key': 'temperature', 'op': '>', 'value': 80})
+    await rig.send(0, temperature=99)
+    assert await rig.statuses() == []
+    assert rig.notifier.enqueued == []
+
+
+async def test_device_type_and_all_scopes(rig: Rig) -> None:
+    from app.models.schemas import DeviceCreate
+
+    other, _ = await rig.platform.devices.create(rig.principal, DeviceCreate(name='Fridge', type='fridge'))
+    await rig.rule(name='Boilers', scope={'kind': 'device_type', 'device_type': 'boiler'},
+                   condition={'type': 'threshold', 'key': 't', 'op': '>', 'value': 1})
+    await rig.rule(name='Everything', scope={'kind': 'all'},
+                   condition={'type': 'threshold', 'key': 't', 'op': '>', 'value': 1})
+    await rig.send(0, t=5)
+    await rig.send(0, other, t=5)
+    fired = sorted((alarm.device_name, alarm.rule_name) for alarm in await rig.alarms.find(rig.principal))
+    assert fired == [('Boiler', 'Boilers'), ('Boiler', 'Everything'), ('Fridge', 'Everything')]
