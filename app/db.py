@@ -7,13 +7,16 @@ cannot bypass row-level security, and serves every tenant request with `app.tena
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
+import asyncpg
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import text
@@ -143,3 +146,36 @@ async def _grant(connection: AsyncConnection, *, role: str) -> None:
 
 def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+async def listen_for_ids(
+    dsn: str, channel: str, on_id: Callable[[UUID], None], *, on_connect: Callable[[], None] | None = None,
+) -> None:
+    """LISTEN on `channel` (payload: a uuid) for as long as the task runs, reconnecting when the link drops.
+
+    PostgreSQL NOTIFY reaches every instance and the CLI's changes too, with or without Redis. `on_connect`
+    runs after each (re)connection, to catch up on what changed while nobody listened.
+    """
+
+    def received(_connection: object, _pid: int, _channel: str, payload: str) -> None:
+        with contextlib.suppress(ValueError):
+            on_id(UUID(payload))
+
+    while True:
+        try:
+            connection = await asyncpg.connect(dsn, timeout=5)
+            lost = asyncio.Event()
+            connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
+            try:
+                await connection.add_listener(channel, received)
+                if on_connect is not None:
+                    on_connect()
+                await lost.wait()
+            finally:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning('notification listener reconnecting', extra={'channel': channel, 'error': type(error).__name__})
+            await asyncio.sleep(2)

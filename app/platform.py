@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from app.bus import EventBus, create_bus
 from app.config import Settings
-from app.db import Database
+from app.db import Database, listen_for_ids
 from app.embedded.postgres import EmbeddedServer
 from app.ingest.broker import BrokerCredential, ExternalAuthFiles, ManagedBroker
 from app.ingest.directory import DeviceDirectory
@@ -36,10 +36,9 @@ from app.services.presence import PresenceService
 from app.services.rate_limits import BucketLimit, SignInLimiter, create_limits
 from app.services.rules.backtest import Backtester
 from app.services.rules.engine import RuleEngine
-from app.services.rules.listener import listen_for_rule_changes
 from app.services.rules.maintenance import MaintenanceService
 from app.services.rules.scheduled import ScheduledRules
-from app.services.rules.service import RuleService
+from app.services.rules.service import RULE_CHANNEL, RuleService
 from app.services.sessions import SessionService
 from app.services.telemetry import TelemetryService
 from app.services.tenants import TenantService
@@ -136,9 +135,10 @@ class Platform:
             files = ExternalAuthFiles(self.settings.mqtt_auth_dir)
             await files.update_credentials(await self._broker_credentials())
             self._tasks.append(asyncio.create_task(self._sync_broker_credentials(files)))
-        self._tasks.append(asyncio.create_task(self._listen_for_device_changes()))
-        self._tasks.append(asyncio.create_task(listen_for_rule_changes(_plain_dsn(self.db),
-                                                                       self.rule_engine.invalidate)))
+        self._tasks.append(asyncio.create_task(listen_for_ids(
+            _plain_dsn(self.db), DEVICE_CHANNEL, self._device_changed, on_connect=self._devices_dirty.set)))
+        self._tasks.append(asyncio.create_task(listen_for_ids(
+            _plain_dsn(self.db), RULE_CHANNEL, self.rule_engine.invalidate)))
         self._tasks.append(asyncio.create_task(self.sessions.watch()))
         await self.consumer.start()
         await self.presence.start()
@@ -202,32 +202,9 @@ class Platform:
             except Exception:
                 log.exception('broker credential update failed')
 
-    async def _listen_for_device_changes(self) -> None:
-        """PostgreSQL NOTIFY reaches every instance and the CLI's changes too, with or without Redis."""
-        import asyncpg
-
-        def changed(_connection: object, _pid: int, _channel: str, payload: str) -> None:
-            with contextlib.suppress(ValueError):
-                self.directory.invalidate(UUID(payload))
-            self._devices_dirty.set()
-
-        while True:
-            try:
-                connection = await asyncpg.connect(_plain_dsn(self.db), timeout=5)
-                lost = asyncio.Event()
-                connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
-                try:
-                    await connection.add_listener(DEVICE_CHANNEL, changed)
-                    self._devices_dirty.set()  # catch up on whatever changed while not listening
-                    await lost.wait()
-                finally:
-                    with contextlib.suppress(Exception):
-                        await connection.close()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.warning('device change listener reconnecting', extra={'error': type(error).__name__})
-                await asyncio.sleep(2)
+    def _device_changed(self, device_id: UUID) -> None:
+        self.directory.invalidate(device_id)
+        self._devices_dirty.set()
 
     def background(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run a coroutine for the life of the platform; it is cancelled at stop."""
