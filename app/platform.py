@@ -138,7 +138,8 @@ class Platform:
         self._tasks.append(asyncio.create_task(listen_for_ids(
             _plain_dsn(self.db), DEVICE_CHANNEL, self._device_changed, on_connect=self._devices_dirty.set)))
         self._tasks.append(asyncio.create_task(listen_for_ids(
-            _plain_dsn(self.db), RULE_CHANNEL, self.rule_engine.invalidate)))
+            _plain_dsn(self.db), RULE_CHANNEL, self.rule_engine.invalidate,
+            on_connect=self.rule_engine.invalidate_all)))
         self._tasks.append(asyncio.create_task(self.sessions.watch()))
         await self.consumer.start()
         await self.presence.start()

@@ -57,6 +57,10 @@ class RuleEngine:
     def invalidate(self, tenant_id: UUID) -> None:
         self._index.pop(tenant_id, None)
 
+    def invalidate_all(self) -> None:
+        """Reload every tenant's rules lazily: after the change listener reconnects, changes may have been missed."""
+        self._index.clear()
+
     def close(self) -> None:
         self._device_changes.close()
         self._alarm_changes.close()
