@@ -13,10 +13,13 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from functools import cached_property
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
+
+from app.models.telemetry import Message
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +33,23 @@ class Event(BaseModel):
     tenant_id: UUID
 
 
-class ReadingValue(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class ReadingValue(NamedTuple):  # a named tuple: ingest makes one per stored reading
     key: str
     ts: datetime
     value: Value
 
 
 class TelemetryStored(Event):
-    """One device's readings from one committed batch."""
+    """One device's messages from one committed batch; `readings` flattens them (made only when asked for)."""
 
     device_id: UUID
-    readings: tuple[ReadingValue, ...]
+    messages: tuple[Message, ...]
     last_seen: datetime
+
+    @cached_property
+    def readings(self) -> tuple[ReadingValue, ...]:
+        return tuple(ReadingValue(reading.key, message.ts, reading.value)
+                     for message in self.messages for reading in message.readings)
 
 
 class DeviceChanged(Event):

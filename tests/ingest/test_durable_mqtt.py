@@ -101,8 +101,7 @@ async def test_message_lost_before_commit_is_delivered_again_after_a_crash(
     with contextlib.suppress(asyncio.CancelledError):
         await platform.writer._task
     await first.stop()
-    while platform.writer.backlog:
-        platform.writer._queue.get_nowait()
+    platform.writer.discard_pending()
     assert await stored(platform, device_id) == []
     gate.open.set()
     await platform.writer.start()
