@@ -478,8 +478,7 @@ class BatchWriter:
         self.stats.rows += sum(offered for _, offered in prepared.offered.values()) - dropped
         self.stats.duplicates += dropped
         events = [
-            TelemetryStored.model_construct(tenant_id=tenant_id, device_id=device_id, messages=tuple(messages),
-                                            last_seen=last_seen)
+            TelemetryStored(tenant_id, device_id, tuple(messages), last_seen)
             for (tenant_id, device_id), (messages, last_seen) in stored.items()
         ]
         for event in events:

@@ -29,9 +29,9 @@ class Gate:
         self.open.set()
         commit = platform.writer._commit
 
-        async def gated(items: list[Any]) -> Any:
+        async def gated(prepared: Any) -> Any:
             await self.open.wait()
-            return await commit(items)
+            return await commit(prepared)
 
         platform.writer._commit = gated  # type: ignore[method-assign]
 
