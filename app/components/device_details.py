@@ -1,4 +1,4 @@
-"""A device's details and its data-quality panel (counts and the last rejected payload), updated in place."""
+"""A device's details and its data-quality panel, updated in place."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 
 from nicegui import ui
 
+from app.components.data_quality import DataQuality
 from app.components.formatting import relative_time, utc_time
 from app.components.status_badge import StatusBadge
 from app.models.schemas import DevicePublic
@@ -31,15 +32,7 @@ class DeviceDetails:
                 self.created = _field('Created', 'detail-created')
                 self.timeout = _field('Offline after', 'detail-offline-after')
                 self.metadata = _field('Metadata', 'detail-metadata')
-        with ui.card().classes('w-full gap-2').mark('data-quality'):
-            ui.label('Data quality').classes('text-lg font-semibold')
-            with ui.grid().classes('w-full gap-x-4 gap-y-1 grid-cols-[max-content_1fr]'):
-                self.received = _field('Messages received', 'messages-received')
-                self.malformed = _field('Malformed', 'messages-malformed')
-                self.reason = _field('Last rejected because', 'malformed-reason')
-                self.excerpt = _field('Payload excerpt', 'malformed-excerpt')
-                self.malformed_at = _field('Rejected at', 'malformed-at')
-            self.excerpt.classes('font-mono text-sm bg-grey-2 rounded px-1')
+        self.quality = DataQuality(device)
         self.show(device)
 
     def show(self, device: DevicePublic) -> None:
@@ -52,13 +45,7 @@ class DeviceDetails:
         timeout = device.offline_after_s
         self.timeout.set_text(f'{timeout} s' if timeout else f'{self._default_offline_s} s (platform default)')
         self.metadata.set_text(json.dumps(device.metadata, sort_keys=True) if device.metadata else '—')
-        self.received.set_text(str(device.messages_received))
-        self.malformed.set_text(str(device.messages_malformed))
-        self.malformed.classes(replace='text-base ' + ('text-negative font-semibold'
-                                                       if device.messages_malformed else ''))
-        self.reason.set_text(device.last_malformed_reason or 'nothing rejected')
-        self.excerpt.set_text(device.last_malformed_excerpt or '—')
-        self.malformed_at.set_text(utc_time(device.last_malformed_at))
+        self.quality.show(device)
         self.tick()
 
     def tick(self) -> None:

@@ -100,6 +100,7 @@ class MqttConsumer:
         self._task: asyncio.Task[None] | None = None
         self._routes: dict[bytes, Route | None] = {}
         self._ackers: dict[Link, Acknowledge] = {}
+        self._resolving: dict[UUID, list[tuple[Publish, Link]]] = {}  # devices being looked up: their messages
         self._idle = asyncio.Event()
         self._stopping = False
         self.received = 0
@@ -170,54 +171,58 @@ class MqttConsumer:
     def _on_messages(self, publishes: list[Publish], link: Link) -> None:
         if self._stopping:
             return  # not acknowledged: the broker delivers them again to the next session
+        self.received += len(publishes)
         acknowledge = self._acknowledger(link)
         received_at = datetime.now(UTC)
         items: list[Item] = []
-        later: list[tuple[UUID, bytes, bytes, bytes | None]] = []
         routes = self._routes
-        for topic, payload, packet_id in publishes:
+        resolving = self._resolving
+        for publish in publishes:
+            topic, payload, packet_id = publish
             route = routes.get(topic, _UNKNOWN)
             if route is _UNKNOWN:
                 route = self._route(topic)
             if route is None:
-                self._ignore(topic)
-                if packet_id:
-                    link.ack([packet_id])
+                self._ignore(topic, link, packet_id)
                 continue
-            found, entry = self._directory.cached(route.device_id)
-            if not found:
-                later.append((route.device_id, topic, payload, packet_id))
+            queued = resolving.get(route.device_id) if resolving else None
+            if queued is None:
+                found, entry = self._directory.cached(route.device_id)
+                if not found:  # look the device up without blocking the loop; its messages wait, in order
+                    queued = resolving[route.device_id] = []
+                    asyncio.get_running_loop().create_task(self._resolve(route.device_id))
+            if queued is not None:
+                queued.append((publish, link))
+                self.inflight += 1
                 continue
             item = self._item(route, entry, payload, received_at, (acknowledge, packet_id or b''))
             if item is None:
-                self._ignore(topic)
-                if packet_id:
-                    link.ack([packet_id])
+                self._ignore(topic, link, packet_id)
             else:
                 items.append(item)
-        self.received += len(publishes)
         if items:
             self.inflight += len(items)
             self._writer.offer(items)
-        if later:
-            self.inflight += len(later)
-            asyncio.get_running_loop().create_task(self._resolve(later, link, received_at))
         if self.inflight >= self._max_inflight or self._writer.full:
             link.pause()
 
-    async def _resolve(self, waiting: list[tuple[UUID, bytes, bytes, bytes | None]], link: Link,
-                       received_at: datetime) -> None:
-        """Messages of devices not yet in the directory's cache: look them up, then hand them over."""
-        acknowledge = self._acknowledger(link)
-        items: list[Item] = []
-        for device_id, topic, payload, packet_id in waiting:
+    async def _resolve(self, device_id: UUID) -> None:
+        """The messages of a device missing from the directory's cache, once it is looked up, in arrival order."""
+        try:
             entry = await self._directory.get(device_id)
+        except Exception:
+            log.exception('device look-up failed', extra={'device_id': str(device_id)})
+            entry = None
+        queued = self._resolving.pop(device_id, [])
+        items: list[Item] = []
+        received_at = datetime.now(UTC)
+        for (topic, payload, packet_id), link in queued:
             route = self._routes.get(topic)
-            item = None if route is None else self._item(route, entry, payload, received_at,
-                                                          (acknowledge, packet_id or b''))
+            item = None if route is None or entry is None else self._item(
+                route, entry, payload, received_at, (self._acknowledger(link), packet_id or b''))
             if item is None:
-                self._ignore(topic)
-                acknowledge([packet_id or b''])
+                self._ignore(topic, link, packet_id)
+                self._settled(1)
             else:
                 items.append(item)
         if items:
@@ -250,9 +255,11 @@ class MqttConsumer:
             return Rejection(entry.tenant_id, route.device_id, str(error), excerpt(payload), received_at, ack=ack)
         return Inbound(entry.tenant_id, route.device_id, messages, received_at, ack=ack)
 
-    def _ignore(self, topic: bytes) -> None:
+    def _ignore(self, topic: bytes, link: Link | None = None, packet_id: bytes | None = None) -> None:
         self.ignored += 1
         log.warning('message for unknown device ignored', extra={'topic': topic[:200].decode(errors='replace')})
+        if link is not None and packet_id:
+            link.ack([packet_id])
 
     async def handle(self, topic: str, payload: bytes, *, ack: Any = None) -> None:
         """One message outside MQTT (tests, replays): decoded and handed to the writer like any other."""

@@ -84,6 +84,14 @@ class DevicePublic(BaseModel):
     last_malformed_reason: str | None
     last_malformed_excerpt: str | None
     last_malformed_at: datetime | None
+    readings_stored: int = 0
+    readings_duplicate: int = 0
+    messages_out_of_order: int = 0
+    seq_missing: int = 0
+    seq_gaps: list[list[int]] = Field(default_factory=list, description='recent missing `seq` ranges [first, last]')
+    last_seq: int | None = None
+    clock_skew_ms: int | None = Field(default=None, description="device ts minus server time, last message with ts")
+    max_clock_skew_ms: int | None = None
     created_at: datetime
 
 

@@ -61,6 +61,14 @@ class Device(SQLModel, table=True):
     last_malformed_reason: str | None = None
     last_malformed_excerpt: str | None = None
     last_malformed_at: datetime | None = _ts(nullable=True, default=False)
+    readings_stored: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    readings_duplicate: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    messages_out_of_order: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    seq_missing: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    seq_gaps: list[list[int]] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False, default=list))
+    last_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    clock_skew_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    max_clock_skew_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime = _ts()
 
 
