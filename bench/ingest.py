@@ -315,7 +315,9 @@ def main() -> None:
     if args.role == 'publisher':
         return publisher(args)
     if args.role == 'gito':
-        return asyncio.run(gito_child(args))
+        import uvloop  # what `gito serve` runs on (uvicorn picks uvloop when it is installed)
+
+        return uvloop.run(gito_child(args))
     if not args.database_url:
         raise SystemExit('Set DATABASE_URL to a PostgreSQL server the bench may create a scratch database on.')
     load = os.getloadavg()[0]

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable
+from typing import cast
 
 from app.ingest.mqtt_wire import (
     CONNACK,
@@ -58,8 +59,7 @@ class Link(asyncio.Protocol):
         return self._transport is not None and not self.closed.done()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio.Transport
         sock = transport.get_extra_info('socket')
         if sock is not None:
             with contextlib.suppress(OSError):
