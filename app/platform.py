@@ -31,6 +31,7 @@ from app.services.audit import AuditService
 from app.services.auth import AuthService
 from app.services.credentials import mosquitto_hash
 from app.services.devices import DEVICE_CHANNEL, DeviceEndpoints, DeviceService
+from app.services.ingest_keys import IngestKeys
 from app.services.notifications import Notifications
 from app.services.platform_admin import PlatformAdminService
 from app.services.presence import PresenceService
@@ -106,6 +107,7 @@ class Platform:
                                            base_url=settings.base_url or f'http://{http_host}:{settings.port}')
         self.outbox: AlarmNotifier = self.notifications.outbox
         self.telemetry = TelemetryService(self.db)
+        self.ingest_keys = IngestKeys(self.db)
         self.presence = PresenceService(self.db, self.bus, default_offline_after_s=settings.device_offline_after_s)
         self.directory = DeviceDirectory(self.db, self.bus)
         self.writer = BatchWriter(

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
@@ -23,6 +23,7 @@ from app.ingest.payload import MAX_PAYLOAD_BYTES, Message, PayloadError, decode,
 from app.ingest.writer import BatchWriter, Inbound, Rejection
 from app.platform import Platform
 from app.services.errors import AuthenticationFailed, DomainError, PermissionDenied, Unavailable
+from app.services.ingest_keys import MAX_KEY_LENGTH
 from app.services.rate_limits import take_tenant
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,14 @@ def ingest_router(platform: Platform) -> APIRouter:
     router = APIRouter(tags=['device ingest'])
 
     @router.post('/devices/{device_id}/telemetry', status_code=202, openapi_extra=PAYLOAD_SCHEMA,
-                 responses=problem_responses(400, 401, 403, 413, 422, 429, 503))
-    async def ingest_telemetry(device_id: UUID, request: Request, credentials: Credentials) -> IngestAccepted:
+                 responses=problem_responses(400, 401, 403, 409, 413, 422, 429, 503))
+    async def ingest_telemetry(
+        device_id: UUID, request: Request, credentials: Credentials, response: Response,
+        idempotency_key: Annotated[str | None, Header(
+            alias='Idempotency-Key', max_length=MAX_KEY_LENGTH,
+            description='Send the same key when retrying: the data is stored once; another body with it: 422.',
+        )] = None,
+    ) -> IngestAccepted:
         """For devices: `Authorization: Bearer <device token>`; flat JSON of key to value, optional `ts`
         (ms since the epoch or ISO 8601) and `seq`; one object or an array of them."""
         entry = await authenticate(platform, device_id, credentials)
@@ -133,8 +140,21 @@ def ingest_router(platform: Platform) -> APIRouter:
             log.info('payload rejected', extra={'device_id': str(device_id), 'reason': str(error)})
             await record_rejection(platform.writer, entry, str(error), body, received_at)
             raise InvalidPayload(str(error), field=error.field) from None
-        await store(platform.writer, Inbound(entry.tenant_id, entry.device_id, messages, received_at))
-        return IngestAccepted(accepted=len(messages), points=points_in(messages))
+        accepted = IngestAccepted(accepted=len(messages), points=points_in(messages))
+        if idempotency_key is not None:
+            claim = await platform.ingest_keys.claim(entry.tenant_id, entry.device_id, idempotency_key, body=body,
+                                                     accepted=accepted.accepted, points=accepted.points)
+            if claim.outcome == 'repeat':
+                response.headers['Idempotent-Replayed'] = 'true'
+                return IngestAccepted(accepted=claim.accepted, points=claim.points)
+        try:
+            await store(platform.writer, Inbound(entry.tenant_id, entry.device_id, messages, received_at,
+                                                 idempotency_key=idempotency_key))
+        except Unavailable:
+            if idempotency_key is not None:
+                await platform.ingest_keys.release(entry.tenant_id, entry.device_id, idempotency_key)
+            raise
+        return accepted
 
     return router
 

@@ -46,6 +46,10 @@ INSERT_ROWS = """
 INSERT INTO telemetry (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
 SELECT tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value
 FROM ingest_stage WHERE tenant_id = $1"""
+SPEND_KEYS = """
+UPDATE ingest_keys SET state = 'stored'
+FROM unnest($2::uuid[], $3::text[]) AS spent(device_id, key)
+WHERE ingest_keys.tenant_id = $1 AND ingest_keys.device_id = spent.device_id AND ingest_keys.key = spent.key"""
 MOVE_ROWS = """
 WITH added AS (
     INSERT INTO telemetry (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
@@ -71,6 +75,7 @@ class Inbound:
     # (acknowledge, id): once the batch holding it is committed, `acknowledge` is called with the ids of all of its
     # messages that share it (MQTT PUBACKs in one write); b'' for messages that need no PUBACK (QoS 0)
     ack: tuple[Acknowledge, bytes] | None = None
+    idempotency_key: str | None = None  # HTTP ingest: marked stored in the same transaction as the rows
 
 
 @dataclass(frozen=True)
@@ -411,6 +416,9 @@ class BatchWriter:
                         if tenant == tenant_id and offered != added.get(device_id, 0):
                             duplicates[device_id] = offered - added.get(device_id, 0)
             self.stats.insert_s += time.perf_counter() - started
+            for tenant_id, keys in _idempotency_keys(prepared.items).items():
+                await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
+                await connection.execute(SPEND_KEYS, tenant_id, [device for device, _ in keys], [k for _, k in keys])
             idle = self._stopping or not self._pending
             flush = self.latest.due(idle=idle) or (bool(self._tallies) and (idle or self.latest.interval_elapsed()))
             if flush:
@@ -494,3 +502,11 @@ def _rows_in(item: Item) -> int:
     if isinstance(item, Rejection):
         return 1
     return max(1, sum(len(message.readings) for message in item.messages))
+
+
+def _idempotency_keys(items: list[Item]) -> dict[UUID, list[tuple[UUID, str]]]:
+    keys: dict[UUID, list[tuple[UUID, str]]] = {}
+    for item in items:
+        if isinstance(item, Inbound) and item.idempotency_key is not None:
+            keys.setdefault(item.tenant_id, []).append((item.device_id, item.idempotency_key))
+    return keys
