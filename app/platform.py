@@ -40,6 +40,8 @@ from app.services.rules.maintenance import MaintenanceService
 from app.services.rules.scheduled import ScheduledRules
 from app.services.rules.service import RULE_CHANNEL, RuleService
 from app.services.sessions import SessionService
+from app.services.storage.maintenance import StorageMaintenance
+from app.services.storage.service import StorageService
 from app.services.telemetry import TelemetryService
 from app.services.tenants import TenantService
 from app.services.users import UserService
@@ -96,6 +98,8 @@ class Platform:
                                            base_url=settings.base_url or f'http://{http_host}:{settings.port}')
         self.outbox: AlarmNotifier = self.notifications.outbox
         self.telemetry = TelemetryService(self.db)
+        self.storage = StorageService(self.db)
+        self.storage_jobs = StorageMaintenance(self.db, rollup_every_s=settings.rollup_every_s)
         self.presence = PresenceService(self.db, self.bus, default_offline_after_s=settings.device_offline_after_s)
         self.directory = DeviceDirectory(self.db, self.bus)
         self.writer = BatchWriter(
@@ -143,6 +147,7 @@ class Platform:
         self._tasks.append(asyncio.create_task(self.sessions.watch()))
         await self.consumer.start()
         await self.presence.start()
+        await self.storage_jobs.start(loop=self.settings.storage_jobs)
         await self.scheduled_rules.start()
         self.notifications.start()
         self.started = True
@@ -152,6 +157,7 @@ class Platform:
         await self.scheduled_rules.stop()
         await self.notifications.stop()
         await self.presence.stop()
+        await self.storage_jobs.stop()
         await self.consumer.stop()
         await self.writer.stop()
         await self.directory.stop()

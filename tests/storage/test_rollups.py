@@ -1,0 +1,54 @@
+"""1-minute and 1-hour rollups: incremental, exact, and right about late, out-of-order and duplicate rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import text
+
+from app.platform import Platform
+from tests.conftest import NewTenant
+from tests.storage.conftest import new_device, store
+
+ROLLUP = 'SELECT bucket, count, sum, min, max, last FROM {table} WHERE device_id = :device ORDER BY bucket'
+
+
+async def rollup(platform: Platform, table: str, device_id: UUID) -> list[tuple[object, ...]]:
+    async with platform.db.system() as session:
+        return [tuple(row) for row in await session.execute(text(ROLLUP.format(table=table)), {'device': device_id})]
+
+
+async def test_rollups_follow_new_late_and_duplicate_rows(storage: Platform, new_tenant: NewTenant) -> None:
+    admin = (await new_tenant()).principal
+    device = await new_device(storage, admin)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    await store(storage, admin, device.id, [(hour + timedelta(seconds=i), 'power', float(i)) for i in range(120)]
+                + [(hour, 'mode', 'eco')])  # text: not rolled up
+    await storage.storage_jobs.refresh_rollups()
+    assert await rollup(storage, 'telemetry_1m', device.id) == [
+        (hour, 60, sum(range(60)), 0.0, 59.0, 59.0),
+        (hour + timedelta(minutes=1), 60, sum(range(60, 120)), 60.0, 119.0, 119.0)]
+    assert await rollup(storage, 'telemetry_1h', device.id) == [(hour, 120, sum(range(120)), 0.0, 119.0, 119.0)]
+
+    # Out of order (inside minute 0, after minute 1 was stored), a duplicate, and a row two days late.
+    late = hour - timedelta(days=2)
+    await store(storage, admin, device.id, [(hour + timedelta(seconds=30.5), 'power', 1000.0),
+                                            (hour + timedelta(seconds=5), 'power', -1.0), (late, 'power', 4.0)])
+    run = await storage.storage_jobs.refresh_rollups()
+    assert run.minutes == 2 and run.hours == 2
+    minutes = await rollup(storage, 'telemetry_1m', device.id)
+    assert minutes[0] == (late, 1, 4.0, 4.0, 4.0, 4.0)
+    assert minutes[1] == (hour, 61, sum(range(60)) + 1000.0, 0.0, 1000.0, 59.0)  # last is by timestamp
+    assert await rollup(storage, 'telemetry_1h', device.id) == [
+        (late, 1, 4.0, 4.0, 4.0, 4.0), (hour, 121, sum(range(120)) + 1000.0, 0.0, 1000.0, 119.0)]
+    assert await storage.storage_jobs.refresh_rollups() == type(run)(minutes=0, hours=0)  # nothing new
+
+
+async def test_rows_past_the_raw_retention_are_not_rolled_up(storage: Platform, new_tenant: NewTenant) -> None:
+    admin = (await new_tenant()).principal
+    device = await new_device(storage, admin)
+    ancient = datetime.now(UTC) - timedelta(days=45)  # default raw retention: 30 days
+    await store(storage, admin, device.id, [(ancient, 'power', 1.0)])
+    await storage.storage_jobs.refresh_rollups()
+    assert await rollup(storage, 'telemetry_1m', device.id) == []
