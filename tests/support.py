@@ -80,3 +80,22 @@ GITO = [sys.executable, '-m', 'app.cli']
 
 def gito(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*GITO, *args], env=env, capture_output=True, text=True, timeout=120, check=check)
+
+
+async def roll_up(platform: Platform, *, seconds: float = 30) -> None:
+    """Run the rollup job until it has covered every transaction committed so far. The watermark stops at the
+    oldest transaction still open anywhere on the server (other test databases too), so it may take a while."""
+    from sqlalchemy import text
+
+    async with platform.db.system() as session:
+        target = int(await session.scalar(text('SELECT txid_current()')) or 0)
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        await platform.storage_jobs.refresh_rollups()
+        async with platform.db.system() as session:
+            watermark = int(await session.scalar(text("SELECT xid FROM storage_watermarks WHERE name = 'rollups'"))
+                            or 0)
+        if watermark > target:
+            return
+        assert asyncio.get_running_loop().time() < deadline, 'rollups did not catch up (a transaction held open?)'
+        await asyncio.sleep(0.1)

@@ -19,6 +19,7 @@ from app.models.storage import RetentionSettings
 from app.platform import Platform
 from tests.conftest import NewTenant
 from tests.ingest.test_mqtt_ingest import eventually
+from tests.support import roll_up
 
 
 def app_role_dsn(platform: Platform) -> str:
@@ -46,7 +47,7 @@ async def test_app_role_sees_no_row_of_another_tenant(running_platform: Platform
     await eventually(lambda: platform.alarms.find(tenant_a), lambda alarms: bool(alarms))
     await eventually(lambda: platform.notifications.deliveries.list(tenant_a),
                      lambda deliveries: any(d.attempts for d in deliveries))
-    await platform.storage_jobs.refresh_rollups()  # rows in `telemetry_1m` and `telemetry_1h`
+    await roll_up(platform)  # rows in `telemetry_1m` and `telemetry_1h`
     await platform.storage.update_retention(tenant_a, RetentionSettings(raw_days=7, minute_days=90, hour_days=400))
 
     connection = await asyncpg.connect(app_role_dsn(platform))

@@ -11,6 +11,7 @@ from app.platform import Platform
 from tests.conftest import NewTenant
 from tests.storage.conftest import new_device, owner_scalar, store
 from tests.storage.test_partitions import partitions
+from tests.support import roll_up
 
 
 async def set_retention(platform: Platform, tenant_id: UUID, raw: int, minute: int, hour: int) -> None:
@@ -36,7 +37,7 @@ async def test_each_tenant_keeps_its_own_retention(storage: Platform, new_tenant
         devices[principal.tenant_id] = device.id
         await store(storage, principal, device.id, [(now - timedelta(days=days), 'power', float(days))
                                                     for days in (1, 3.5, 5, 20)])
-    await storage.storage_jobs.refresh_rollups()  # under the default retention: every row rolled up
+    await roll_up(storage)  # under the default retention: every row rolled up
     await set_retention(storage, short.tenant_id, 2, 3, 4)
     run = await storage.storage_jobs.apply_retention()
     assert run.deleted_rows >= 3 + 3 + 2

@@ -8,8 +8,10 @@ from uuid import UUID
 from sqlalchemy import text
 
 from app.platform import Platform
+from app.services.storage.rollups import RollupRun
 from tests.conftest import NewTenant
 from tests.storage.conftest import new_device, store
+from tests.support import roll_up
 
 ROLLUP = 'SELECT bucket, count, sum, min, max, last FROM {table} WHERE device_id = :device ORDER BY bucket'
 
@@ -25,7 +27,7 @@ async def test_rollups_follow_new_late_and_duplicate_rows(storage: Platform, new
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
     await store(storage, admin, device.id, [(hour + timedelta(seconds=i), 'power', float(i)) for i in range(120)]
                 + [(hour, 'mode', 'eco')])  # text: not rolled up
-    await storage.storage_jobs.refresh_rollups()
+    await roll_up(storage)
     assert await rollup(storage, 'telemetry_1m', device.id) == [
         (hour, 60, sum(range(60)), 0.0, 59.0, 59.0),
         (hour + timedelta(minutes=1), 60, sum(range(60, 120)), 60.0, 119.0, 119.0)]
@@ -35,14 +37,13 @@ async def test_rollups_follow_new_late_and_duplicate_rows(storage: Platform, new
     late = hour - timedelta(days=2)
     await store(storage, admin, device.id, [(hour + timedelta(seconds=30.5), 'power', 1000.0),
                                             (hour + timedelta(seconds=5), 'power', -1.0), (late, 'power', 4.0)])
-    run = await storage.storage_jobs.refresh_rollups()
-    assert run.minutes == 2 and run.hours == 2
+    await roll_up(storage)
     minutes = await rollup(storage, 'telemetry_1m', device.id)
     assert minutes[0] == (late, 1, 4.0, 4.0, 4.0, 4.0)
     assert minutes[1] == (hour, 61, sum(range(60)) + 1000.0, 0.0, 1000.0, 59.0)  # last is by timestamp
     assert await rollup(storage, 'telemetry_1h', device.id) == [
         (late, 1, 4.0, 4.0, 4.0, 4.0), (hour, 121, sum(range(120)) + 1000.0, 0.0, 1000.0, 119.0)]
-    assert await storage.storage_jobs.refresh_rollups() == type(run)(minutes=0, hours=0)  # nothing new
+    assert await storage.storage_jobs.refresh_rollups() == RollupRun(minutes=0, hours=0)  # nothing new
 
 
 async def test_rows_past_the_raw_retention_are_not_rolled_up(storage: Platform, new_tenant: NewTenant) -> None:
@@ -50,5 +51,5 @@ async def test_rows_past_the_raw_retention_are_not_rolled_up(storage: Platform, 
     device = await new_device(storage, admin)
     ancient = datetime.now(UTC) - timedelta(days=45)  # default raw retention: 30 days
     await store(storage, admin, device.id, [(ancient, 'power', 1.0)])
-    await storage.storage_jobs.refresh_rollups()
+    await roll_up(storage)
     assert await rollup(storage, 'telemetry_1m', device.id) == []

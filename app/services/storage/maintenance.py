@@ -121,7 +121,7 @@ async def _timescale_retention(session: AsyncSession) -> RetentionRun:
             raw_days=max(r.raw_days for r in values), minute_days=max(r.minute_days for r in values),
             hour_days=max(r.hour_days for r in values)):
         await session.execute(text(statement))
-    materialized: dict[str, str] = dict((await session.execute(text(timescale.MATERIALIZATION_TABLES))).tuples().all())
+    materialized: dict[str, str] = dict((await session.execute(text(timescale.MATERIALIZATION_TABLES))).all())
     deleted = 0
     for tenant_id, retention in retentions.items():
         for statement in timescale.tenant_trim_statements(materialized):

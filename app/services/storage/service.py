@@ -73,7 +73,7 @@ class StorageService:
         backend = await detect_backend(self._db)
         async with self._db.system() as session:
             sizes: dict[str, float] = dict((await session.execute(text(
-                TIMESCALE_ROW_BYTES if backend == 'timescaledb' else NATIVE_ROW_BYTES))).tuples().all())
+                TIMESCALE_ROW_BYTES if backend == 'timescaledb' else NATIVE_ROW_BYTES))).all())
         per_row = {name: float(sizes.get(name) or FALLBACK_ROW_BYTES[name]) for name in FALLBACK_ROW_BYTES}
         return StorageUsage(
             backend=backend,
