@@ -1,4 +1,5 @@
-"""Storage tests: the batch writer running (no MQTT), the storage jobs driven explicitly."""
+"""Storage tests: the batch writer running (no MQTT), the storage jobs driven explicitly; the API and page
+fixtures for the settings and export tests."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from app.ingest.payload import Message, Reading
 from app.ingest.writer import Inbound
 from app.models.schemas import DeviceCreate, DevicePublic, Principal
 from app.platform import Platform
+from tests.api.conftest import api, sign_in
+from tests.pages.conftest import make_account
+
+__all__ = ['api', 'make_account', 'sign_in']
 
 
 @pytest.fixture

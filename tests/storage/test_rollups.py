@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy import text
 
 from app.platform import Platform
+from app.services.storage.maintenance import StorageMaintenance
 from app.services.storage.rollups import RollupRun
 from tests.conftest import NewTenant
 from tests.storage.conftest import new_device, store
@@ -53,3 +55,19 @@ async def test_rows_past_the_raw_retention_are_not_rolled_up(storage: Platform, 
     await store(storage, admin, device.id, [(ancient, 'power', 1.0)])
     await roll_up(storage)
     assert await rollup(storage, 'telemetry_1m', device.id) == []
+
+
+async def test_the_background_job_keeps_rollups_current(storage: Platform, new_tenant: NewTenant) -> None:
+    admin = (await new_tenant()).principal
+    device = await new_device(storage, admin)
+    job = StorageMaintenance(storage.db, rollup_every_s=0.1)
+    await job.start()
+    try:
+        await store(storage, admin, device.id, [(datetime.now(UTC), 'power', 3.0)])
+        for _ in range(300):
+            if await rollup(storage, 'telemetry_1h', device.id):
+                break
+            await asyncio.sleep(0.1)
+        assert [row[1:] for row in await rollup(storage, 'telemetry_1h', device.id)] == [(1, 3.0, 3.0, 3.0, 3.0)]
+    finally:
+        await job.stop()

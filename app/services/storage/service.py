@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from app.db import Database
@@ -32,6 +33,7 @@ TIMESCALE_ROW_BYTES = f"""
 SELECT relation, coalesce(hypertable_size(name)::float8 / nullif(approximate_row_count(name), 0), 0)
 FROM (VALUES ('raw', '{SCHEMA}.telemetry'::regclass), ('minute', '{SCHEMA}.telemetry_1m'::regclass),
              ('hour', '{SCHEMA}.telemetry_1h'::regclass)) v(relation, name)"""
+LABELS = {'raw_days': 'Raw readings', 'minute_days': '1-minute rollups', 'hour_days': '1-hour rollups'}
 FALLBACK_ROW_BYTES = {'raw': 100.0, 'minute': 120.0, 'hour': 120.0}  # before the first ANALYZE
 
 
@@ -51,7 +53,12 @@ class StorageService:
     async def update_retention(self, principal: Principal, settings: RetentionSettings) -> RetentionSettings:
         """Takes effect at the storage job's next run (within about ten minutes)."""
         require(principal, Permission.MANAGE_STORAGE)
-        settings = RetentionSettings.model_validate(settings.model_dump())  # pages build it unvalidated
+        try:  # pages build it unvalidated
+            settings = RetentionSettings.model_validate(settings.model_dump())
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = str(first['loc'][0]) if first['loc'] else 'raw_days'
+            raise InvalidInput(f'{LABELS.get(field, field)}: keep between 2 and 3650 days.', field=field) from error
         if settings.minute_days < settings.raw_days:
             raise InvalidInput('Keep 1-minute rollups at least as long as raw data.', field='minute_days')
         if settings.hour_days < settings.minute_days:
