@@ -43,6 +43,7 @@ from app.services.sessions import SessionService
 from app.services.storage.maintenance import StorageMaintenance
 from app.services.storage.service import StorageService
 from app.services.telemetry import TelemetryService
+from app.services.telemetry_export import TelemetryExport
 from app.services.tenants import TenantService
 from app.services.users import UserService
 
@@ -99,6 +100,7 @@ class Platform:
         self.outbox: AlarmNotifier = self.notifications.outbox
         self.telemetry = TelemetryService(self.db)
         self.storage = StorageService(self.db)
+        self.export = TelemetryExport(self.db)
         self.storage_jobs = StorageMaintenance(self.db, rollup_every_s=settings.rollup_every_s)
         self.presence = PresenceService(self.db, self.bus, default_offline_after_s=settings.device_offline_after_s)
         self.directory = DeviceDirectory(self.db, self.bus)

@@ -6,7 +6,8 @@ Needs a PostgreSQL server: GITO_BENCH_DATABASE_URL or DATABASE_URL (a server URL
 drops its own database), else the embedded PostgreSQL in a temporary directory. Loads the readings with one
 INSERT … SELECT (the batch writer is not what is measured here), runs the storage job once (partitions,
 rollups), then times `TelemetryService.chart` for 30 days, 7 days, 24 hours and 1 hour: prints the median and
-worst time of --runs warm runs, the source picked and the points returned per series.
+worst time of --runs warm runs, the source picked and the points returned per series; then streams the whole
+range as CSV (about a million rows) and prints how long that took.
 """
 
 from __future__ import annotations
@@ -76,6 +77,14 @@ async def bench(database: TestDatabase, *, days: int, interval: int, keys: int, 
             print(f'chart {label:>4}: median {statistics.median(warm):6.1f} ms, worst {max(warm):6.1f} ms '
                   f'(first {timings[0]:.1f} ms); source {series[0].source}, bucket {series[0].bucket_s} s, '
                   f'{len(series)} series x {points} points')
+        began = time.perf_counter()
+        size = lines = 0
+        async for chunk in await platform.export.csv(admin, device.id, start=start, end=end + timedelta(seconds=1)):
+            size += len(chunk)
+            lines += chunk.count(b'\n')
+        took = time.perf_counter() - began
+        print(f'CSV export of {lines - 1:,} rows ({size / 1e6:.0f} MB) streamed in {took:.1f} s '
+              f'({(lines - 1) / took:,.0f} rows/s)')
     finally:
         await platform.db.dispose()
 

@@ -60,7 +60,7 @@ class TelemetryService:
 
     async def latest(self, principal: Principal, device_id: UUID) -> list[LatestValuePublic]:
         async with self._db.tenant(principal.tenant_id) as session:
-            await _check_device(session, principal, device_id)
+            await check_device(session, principal, device_id)
             rows = await session.execute(text(f"""
                 SELECT k.name, l.ts, l.{_VALUE_COLUMNS.replace(', ', ', l.')}
                 FROM latest_values l JOIN telemetry_keys k ON k.id = l.key_id
@@ -93,12 +93,12 @@ class TelemetryService:
         self, principal: Principal, device_id: UUID, *, start: datetime, end: datetime,
         keys: Sequence[str] = (), limit: int = 1000, cursor: str | None = None,
     ) -> TelemetryPage:
-        _check_range(start, end)
+        check_range(start, end)
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f'limit must be between 1 and {MAX_PAGE}.', field='limit')
         after_ts, after_key = _decode_cursor(cursor) if cursor else (None, None)
         async with self._db.tenant(principal.tenant_id) as session:
-            await _check_device(session, principal, device_id)
+            await check_device(session, principal, device_id)
             rows = (await session.execute(text(f"""
                 SELECT k.name, t.ts, t.key_id, t.{_VALUE_COLUMNS.replace(', ', ', t.')}
                 FROM telemetry t JOIN telemetry_keys k ON k.id = t.key_id
@@ -119,7 +119,7 @@ class TelemetryService:
         self, principal: Principal, device_id: UUID, *, start: datetime, end: datetime, bucket_s: int,
         function: AggregateFunction, keys: Sequence[str] = (),
     ) -> list[AggregatePoint]:
-        _check_range(start, end)
+        check_range(start, end)
         if bucket_s < 1:
             raise InvalidInput('bucket must be at least 1 second.', field='bucket')
         if (end - start).total_seconds() / bucket_s > 100_000:
@@ -128,9 +128,9 @@ class TelemetryService:
             raise InvalidInput(f'function must be one of {", ".join(_AGGREGATES)}.', field='function')
         source = rollup_for_bucket(start, end, bucket_s)
         async with self._db.tenant(principal.tenant_id) as session:
-            await _check_device(session, principal, device_id)
+            await check_device(session, principal, device_id)
             if source != 'raw' and function != 'count':  # rollups count numeric values only
-                names = await _key_names(session, principal, keys)
+                names = await key_names(session, principal, keys)
                 rolled = await rollup_rows(session, source, function, origin=':start', params={
                     'tenant': principal.tenant_id, 'device': device_id, 'start': start, 'end': end,
                     'keys': list(names), 'bucket': bucket_s})
@@ -156,11 +156,11 @@ class TelemetryService:
     ) -> list[Series]:
         """Numeric series for a chart, never more than `max_points` points per key: raw points when few enough,
         else averages over buckets from raw rows, the 1-minute or the 1-hour rollup (see telemetry_sources)."""
-        _check_range(start, end)
+        check_range(start, end)
         chosen = plan(start, end, max_points)
         async with self._db.tenant(principal.tenant_id) as session:
-            await _check_device(session, principal, device_id)
-            names = await _key_names(session, principal, keys)
+            await check_device(session, principal, device_id)
+            names = await key_names(session, principal, keys)
             if not names:
                 return []
             params = {'tenant': principal.tenant_id, 'device': device_id, 'start': start, 'end': end,
@@ -201,7 +201,7 @@ async def rollup_rows(session: AsyncSession, source: Source, function: str, *, p
     return sorted(rows, key=lambda row: (row[0], row[1]))
 
 
-async def _key_names(session: AsyncSession, principal: Principal, keys: Sequence[str]) -> dict[int, str]:
+async def key_names(session: AsyncSession, principal: Principal, keys: Sequence[str]) -> dict[int, str]:
     rows = await session.execute(text("""
         SELECT id, name FROM telemetry_keys
         WHERE tenant_id = :tenant AND (cardinality(CAST(:keys AS text[])) = 0 OR name = ANY(CAST(:keys AS text[])))"""),
@@ -218,7 +218,7 @@ def _series(names: dict[int, str], rows: Iterable[Sequence[Any]], *, bucket_s: i
             for name, (ts, values) in sorted(grouped.items())]
 
 
-async def _check_device(session: AsyncSession, principal: Principal, device_id: UUID) -> None:
+async def check_device(session: AsyncSession, principal: Principal, device_id: UUID) -> None:
     found = await session.scalar(
         text('SELECT 1 FROM devices WHERE id = :device AND tenant_id = :tenant'),
         {'device': device_id, 'tenant': principal.tenant_id},
@@ -227,7 +227,7 @@ async def _check_device(session: AsyncSession, principal: Principal, device_id: 
         raise NotFound(f'Unknown device {device_id}.', field='device_id')
 
 
-def _check_range(start: datetime, end: datetime) -> None:
+def check_range(start: datetime, end: datetime) -> None:
     if start.tzinfo is None or end.tzinfo is None:
         raise InvalidInput('Times need a time zone (e.g. 2026-01-01T00:00:00Z).', field='start')
     if end <= start:

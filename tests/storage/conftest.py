@@ -16,9 +16,9 @@ from app.ingest.writer import Inbound
 from app.models.schemas import DeviceCreate, DevicePublic, Principal
 from app.platform import Platform
 from tests.api.conftest import api, sign_in
-from tests.pages.conftest import make_account
+from tests.pages.conftest import make_account, make_device
 
-__all__ = ['api', 'make_account', 'sign_in']
+__all__ = ['api', 'make_account', 'make_device', 'sign_in']
 
 
 @pytest.fixture
