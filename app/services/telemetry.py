@@ -27,6 +27,7 @@ from app.services.errors import InvalidInput, NotFound
 from app.services.telemetry_sources import (
     ORIGIN,
     Source,
+    dense_raw_plan,
     plan,
     rolled_sql,
     rolled_until_sql,
@@ -176,6 +177,10 @@ class TelemetryService:
                 rows = (await session.execute(text(f"""
                     SELECT t.key_id, t.ts, t.value FROM telemetry t WHERE {where} ORDER BY 1, 2"""), params)).all()
                 return _series(names, rows, bucket_s=0, source='raw')
+            chosen = dense_raw_plan(start, end, max_points)
+            if chosen.source != 'raw':
+                rolled = await rollup_rows(session, chosen.source, 'avg', params={**params, 'bucket': chosen.bucket_s})
+                return _series(names, rolled, bucket_s=chosen.bucket_s, source=chosen.source)
             rows = (await session.execute(text(f"""
                 SELECT t.key_id, date_bin(make_interval(secs => :bucket), t.ts, :start), avg(t.value)
                 FROM telemetry t WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"""),

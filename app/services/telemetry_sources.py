@@ -5,7 +5,8 @@ device_id, key_id, bucket, count, sum, min, max, last, last_ts), tables on plain
 continuous aggregates on TimescaleDB, so one query serves both.
 
 A chart of span S with at most P points per series needs buckets of at least S / P:
-- S ≤ P minutes: raw rows (as they are when there are at most P, else averaged into S / P buckets);
+- S ≤ P minutes: raw rows as they are when there are at most P; more: the 1-minute rollup when S ≥ 2 hours,
+  else raw rows averaged into S / P buckets;
 - S ≤ 6 P minutes (8.3 days at P = 2,000): 1-minute rollups, regrouped into buckets of whole minutes;
 - longer: 1-hour rollups, regrouped into buckets of whole hours (a 30-day chart: 720 points per key).
 So a query reads at most 6 P rollup rows per key up to 8 days, one per hour beyond (8,760 a year). (With the
@@ -25,6 +26,7 @@ from typing import Literal
 Source = Literal['raw', '1m', '1h']
 ROLLUP_TABLE: dict[Source, str] = {'1m': 'telemetry_1m', '1h': 'telemetry_1h'}
 SOURCE_S: dict[Source, int] = {'raw': 1, '1m': 60, '1h': 3600}
+MIN_MINUTE_BUCKETS = 120  # a dense range of 2 hours or more reads the 1-minute rollup instead of raw rows
 MINUTE_ROWS_PER_POINT = 6  # longest span read from the 1-minute rollup, in points' worth of minutes
 ORIGIN = "timestamptz '2000-01-01 00:00:00+00'"
 
@@ -41,7 +43,19 @@ def plan(start: datetime, end: datetime, max_points: int) -> Plan:
     needed = max(1, math.ceil(span_s / max_points))
     if span_s <= max_points * 60:
         return Plan('raw', needed)
-    source: Source = '1m' if span_s <= max_points * 60 * MINUTE_ROWS_PER_POINT else '1h'
+    return rollup_plan('1m' if span_s <= max_points * 60 * MINUTE_ROWS_PER_POINT else '1h', span_s, max_points)
+
+
+def dense_raw_plan(start: datetime, end: datetime, max_points: int) -> Plan:
+    """When a short range holds more raw rows than points: the 1-minute rollup if its buckets are fine enough to
+    draw (at least MIN_MINUTE_BUCKETS of them), else averages of raw rows."""
+    span_s = (end - start).total_seconds()
+    if span_s >= MIN_MINUTE_BUCKETS * 60:
+        return rollup_plan('1m', span_s, max_points)
+    return Plan('raw', max(1, math.ceil(span_s / max_points)))
+
+
+def rollup_plan(source: Source, span_s: float, max_points: int) -> Plan:
     unit = SOURCE_S[source]
     # Rollup buckets sit on a fixed grid, so the range may cut one at each end: one bucket to spare.
     needed = max(1, math.ceil(span_s / max(1, max_points - 1)))

@@ -60,3 +60,16 @@ async def test_no_source_returns_more_than_the_cap(storage: Platform, new_tenant
         for cap in (50, 500):
             [series] = await storage.telemetry.chart(admin, device.id, start=end - span, end=end, max_points=cap)
             assert 0 < len(series.values) <= cap, (span, cap, series.source)
+
+
+async def test_a_dense_short_range_reads_the_minute_rollup(storage: Platform, new_tenant: NewTenant) -> None:
+    admin = (await new_tenant()).principal
+    device = await new_device(storage, admin)
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    await store(storage, admin, device.id, [(end - timedelta(seconds=5 * (i + 1)), 'power', 1.0) for i in range(3000)])
+    await roll_up(storage)
+    [dense] = await storage.telemetry.chart(admin, device.id, start=end - timedelta(hours=4), end=end)
+    assert (dense.source, dense.bucket_s, len(dense.values)) == ('1m', 60, 240)  # 2,880 rows in 240 minutes
+    [short] = await storage.telemetry.chart(admin, device.id, start=end - timedelta(minutes=90), end=end,
+                                            max_points=500)
+    assert (short.source, short.bucket_s) == ('raw', 11)  # 90 minutes: too few minutes to draw, raw averages
