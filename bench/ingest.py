@@ -178,7 +178,7 @@ async def gito_child(args: argparse.Namespace) -> None:
 
     from app.config import Settings
     from app.db import migrate
-    from app.platform import Platform, Resolved, app_role_password
+    from app.platform import Platform, Resolved, app_role_password, tune_garbage_collector
 
     settings = Settings()
     await migrate(args.database_url, role=settings.app_db_role, password=app_role_password(settings))
@@ -202,6 +202,7 @@ async def gito_child(args: argparse.Namespace) -> None:
 
     platform.writer.on_committed(listen)
     await platform.start()
+    tune_garbage_collector()
     while not platform.link.connected:  # noqa: ASYNC110 - a bench waits on a flag it does not own
         await asyncio.sleep(0.05)
     process, rss = psutil.Process(), [0.0]
@@ -228,6 +229,11 @@ async def gito_child(args: argparse.Namespace) -> None:
         await asyncio.sleep(0.1)
     drain_s = time.monotonic() - first_at
     sampler.cancel()
+    writer_backend = platform.writer._connection
+    pg_cpu_s = None
+    if writer_backend is not None:  # CPU the writer's PostgreSQL backend used: a figure the machine's load hardly moves
+        backend = psutil.Process(writer_backend.get_server_pid())
+        pg_cpu_s = round(sum(backend.cpu_times()[:2]), 1)
     rows = await owner.fetchval('SELECT count(*) FROM telemetry WHERE tenant_id = $1', TENANT)
     latest = await owner.fetchval('SELECT count(*) FROM latest_values WHERE tenant_id = $1', TENANT)
     await platform.stop()
@@ -241,6 +247,11 @@ async def gito_child(args: argparse.Namespace) -> None:
         'max_rss_mb': round(rss[0], 1), 'latest_flushes': platform.writer.latest.flushes,
         'writer_commit_s': round(platform.writer.stats.commit_s, 1),
         'writer_listeners_s': round(platform.writer.stats.listeners_s, 1),
+        'writer_insert_s': round(platform.writer.stats.insert_s, 1),
+        'writer_flush_s': round(platform.writer.stats.flush_s, 1),
+        'writer_prepare_s': round(platform.writer.stats.prepare_s, 1),
+        'gito_cpu_s': round(sum(process.cpu_times()[:2]), 1), 'writer_backend_cpu_s': pg_cpu_s,
+        'duplicates_dropped': platform.writer.stats.duplicates,
     }), flush=True)
 
 
@@ -330,6 +341,7 @@ def own_broker(args: argparse.Namespace) -> subprocess.Popen[bytes]:
     config.write_text('\n'.join(['allow_anonymous true', 'max_inflight_messages 0', 'max_queued_messages 1000000',
                                  'max_queued_bytes 0', 'persistence false', f'listener {port} 127.0.0.1', '']))
     process = subprocess.Popen(['mosquitto', '-c', str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args.broker_pid = process.pid
     time.sleep(0.5)
     args.mqtt_url = f'mqtt://127.0.0.1:{port}'
     return process
@@ -338,10 +350,20 @@ def own_broker(args: argparse.Namespace) -> subprocess.Popen[bytes]:
 def report(args: argparse.Namespace, load: float) -> None:
     ceiling = broker_ceiling(args)
     bench_url = asyncio.run(scratch_database(args.database_url))
+    import psutil
+
+    broker = psutil.Process(args.broker_pid) if getattr(args, 'broker_pid', None) else None
+    broker_cpu = sum(broker.cpu_times()[:2]) if broker else 0.0
     try:
         gito = gito_run(args, bench_url)
     finally:
         asyncio.run(scratch_database(args.database_url, drop_only=True))
+    messages = max(1, gito['committed_messages'])
+    gito['cpu_us_per_msg'] = {  # where the machine's two cores go, per message committed
+        'gito': round(1e6 * gito['gito_cpu_s'] / messages),
+        'postgres_writer': round(1e6 * (gito['writer_backend_cpu_s'] or 0) / messages),
+        'broker': round(1e6 * (sum(broker.cpu_times()[:2]) - broker_cpu) / messages) if broker else None,
+    }
     print(json.dumps({
         'devices': args.devices, 'target_rate': args.rate, 'seconds': args.seconds, 'qos': args.qos,
         'load_before': round(load, 2), **ceiling, **gito,

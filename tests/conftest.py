@@ -8,6 +8,7 @@ for want of a server.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import socket
@@ -22,13 +23,16 @@ from uuid import uuid4
 import httpx
 import pytest
 from nicegui.testing import User
-from nicegui.testing.user_simulation import user_simulation
 
 from app.config import Settings
 from app.db import migrate
 from app.models.schemas import Principal
 from app.platform import Platform, Resolved, app_role_password
-from tests.support import GITO, SECRET, create_database, drop_database, free_port
+from tests.support import GITO, SECRET, create_database, drop_database, free_port, simulated_app
+
+# Everything imported so far lives for the whole session: keep it out of the cyclic collector, which NiceGUI's
+# user simulation runs twice per test.
+gc.freeze()
 
 
 @pytest.fixture(scope='session')
@@ -155,7 +159,7 @@ def new_tenant(platform: Platform) -> NewTenant:
 async def user(settings_env: None, caplog: pytest.LogCaptureFixture) -> AsyncIterator[User]:
     """NiceGUI's simulated user against the real app (pages, API, ingest) on the test services."""
     main_file = Path(__file__).parent / 'app_main.py'
-    async with user_simulation(main_file=main_file) as simulated:
+    async with simulated_app(main_file) as simulated:
         yield simulated
     errors = [record for record in caplog.get_records('call') if record.levelname == 'ERROR']
     if errors:

@@ -9,10 +9,14 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from nicegui.testing import User
+from nicegui.testing.user_simulation import user_simulation
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
@@ -99,3 +103,26 @@ async def roll_up(platform: Platform, *, seconds: float = 30) -> None:
             return
         assert asyncio.get_running_loop().time() < deadline, 'rollups did not catch up (a transaction held open?)'
         await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def simulated_app(main_file: Path) -> AsyncIterator[User]:
+    """NiceGUI's user simulation of `main_file`, leaving nothing behind for the next test.
+
+    FastAPI's `include_router` wraps the app's lifespan around each included router's, and NiceGUI's app is one
+    object for the whole test session: without restoring it every test would keep all earlier tests' routers
+    (and their platforms) alive and enter their lifespans again, so each test got slower than the last.
+    FastAPI's callable-classification caches (up to 4096 entries each) keep endpoints, and so platforms, too.
+    """
+    from fastapi.dependencies import models
+    from nicegui import app
+
+    lifespan = app.router.lifespan_context
+    try:
+        async with user_simulation(main_file=main_file) as user:
+            yield user
+    finally:
+        app.router.lifespan_context = lifespan
+        for cached in vars(models).values():
+            if hasattr(cached, 'cache_clear'):
+                cached.cache_clear()

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from uuid import uuid4
 
-from app.bus import DeviceChanged, EventBus, RedisEventBus
+from app.bus import DeviceChanged, EventBus, RedisEventBus, TelemetryStored
+from app.models.telemetry import Message, Reading
 
 
 def changed(tenant: object = None) -> DeviceChanged:
@@ -41,6 +43,30 @@ async def test_redis_bus_fans_events_out_across_instances(redis_url: str) -> Non
         assert await on_first.get(timeout=1) == event
         await asyncio.sleep(0.3)
         assert on_first.drain() == []  # its own event is not delivered twice
+    finally:
+        await first.stop()
+        await second.stop()
+
+
+async def test_redis_bus_carries_a_whole_batch_of_telemetry_events(redis_url: str) -> None:
+    prefix = f'gito:test:{uuid4().hex}:'
+    first, second = RedisEventBus(redis_url, prefix=prefix), RedisEventBus(redis_url, prefix=prefix)
+    await first.start()
+    await second.start()
+    try:
+        on_second = second.telemetry_stored.subscribe(maxsize=5000)
+        await asyncio.sleep(0.1)
+        now = datetime.now(UTC)
+        sent = [TelemetryStored(uuid4(), uuid4(), (Message(now, i, (Reading('t', float(i)), Reading('mode', 'eco'),
+                                                                     Reading('cfg', {'a': [1, 2]}))),), now)
+                for i in range(3000)]
+        for event in sent:
+            first.telemetry_stored.publish(event)
+        received: list[TelemetryStored] = []
+        while len(received) < len(sent):
+            received.append(await on_second.get(timeout=5))
+        assert received == sent
+        assert received[7].readings[2].value == {'a': [1, 2]} and received[7].readings[0].ts == now
     finally:
         await first.stop()
         await second.stop()

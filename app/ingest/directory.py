@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select as sa_select
@@ -19,6 +20,7 @@ from app.models.tables import Device, Tenant
 from app.services.credentials import token_matches
 
 CACHE_LIMIT = 200_000
+_MISSING: Any = object()
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,13 @@ class DeviceDirectory:
                     self._entries[event.device_id] = DeviceEntry(
                         entry.device_id, entry.tenant_id, entry.token_sha256, event.change, entry.tenant_active,
                     )
+
+    def cached(self, device_id: UUID) -> tuple[bool, DeviceEntry | None]:
+        """Without waiting: (True, entry or None for no such device) when known, else (False, None)."""
+        entry = self._entries.get(device_id, _MISSING)
+        if entry is _MISSING:
+            return False, None
+        return True, entry
 
     async def get(self, device_id: UUID) -> DeviceEntry | None:
         if device_id in self._entries:

@@ -4,7 +4,7 @@ Upserting every (device, key) of every batch caps PostgreSQL at ~80k rows/s on t
 those upserts are overwritten a moment later. So the writer keeps the newest reading per (device, key) here
 (newest timestamp wins, not newest arrival) and writes them in the same transaction as a batch when the queue
 is idle (so under light load latest values commit with their rows, as before) or, under load, every `interval_s`
-(longer when a flush itself is slow, so that flushing never takes more than a fifth of the writer's time).
+(longer when a flush itself is slow, so that flushing never takes more than a tenth of the writer's time).
 
 Telemetry rows are the source of truth; `latest_values` is derived. A crash can lose at most the last interval
 of latest-value updates, never a reading: `recover_latest` recomputes, at start, the latest values of every
@@ -14,13 +14,16 @@ device seen in the recovery window from the telemetry table (one index lookup pe
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 from sqlalchemy import text
 
 from app.db import Database
+from app.ingest.quality import SeqState
 
 CREATE_LATEST_STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS latest_stage (
@@ -51,17 +54,26 @@ ON CONFLICT (device_id, key_id) DO UPDATE SET
     bool_value = EXCLUDED.bool_value, json_value = EXCLUDED.json_value
 WHERE latest_values.ts < EXCLUDED.ts"""
 COLUMNS = ('tenant_id', 'device_id', 'key_id', 'ts', 'value', 'text_value', 'bool_value', 'json_value')
-TS = 3
 
-Record = tuple[Any, ...]
+
+def _columns(value: Any) -> tuple[Any, Any, Any, Any]:
+    """value, text_value, bool_value, json_value."""
+    if isinstance(value, bool):
+        return None, None, value, None
+    if isinstance(value, float | int):
+        return float(value), None, None, None
+    if isinstance(value, str):
+        return None, value, None, None
+    return None, None, None, orjson.dumps(value).decode()
 
 
 class LatestBuffer:
-    """Newest record per (device, key) not yet written to `latest_values`."""
+    """Newest reading per (device, key) not yet written to `latest_values`: per device, key name → (ts, value)."""
 
     def __init__(self, *, interval_s: float = 1.0) -> None:
         self.interval_s = interval_s
-        self._pending: dict[tuple[UUID, int], Record] = {}
+        self._pending: dict[UUID, dict[str, tuple[datetime, Any]]] = {}
+        self._tenants: dict[UUID, UUID] = {}
         self._last_flush = time.monotonic()
         self._write_started = 0.0
         self._write_s = 0.0
@@ -70,26 +82,28 @@ class LatestBuffer:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def merge(self, records: list[Record]) -> None:
-        pending = self._pending
-        for record in records:
-            slot = (record[1], record[2])
-            held = pending.get(slot)
-            if held is None or held[TS] <= record[TS]:
-                pending[slot] = record
+    def for_device(self, tenant_id: UUID, device_id: UUID) -> dict[str, tuple[datetime, Any]]:
+        """The device's pending values, for the writer to update in place (newest timestamp wins)."""
+        values = self._pending.get(device_id)
+        if values is None:
+            values = self._pending[device_id] = {}
+            self._tenants[device_id] = tenant_id
+        return values
 
     def due(self, *, idle: bool) -> bool:
         return bool(self._pending) and (idle or self.interval_elapsed())
 
     def interval_elapsed(self) -> bool:
-        """At least `interval_s`, and long enough that flushing takes at most a fifth of the writer's time."""
-        return time.monotonic() - self._last_flush >= max(self.interval_s, 4 * self._write_s)
+        """At least `interval_s`, and long enough that flushing takes at most a tenth of the writer's time."""
+        return time.monotonic() - self._last_flush >= max(self.interval_s, 9 * self._write_s)
 
-    async def write(self, connection: asyncpg.Connection) -> int:
+    async def write(self, connection: asyncpg.Connection, key_ids: dict[tuple[UUID, str], int]) -> int:
         """Upsert everything pending inside the caller's transaction; call `written` after it commits."""
         self._write_started = time.monotonic()
         await connection.execute(CREATE_LATEST_STAGE)
-        records = list(self._pending.values())
+        tenants = self._tenants
+        records = [(tenants[device_id], device_id, key_ids[(tenants[device_id], key)], ts, *_columns(value))
+                   for device_id, values in self._pending.items() for key, (ts, value) in values.items()]
         await connection.copy_records_to_table('latest_stage', records=records, columns=COLUMNS)
         for tenant_id in {record[0] for record in records}:
             await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
@@ -98,6 +112,7 @@ class LatestBuffer:
 
     def written(self) -> None:
         self._pending.clear()
+        self._tenants.clear()
         self._last_flush = time.monotonic()
         if self._write_started:
             self._write_s = self._last_flush - self._write_started
@@ -109,3 +124,12 @@ async def recover_latest(db: Database, *, window_s: int = 86_400) -> None:
     """Recompute latest values of the devices seen within `window_s` from their telemetry (cross-tenant)."""
     async with db.system() as session:
         await session.execute(text(RECOVER_LATEST), {'window': window_s})
+
+
+async def load_sequences(db: Database) -> dict[UUID, SeqState]:
+    """The highest `seq` and open gaps of every device that sent one, as the last flush wrote them (cross-tenant).
+    The duplicate window starts with only the highest number taken."""
+    async with db.system() as session:
+        rows = await session.execute(text(
+            'SELECT id, last_seq, seq_gaps FROM devices WHERE last_seq IS NOT NULL'))
+        return {row[0]: SeqState(highest=row[1], seen=1, gaps=[list(gap) for gap in row[2]]) for row in rows}

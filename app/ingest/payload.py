@@ -6,11 +6,14 @@ Bad input is rejected with a reason a person can act on; nothing in a rejected p
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+
+from app.models.telemetry import Message, Reading, Value
+
+__all__ = ['Message', 'PayloadError', 'Reading', 'Value', 'decode', 'excerpt', 'parse_ts']
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_KEYS = 1000
@@ -20,7 +23,6 @@ MAX_FUTURE = timedelta(minutes=10)
 MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
 RESERVED = frozenset({'ts', 'seq'})
 
-Value = float | str | bool | dict[str, Any] | list[Any]
 
 
 class PayloadError(ValueError):
@@ -29,21 +31,6 @@ class PayloadError(ValueError):
     def __init__(self, reason: str, *, field: str | None = None) -> None:
         super().__init__(reason)
         self.field = field
-
-
-@dataclass(frozen=True)
-class Reading:
-    key: str
-    value: Value
-
-
-@dataclass(frozen=True)
-class Message:
-    """One decoded telemetry object: its readings share a timestamp."""
-
-    ts: datetime
-    seq: int | None
-    readings: tuple[Reading, ...]
 
 
 def decode(body: bytes, *, received_at: datetime, allow_array: bool = True) -> list[Message]:
@@ -67,16 +54,17 @@ def decode(body: bytes, *, received_at: datetime, allow_array: bool = True) -> l
 def _message(document: dict[str, Any], received_at: datetime, index: int | None) -> Message:
     where = '' if index is None else f'element {index}: '
     try:
-        ts = parse_ts(document.get('ts'), received_at)
+        raw_ts = document.get('ts')
+        ts = parse_ts(raw_ts, received_at)
         seq = _seq(document.get('seq'))
-        readings = tuple(_reading(key, value) for key, value in document.items() if key not in RESERVED)
+        readings = _readings(document)
     except PayloadError as error:
         raise PayloadError(where + str(error), field=error.field) from error
     if not readings:
         raise PayloadError(where + 'no values: send at least one key besides ts and seq')
     if len(readings) > MAX_KEYS:
         raise PayloadError(where + f'{len(readings)} keys; the limit is {MAX_KEYS}')
-    return Message(ts=ts, seq=seq, readings=readings)
+    return Message(ts, seq, readings, raw_ts is not None)
 
 
 def parse_ts(raw: object, received_at: datetime) -> datetime:
@@ -116,6 +104,26 @@ def _seq(raw: object) -> int | None:
     if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < 2**63:
         raise PayloadError('seq must be a non-negative integer', field='seq')
     return raw
+
+
+_GOOD_KEYS: set[str] = set()  # keys already found valid: most payloads repeat the same few
+
+
+def _readings(document: dict[str, Any]) -> tuple[Reading, ...]:
+    readings = []
+    good = _GOOD_KEYS
+    for key, value in document.items():
+        kind = type(value)
+        if key in good and (kind is float or kind is int):  # the common case first, without a call
+            number = float(value)
+            if number - number != 0.0:  # inf or nan (orjson gives neither, but other decoders might)
+                raise PayloadError(f'{key}: {value} is not a finite number', field=key)
+            readings.append(Reading(key, number))
+        elif key != 'ts' and key != 'seq':
+            readings.append(_reading(key, value))
+            if len(good) < 10_000:
+                good.add(key)
+    return tuple(readings)
 
 
 def _reading(key: object, value: object) -> Reading:

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from nicegui.testing.user_simulation import user_simulation
 
 from app.models.schemas import Principal
 from app.platform import Platform
 from tests.conftest import NewTenant
+from tests.support import simulated_app
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ DeviceMaker = Callable[..., Awaitable[tuple[dict[str, Any], dict[str, Any]]]]
 async def api(settings_env: None, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Api]:
     from tests.api import api_app
 
-    async with user_simulation(main_file=Path(__file__).parent / 'api_main.py') as user:
+    async with simulated_app(Path(__file__).parent / 'api_main.py') as user:
         platform = api_app.PLATFORM
         assert platform is not None
         for _ in range(200):

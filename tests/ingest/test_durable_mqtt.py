@@ -29,9 +29,9 @@ class Gate:
         self.open.set()
         commit = platform.writer._commit
 
-        async def gated(items: list[Any]) -> Any:
+        async def gated(prepared: Any) -> Any:
             await self.open.wait()
-            return await commit(items)
+            return await commit(prepared)
 
         platform.writer._commit = gated  # type: ignore[method-assign]
 
@@ -101,8 +101,7 @@ async def test_message_lost_before_commit_is_delivered_again_after_a_crash(
     with contextlib.suppress(asyncio.CancelledError):
         await platform.writer._task
     await first.stop()
-    while platform.writer.backlog:
-        platform.writer._queue.get_nowait()
+    platform.writer.discard_pending()
     assert await stored(platform, device_id) == []
     gate.open.set()
     await platform.writer.start()

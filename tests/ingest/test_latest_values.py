@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
 
 from sqlalchemy import text
 
-from app.ingest.latest import LatestBuffer, recover_latest
+from app.ingest.latest import recover_latest
+from app.ingest.payload import Message, Reading
+from app.ingest.writer import Inbound
 from app.platform import Platform
 from tests.conftest import NewTenant
 from tests.ingest.test_mqtt_ingest import make_device
@@ -15,21 +17,25 @@ from tests.ingest.test_mqtt_ingest import make_device
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def record(device: object, key: int, seconds: int, value: float) -> tuple[object, ...]:
-    return ('tenant', device, key, T0 + timedelta(seconds=seconds), value, None, None, None)
-
-
-def test_buffer_keeps_the_newest_reading_per_device_and_key_whatever_the_arrival_order() -> None:
-    buffer = LatestBuffer(interval_s=60)
-    device = uuid4()
-    buffer.merge([record(device, 1, 10, 1.0), record(device, 2, 5, 7.0)])
-    buffer.merge([record(device, 1, 3, 2.0)])  # late: older than what is held
-    buffer.merge([record(device, 1, 11, 3.0)])
-    assert len(buffer) == 2
-    assert sorted((r[2], r[4]) for r in buffer._pending.values()) == [(1, 3.0), (2, 7.0)]
-    assert buffer.due(idle=True) and not buffer.due(idle=False)  # busy: wait for the interval
-    buffer.written()
-    assert len(buffer) == 0 and not buffer.due(idle=True)
+async def test_latest_is_the_newest_reading_by_timestamp_whatever_the_arrival_order(
+    platform: Platform, new_tenant: NewTenant,
+) -> None:
+    admin = (await new_tenant()).principal
+    device = await make_device(platform, admin)
+    await platform.writer.start()
+    try:
+        for seconds, value in ((10, 1.0), (3, 2.0), (11, 3.0), (5, 4.0)):  # a late one, then newer, then late
+            message = Message(T0 + timedelta(seconds=seconds), None, (Reading('load', value), Reading('mode', 'x')))
+            inbound = Inbound(admin.tenant_id, device.id, [message], datetime.now(UTC))
+            inbound.done = asyncio.get_running_loop().create_future()
+            await platform.writer.submit(inbound)
+            await inbound.done
+    finally:
+        await platform.writer.stop()
+    latest = {value.key: (value.ts, value.value) for value in await platform.telemetry.latest(admin, device.id)}
+    assert latest == {'load': (T0 + timedelta(seconds=11), 3.0), 'mode': (T0 + timedelta(seconds=11), 'x')}
+    page = await platform.telemetry.raw(admin, device.id, start=T0, end=T0 + timedelta(minutes=1), keys=['load'])
+    assert [point.value for point in page.points] == [2.0, 4.0, 1.0, 3.0]  # every late reading at its own time
 
 
 async def test_latest_values_lost_in_a_crash_are_recomputed_from_telemetry(

@@ -9,7 +9,8 @@ from uuid import uuid4
 from nicegui import ui
 from nicegui.testing import User
 
-from app.bus import ReadingValue, TelemetryStored
+from app.bus import TelemetryStored
+from app.models.telemetry import Message, Reading
 from app.platform import Platform
 from tests.pages.conftest import MakeAccount, MakeDevice, broker_connected, publish, sign_in
 
@@ -120,10 +121,10 @@ async def test_live_chart_never_holds_more_than_the_cap(user: User, app_platform
     assert isinstance(plot, ui.plotly) and isinstance(plot.figure, dict)
     now = datetime.now(UTC)
     for batch in range(3):
-        readings = tuple(ReadingValue(key='load', ts=now - timedelta(seconds=3000 - batch * 1000 - i), value=float(i))
+        messages = tuple(Message(now - timedelta(seconds=3000 - batch * 1000 - i), None, (Reading('load', float(i)),))
                          for i in range(1000))
         app_platform.bus.telemetry_stored.publish(TelemetryStored(
-            tenant_id=account.principal.tenant_id, device_id=device.id, readings=readings, last_seen=now))
+            tenant_id=account.principal.tenant_id, device_id=device.id, messages=messages, last_seen=now))
         await asyncio.sleep(0.6)
     for _ in range(30):
         if plot.figure['data'] and len(plot.figure['data'][0]['x']) > 0:

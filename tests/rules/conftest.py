@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.bus import ReadingValue, TelemetryStored
+from app.bus import TelemetryStored
 from app.models.alarm_notice import AlarmNotice
 from app.models.rules import RuleCreate
 from app.models.schemas import DeviceCreate, DevicePublic, Principal
+from app.models.telemetry import Message, Reading
 from app.platform import Platform
 from app.services.alarms import AlarmService
 from app.services.rules.engine import RuleEngine
@@ -30,7 +31,7 @@ def at(seconds: float) -> datetime:
 
 def readings(tenant_id: UUID, device_id: UUID, ts: datetime, **values: Any) -> TelemetryStored:
     return TelemetryStored(tenant_id=tenant_id, device_id=device_id, last_seen=ts,
-                           readings=tuple(ReadingValue(key=k, ts=ts, value=v) for k, v in values.items()))
+                           messages=(Message(ts, None, tuple(Reading(k, v) for k, v in values.items())),))
 
 
 @dataclass

@@ -109,9 +109,10 @@ class RuleEngine:
 
     def _remember(self, stored: TelemetryStored) -> None:
         values = self._values[stored.device_id]
-        for reading in stored.readings:
-            if isinstance(reading.value, float | int | str | bool):
-                values[reading.key] = reading.value
+        for message in stored.messages:  # not `readings`: that would build a tuple per reading for nothing
+            for key, value in message.readings:
+                if isinstance(value, float | int | str | bool):
+                    values[key] = value
 
     def _run(self, rules: list[CompiledRule], stored: TelemetryStored, device_name: str,
              index: TenantRules) -> list[Firing]:

@@ -1,0 +1,51 @@
+"""Telemetry rows in PostgreSQL's binary COPY format, built directly.
+
+The columns of a row that repeat (tenant, device, key) are encoded once per series and cached; each reading
+then costs one `struct.pack` for its timestamp and number. That is several times cheaper than building a
+Python row and having the driver encode it, and the batch writer does it for every reading it stores.
+"""
+
+from __future__ import annotations
+
+import struct
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+HEADER = b'PGCOPY\n\xff\r\n\x00' + b'\x00\x00\x00\x00' + b'\x00\x00\x00\x00'
+TRAILER = b'\xff\xff'
+COLUMNS = ('tenant_id', 'device_id', 'key_id', 'ts', 'value', 'text_value', 'bool_value', 'json_value')
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, PostgreSQL's epoch, in microseconds since 1970
+NULL = b'\xff\xff\xff\xff'
+_SERIES = struct.Struct('>hi16si16sii')
+_NUMBER = struct.Struct('>iqidiii')  # ts, value, then text, bool and json NULL
+_TS = struct.Struct('>iq')
+_LENGTH = struct.Struct('>i')
+
+
+def series_prefix(tenant_id: UUID, device_id: UUID, key_id: int) -> bytes:
+    """The first three columns of every row of one series (and the column count)."""
+    return _SERIES.pack(8, 16, tenant_id.bytes, 16, device_id.bytes, 4, key_id)
+
+
+def micros(ts: datetime) -> int:
+    """Microseconds since PostgreSQL's epoch."""
+    return round(ts.timestamp() * 1_000_000) - PG_EPOCH_US
+
+
+def number_tail(ts_us: int, value: float) -> bytes:
+    return _NUMBER.pack(8, ts_us, 8, value, -1, -1, -1)
+
+
+def other_tail(ts_us: int, value: Any) -> bytes:
+    """The last five columns for a text, boolean or JSON value."""
+    out = _TS.pack(8, ts_us) + NULL
+    if isinstance(value, bool):
+        return out + NULL + b'\x00\x00\x00\x01' + (b'\x01' if value else b'\x00') + NULL
+    if isinstance(value, str):
+        data = value.encode()
+        return out + _LENGTH.pack(len(data)) + data + NULL + NULL
+    data = b'\x01' + orjson.dumps(value)  # jsonb's binary form: a version byte, then the text
+    return out + NULL + NULL + _LENGTH.pack(len(data)) + data
