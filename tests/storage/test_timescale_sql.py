@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from uuid import uuid4
+
+from app.services.storage.maintenance import timescale_retention
+from app.services.storage.retention import Retention
 from app.services.storage.timescale import SCHEMA, retention_statements, setup_statements, tenant_trim_statements
 
 
@@ -34,3 +39,43 @@ def test_retention_moves_policies_and_trims_tenants() -> None:
     assert trims[0].startswith(f'DELETE FROM {SCHEMA}.telemetry WHERE tenant_id = :tenant')
     assert 'DELETE FROM _timescaledb_internal._materialized_hypertable_2 WHERE tenant_id = :tenant' in trims[1]
     assert len(trims) == 2
+
+
+class FakeResult:
+    def __init__(self, rows: list[tuple[object, ...]]) -> None:
+        self.rows = rows
+        self.rowcount = len(rows)
+
+    def __iter__(self) -> Iterator[tuple[object, ...]]:
+        return iter(self.rows)
+
+    def all(self) -> list[tuple[object, ...]]:
+        return self.rows
+
+
+class FakeSession:
+    """Answers the retention job's queries like a TimescaleDB database with two tenants would."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    async def execute(self, statement: object, params: dict[str, object] | None = None) -> FakeResult:
+        sql = str(statement)
+        self.statements.append(sql)
+        if 'FROM tenants t LEFT JOIN storage_settings' in sql:
+            return FakeResult([(uuid4(), 30, 180, 730), (uuid4(), 7, 400, 800)])
+        if 'timescaledb_information.continuous_aggregates' in sql:
+            return FakeResult([('telemetry_1m', '_timescaledb_internal._materialized_hypertable_2')])
+        return FakeResult([(1,)])
+
+
+async def testtimescale_retention_sets_policies_once_and_trims_every_tenant() -> None:
+    session = FakeSession()
+    run, applied = await timescale_retention(session, None)  # type: ignore[arg-type]
+    assert applied == Retention(raw_days=30, minute_days=400, hour_days=800)
+    policy = f"SELECT add_retention_policy('{SCHEMA}.telemetry_1m', drop_after => INTERVAL '400 days')"
+    assert policy in session.statements
+    assert sum(s.startswith('DELETE') for s in session.statements) == 4 and run.deleted_rows == 4
+    again = FakeSession()
+    await timescale_retention(again, applied)  # type: ignore[arg-type]
+    assert not any('retention_policy' in s for s in again.statements)

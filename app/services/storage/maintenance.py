@@ -18,7 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import Database
 from app.services.storage import timescale
 from app.services.storage.native_sql import DEFAULT_PARTITION
-from app.services.storage.retention import DEFAULT_RETENTION, RetentionRun, apply_native_retention, tenant_retentions
+from app.services.storage.retention import (
+    DEFAULT_RETENTION,
+    Retention,
+    RetentionRun,
+    apply_native_retention,
+    tenant_retentions,
+)
 from app.services.storage.rollups import RollupRun, refresh_rollups
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,7 @@ class StorageMaintenance:
         self._db = db
         self._rollup_every_s = rollup_every_s
         self._housekeeping_every_s = housekeeping_every_s
+        self._policies: Retention | None = None  # TimescaleDB drop-after intervals last set by this process
         self.backend: Backend = 'native'
         self._task: asyncio.Task[None] | None = None
 
@@ -89,13 +96,15 @@ class StorageMaintenance:
 
     async def apply_retention(self, *, now: datetime | None = None) -> RetentionRun:
         now = now or datetime.now(UTC)
+        policies = self._policies
         async with self._db.system() as session:
             if not await session.scalar(text(TRY_LOCK), {'id': HOUSEKEEPING_LOCK_ID}):
                 return RetentionRun(dropped_partitions=(), deleted_rows=0)
             if self.backend == 'native':
                 run = await apply_native_retention(session, now=now)
             else:
-                run = await _timescale_retention(session)
+                run, policies = await timescale_retention(session, policies)
+        self._policies = policies  # committed
         if run.dropped_partitions or run.deleted_rows:
             log.info('retention applied', extra={'dropped': list(run.dropped_partitions), 'deleted': run.deleted_rows})
         return run
@@ -114,13 +123,16 @@ class StorageMaintenance:
             await asyncio.sleep(self._rollup_every_s)
 
 
-async def _timescale_retention(session: AsyncSession) -> RetentionRun:
+async def timescale_retention(session: AsyncSession, applied: Retention | None) -> tuple[RetentionRun, Retention]:
+    """Policies at the longest retentions (replaced only when they change), then per-tenant trims."""
     retentions = await tenant_retentions(session)
     values = list(retentions.values()) or [DEFAULT_RETENTION]
-    for statement in timescale.retention_statements(
-            raw_days=max(r.raw_days for r in values), minute_days=max(r.minute_days for r in values),
-            hour_days=max(r.hour_days for r in values)):
-        await session.execute(text(statement))
+    longest = Retention(raw_days=max(r.raw_days for r in values), minute_days=max(r.minute_days for r in values),
+                        hour_days=max(r.hour_days for r in values))
+    if longest != applied:
+        for statement in timescale.retention_statements(raw_days=longest.raw_days, minute_days=longest.minute_days,
+                                                        hour_days=longest.hour_days):
+            await session.execute(text(statement))
     materialized: dict[str, str] = dict((await session.execute(text(timescale.MATERIALIZATION_TABLES))).all())
     deleted = 0
     for tenant_id, retention in retentions.items():
@@ -129,4 +141,4 @@ async def _timescale_retention(session: AsyncSession) -> RetentionRun:
                 'tenant': tenant_id, 'raw': retention.raw_days, 'minute': retention.minute_days,
                 'hour': retention.hour_days})
             deleted += int(result.rowcount)  # type: ignore[attr-defined]
-    return RetentionRun(dropped_partitions=(), deleted_rows=deleted)
+    return RetentionRun(dropped_partitions=(), deleted_rows=deleted), longest
