@@ -48,13 +48,15 @@ async def test_rollups_follow_new_late_and_duplicate_rows(storage: Platform, new
     assert await storage.storage_jobs.refresh_rollups() == RollupRun(minutes=0, hours=0)  # nothing new
 
 
-async def test_rows_past_the_raw_retention_are_not_rolled_up(storage: Platform, new_tenant: NewTenant) -> None:
+async def test_rows_months_late_are_still_rolled_up(storage: Platform, new_tenant: NewTenant) -> None:
     admin = (await new_tenant()).principal
     device = await new_device(storage, admin)
-    ancient = datetime.now(UTC) - timedelta(days=45)  # default raw retention: 30 days
-    await store(storage, admin, device.id, [(ancient, 'power', 1.0)])
+    ancient = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=45)  # past the raw retention
+    await store(storage, admin, device.id, [(ancient, 'power', 1.0), (ancient + timedelta(seconds=10), 'power', 3.0)])
     await roll_up(storage)
-    assert await rollup(storage, 'telemetry_1m', device.id) == []
+    await store(storage, admin, device.id, [(ancient + timedelta(seconds=5), 'power', 7.0)])  # later still
+    await roll_up(storage)
+    assert await rollup(storage, 'telemetry_1m', device.id) == [(ancient, 3, 11.0, 1.0, 7.0, 3.0)]
 
 
 async def test_the_background_job_keeps_rollups_current(storage: Platform, new_tenant: NewTenant) -> None:
