@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     rules_every_s: float = Field(  # how often window and no-data rules are evaluated
         default=10.0, ge=0.5, validation_alias=AliasChoices('GITO_RULES_EVERY_S', 'rules_every_s'),
     )
+    storage_jobs: bool = Field(  # partitions ahead, rollups, retention (off only in tests that drive them)
+        default=True, validation_alias=AliasChoices('GITO_STORAGE_JOBS', 'storage_jobs'),
+    )
+    rollup_every_s: float = Field(  # how often the rollups catch up with new telemetry (plain PostgreSQL)
+        default=15.0, ge=0.5, validation_alias=AliasChoices('GITO_ROLLUP_EVERY_S', 'rollup_every_s'),
+    )
     ingest_batch_rows: int = Field(
         default=5000, ge=1, validation_alias=AliasChoices('GITO_INGEST_BATCH_ROWS', 'ingest_batch_rows'),
     )

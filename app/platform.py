@@ -42,7 +42,10 @@ from app.services.rules.maintenance import MaintenanceService
 from app.services.rules.scheduled import ScheduledRules
 from app.services.rules.service import RULE_CHANNEL, RuleService
 from app.services.sessions import SessionService
+from app.services.storage.maintenance import StorageMaintenance
+from app.services.storage.service import StorageService
 from app.services.telemetry import TelemetryService
+from app.services.telemetry_export import TelemetryExport
 from app.services.tenants import TenantService
 from app.services.users import UserService
 
@@ -108,6 +111,9 @@ class Platform:
         self.outbox: AlarmNotifier = self.notifications.outbox
         self.telemetry = TelemetryService(self.db)
         self.ingest_keys = IngestKeys(self.db)
+        self.storage = StorageService(self.db)
+        self.export = TelemetryExport(self.db)
+        self.storage_jobs = StorageMaintenance(self.db, rollup_every_s=settings.rollup_every_s)
         self.presence = PresenceService(self.db, self.bus, default_offline_after_s=settings.device_offline_after_s)
         self.directory = DeviceDirectory(self.db, self.bus)
         self.writer = BatchWriter(
@@ -156,6 +162,7 @@ class Platform:
         self._tasks.append(asyncio.create_task(self.sessions.watch()))
         await self.consumer.start()
         await self.presence.start()
+        await self.storage_jobs.start(loop=self.settings.storage_jobs)
         await self.scheduled_rules.start()
         self.notifications.start()
         self.started = True
@@ -165,6 +172,7 @@ class Platform:
         await self.scheduled_rules.stop()
         await self.notifications.stop()
         await self.presence.stop()
+        await self.storage_jobs.stop()
         await self.consumer.stop()
         await self.writer.stop()
         await self.directory.stop()

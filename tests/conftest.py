@@ -106,6 +106,7 @@ def settings_env(database_url: str, mqtt_url: str, tmp_path: Path, monkeypatch: 
     monkeypatch.setenv('GITO_PORT', str(free_port()))
     monkeypatch.setenv('GITO_DEVICE_OFFLINE_AFTER_S', '120')
     monkeypatch.setenv('GITO_MQTT_SESSION_EXPIRY_S', '30')  # no test's broker session outlives it for long
+    monkeypatch.setenv('GITO_STORAGE_JOBS', '0')  # tests drive them; fixed old timestamps must survive retention
     monkeypatch.delenv('REDIS_URL', raising=False)
 
 

@@ -86,6 +86,25 @@ def gito(*args: str, env: dict[str, str], check: bool = True) -> subprocess.Comp
     return subprocess.run([*GITO, *args], env=env, capture_output=True, text=True, timeout=120, check=check)
 
 
+async def roll_up(platform: Platform, *, seconds: float = 30) -> None:
+    """Run the rollup job until it has covered every transaction committed so far. The watermark stops at the
+    oldest transaction still open anywhere on the server (other test databases too), so it may take a while."""
+    from sqlalchemy import text
+
+    async with platform.db.system() as session:
+        target = int(await session.scalar(text('SELECT txid_current()')) or 0)
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        await platform.storage_jobs.refresh_rollups()
+        async with platform.db.system() as session:
+            watermark = int(await session.scalar(text("SELECT xid FROM storage_watermarks WHERE name = 'rollups'"))
+                            or 0)
+        if watermark > target:
+            return
+        assert asyncio.get_running_loop().time() < deadline, 'rollups did not catch up (a transaction held open?)'
+        await asyncio.sleep(0.1)
+
+
 @asynccontextmanager
 async def simulated_app(main_file: Path) -> AsyncIterator[User]:
     """NiceGUI's user simulation of `main_file`, leaving nothing behind for the next test.

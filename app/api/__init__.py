@@ -16,6 +16,7 @@ from app.api.ingest import ingest_router
 from app.api.notifications import notifications_router
 from app.api.problems import install_problem_handlers
 from app.api.rules import rules_router
+from app.api.storage import storage_router
 from app.api.telemetry import telemetry_router
 from app.api.tokens import tokens_router
 from app.api.users import users_router
@@ -35,6 +36,7 @@ def api_router(platform: Platform) -> APIRouter:
     v1.include_router(tokens_router(platform))
     v1.include_router(rules_router(platform))
     v1.include_router(alarms_router(platform))
+    v1.include_router(storage_router(platform))
     api = APIRouter()
     api.include_router(v1)
     api.include_router(health_router(platform))

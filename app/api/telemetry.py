@@ -2,11 +2,13 @@
 
 # No `from __future__ import annotations`: FastAPI must resolve `Caller`, an alias local to the router function.
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from app.api.problems import problem_responses
@@ -43,6 +45,11 @@ def bucket_seconds(bucket: str) -> int:
     return int(match.group(1)) * UNIT_S[match.group(2)]
 
 
+def csv_response(body: AsyncIterator[bytes], device_id: UUID) -> StreamingResponse:
+    return StreamingResponse(body, media_type='text/csv', headers={
+        'Content-Disposition': f'attachment; filename="telemetry-{device_id}.csv"'})
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -61,6 +68,15 @@ def telemetry_router(platform: Platform) -> APIRouter:
         first, last = time_range(start, end)
         return await platform.telemetry.raw(caller, device_id, start=first, end=last, keys=key_list(keys),
                                             limit=limit, cursor=cursor)
+
+    @router.get('/export.csv', response_class=StreamingResponse, responses={200: {'content': {'text/csv': {}}}})
+    async def export_telemetry(
+        caller: Caller, device_id: UUID, start: Start = None, end: End = None, keys: Keys = None,
+    ) -> StreamingResponse:
+        """Every stored reading in [start, end) as CSV (`ts,key,value`), streamed in pages: any size."""
+        first, last = time_range(start, end)
+        body = await platform.export.csv(caller, device_id, start=first, end=last, keys=key_list(keys))
+        return csv_response(body, device_id)
 
     @router.get('/latest')
     async def latest_telemetry(caller: Caller, device_id: UUID) -> list[LatestValuePublic]:

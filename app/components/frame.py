@@ -47,6 +47,8 @@ def frame(*, title: str, tenant_name: str, email: str, link: LinkStatus,
                 .props('flat color=white no-caps').classes(TOUCH).mark('nav-users')
             ui.button('Audit', icon='history', on_click=lambda: ui.navigate.to('/audit')) \
                 .props('flat color=white no-caps').classes(TOUCH).mark('nav-audit')
+            ui.button('Storage', icon='storage', on_click=lambda: ui.navigate.to('/storage')) \
+                .props('flat color=white no-caps').classes(TOUCH).mark('nav-storage')
         ui.space()
         alarm_counts()
         broker_indicator(link)

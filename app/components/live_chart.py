@@ -21,6 +21,7 @@ from app.models.schemas import Series
 MAX_POINTS = 2000
 RANGES: dict[str, timedelta] = {
     '15 min': timedelta(minutes=15), '1 h': timedelta(hours=1), '24 h': timedelta(hours=24), '7 d': timedelta(days=7),
+    '30 d': timedelta(days=30),
 }
 DEFAULT_RANGE = '1 h'
 PLOTLY_LOAD_S = 3.0  # before this, a full render instead of extendTraces (plotly.js may still be loading)

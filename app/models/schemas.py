@@ -138,9 +138,10 @@ class AggregatePoint(BaseModel):
 
 @dataclass(frozen=True)
 class Series:
-    """One key's points for a chart; `bucket_s` is 0 for raw points."""
+    """One key's points for a chart; `bucket_s` is 0 for raw points; `source` is what was read."""
 
     key: str
     ts: tuple[datetime, ...]
     values: tuple[float | None, ...]
     bucket_s: int
+    source: Literal['raw', '1m', '1h'] = 'raw'

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from datetime import datetime
+from datetime import UTC, datetime
+from urllib.parse import urlencode
 from uuid import UUID
 
-from fastapi.responses import RedirectResponse
-from nicegui import Client, ui
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from nicegui import Client, app, ui
 
 from app.bus import DeviceChanged, TelemetryStored
 from app.components.credentials_panel import show_credentials
@@ -47,6 +48,9 @@ class DeviceView:
         self.details = DeviceDetails(device, default_offline_after_s=platform.settings.device_offline_after_s)
         self.latest = LatestValues()
         self.chart = LiveChart(self.load_series)
+        with ui.row().classes('w-full justify-end'):
+            ui.button('Download CSV', icon='download', on_click=self.download).props('outline') \
+                .classes(TOUCH).mark('download-csv')
         self.alarms = DeviceAlarms(platform, principal, device.id)
         self.stored = platform.bus.telemetry_stored.subscribe(maxsize=2000, where=self.is_mine)
         self.changed = platform.bus.device_changed.subscribe(maxsize=100, where=self.is_mine)
@@ -64,6 +68,12 @@ class DeviceView:
 
     async def load_series(self, start: datetime, end: datetime) -> list[Series]:
         return await self.platform.telemetry.chart(self.principal, self.device.id, start=start, end=end)
+
+    def download(self) -> None:
+        """Every reading of the chart's range, streamed by the export route (the session cookie signs it)."""
+        end = datetime.now(UTC)
+        query = urlencode({'start': (end - self.chart.span).isoformat(), 'end': end.isoformat()})
+        ui.download.from_url(f'/devices/{self.device.id}/export.csv?{query}', f'{self.device.name}.csv')
 
     async def load(self) -> None:
         try:
@@ -150,6 +160,19 @@ def not_found(device_id: str) -> None:
 
 
 def register(platform: Platform) -> None:
+    @app.get('/devices/{device_id}/export.csv', include_in_schema=False)
+    async def export_csv(device_id: UUID, start: datetime, end: datetime) -> Response:
+        """The device page's download: the browser's sign-in session instead of an API token."""
+        principal = await session.current_principal(platform)
+        if principal is None:
+            return PlainTextResponse('Sign in first.', status_code=401)
+        try:
+            body = await platform.export.csv(principal, device_id, start=start, end=end)
+        except DomainError as error:
+            return PlainTextResponse(str(error), status_code=error.status)
+        return StreamingResponse(body, media_type='text/csv', headers={
+            'Content-Disposition': f'attachment; filename="telemetry-{device_id}.csv"'})
+
     @ui.page('/devices/{device_id}')
     async def device_page(device_id: str, client: Client) -> RedirectResponse | None:
         principal = await session.signed_in(platform)

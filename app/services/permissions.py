@@ -23,6 +23,7 @@ class Permission(StrEnum):
     MANAGE_ALARMS = 'manage_alarms'
     ACKNOWLEDGE_ALARMS = 'acknowledge_alarms'
     SEND_COMMANDS = 'send_commands'
+    MANAGE_STORAGE = 'manage_storage'
 
 
 _TECHNICIAN = frozenset({Permission.VIEW, Permission.MANAGE_DEVICES, Permission.COMMISSION_DEVICES,
@@ -41,6 +42,7 @@ MESSAGES = {
     Permission.MANAGE_CHANNELS: 'Only an admin can manage notification channels.',
     Permission.VIEW_AUDIT: 'Only an admin can read the audit log.',
     Permission.MANAGE_DEVICES: 'Your role can only view devices.',
+    Permission.MANAGE_STORAGE: 'Only an admin can manage data retention.',
 }
 
 

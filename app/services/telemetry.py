@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import base64
-import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -25,9 +24,20 @@ from app.models.schemas import (
     Value,
 )
 from app.services.errors import InvalidInput, NotFound
+from app.services.telemetry_sources import (
+    ORIGIN,
+    Source,
+    dense_raw_plan,
+    plan,
+    rolled_sql,
+    rolled_until_sql,
+    rollup_for_bucket,
+    tail_sql,
+)
 
 MAX_PAGE = 10_000
 CHART_POINTS = 2_000
+TAIL_WINDOW = timedelta(days=1)  # how far back raw rows fill in for a rollup that has not caught up
 _VALUE_COLUMNS = 'value, text_value, bool_value, json_value'
 _AGGREGATES: dict[str, str] = {
     'avg': 'avg(t.value)', 'min': 'min(t.value)', 'max': 'max(t.value)',
@@ -51,7 +61,7 @@ class TelemetryService:
 
     async def latest(self, principal: Principal, device_id: UUID) -> list[LatestValuePublic]:
         async with self._db.tenant(principal.tenant_id) as session:
-            await _check_device(session, principal, device_id)
+            await check_device(session, principal, device_id)
             rows = await session.execute(text(f"""
                 SELECT k.name, l.ts, l.{_VALUE_COLUMNS.replace(', ', ', l.')}
                 FROM latest_values l JOIN telemetry_keys k ON k.id = l.key_id
@@ -84,12 +94,12 @@ class TelemetryService:
         self, principal: Principal, device_id: UUID, *, start: datetime, end: datetime,
         keys: Sequence[str] = (), limit: int = 1000, cursor: str | None = None,
     ) -> TelemetryPage:
-        _check_range(start, end)
+        check_range(start, end)
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f'limit must be between 1 and {MAX_PAGE}.', field='limit')
         after_ts, after_key = _decode_cursor(cursor) if cursor else (None, None)
         async with self._db.tenant(principal.tenant_id) as session:
-            await _check_device(session, principal, device_id)
+            await check_device(session, principal, device_id)
             rows = (await session.execute(text(f"""
                 SELECT k.name, t.ts, t.key_id, t.{_VALUE_COLUMNS.replace(', ', ', t.')}
                 FROM telemetry t JOIN telemetry_keys k ON k.id = t.key_id
@@ -110,19 +120,27 @@ class TelemetryService:
         self, principal: Principal, device_id: UUID, *, start: datetime, end: datetime, bucket_s: int,
         function: AggregateFunction, keys: Sequence[str] = (),
     ) -> list[AggregatePoint]:
-        _check_range(start, end)
+        check_range(start, end)
         if bucket_s < 1:
             raise InvalidInput('bucket must be at least 1 second.', field='bucket')
         if (end - start).total_seconds() / bucket_s > 100_000:
             raise InvalidInput('Too many buckets: choose a wider bucket or a shorter range.', field='bucket')
         if function not in _AGGREGATES:
             raise InvalidInput(f'function must be one of {", ".join(_AGGREGATES)}.', field='function')
-        expression = _AGGREGATES[function]
-        if function == 'last':
-            expression = '(array_agg(t.value ORDER BY t.ts DESC) FILTER (WHERE t.value IS NOT NULL))[1]'
+        source = rollup_for_bucket(start, end, bucket_s)
         async with self._db.tenant(principal.tenant_id) as session:
-            await _check_device(session, principal, device_id)
-            rows = await session.execute(text(f"""
+            await check_device(session, principal, device_id)
+            if source != 'raw' and function != 'count':  # rollups count numeric values only
+                names = await key_names(session, principal, keys)
+                rolled = await rollup_rows(session, source, function, origin=':start', params={
+                    'tenant': principal.tenant_id, 'device': device_id, 'start': start, 'end': end,
+                    'keys': list(names), 'bucket': bucket_s})
+                points = [AggregatePoint(key=names[r[0]], bucket=r[1], value=r[2]) for r in rolled]
+                return sorted(points, key=lambda p: (p.key, p.bucket))
+            expression = _AGGREGATES[function]
+            if function == 'last':
+                expression = '(array_agg(t.value ORDER BY t.ts DESC) FILTER (WHERE t.value IS NOT NULL))[1]'
+            rows = (await session.execute(text(f"""
                 SELECT k.name, date_bin(make_interval(secs => :bucket), t.ts, :start) AS bucket, {expression}
                 FROM telemetry t JOIN telemetry_keys k ON k.id = t.key_id
                 WHERE t.tenant_id = :tenant AND t.device_id = :device AND t.ts >= :start AND t.ts < :end
@@ -130,48 +148,82 @@ class TelemetryService:
                 GROUP BY 1, 2 ORDER BY 1, 2"""), {
                 'tenant': principal.tenant_id, 'device': device_id, 'start': start, 'end': end,
                 'keys': list(keys), 'bucket': bucket_s,
-            })
+            })).all()
             return [AggregatePoint(key=r[0], bucket=r[1], value=r[2]) for r in rows]
 
     async def chart(
         self, principal: Principal, device_id: UUID, *, start: datetime, end: datetime,
         keys: Sequence[str] = (), max_points: int = CHART_POINTS,
     ) -> list[Series]:
-        """Numeric series for a chart: raw when few enough points, else averaged buckets; never more than
-        `max_points` points per key."""
-        _check_range(start, end)
+        """Numeric series for a chart, never more than `max_points` points per key: raw points when few enough,
+        else averages over buckets from raw rows, the 1-minute or the 1-hour rollup (see telemetry_sources)."""
+        check_range(start, end)
+        chosen = plan(start, end, max_points)
         async with self._db.tenant(principal.tenant_id) as session:
-            await _check_device(session, principal, device_id)
-            params = {'tenant': principal.tenant_id, 'device': device_id, 'start': start, 'end': end,
-                      'keys': list(keys)}
-            where = """t.tenant_id = :tenant AND t.device_id = :device AND t.ts >= :start AND t.ts < :end
-                AND t.value IS NOT NULL
-                AND (cardinality(CAST(:keys AS text[])) = 0 OR k.name = ANY(CAST(:keys AS text[])))"""
-            counts: dict[str, int] = dict((await session.execute(text(f"""
-                SELECT k.name, count(*) FROM telemetry t JOIN telemetry_keys k ON k.id = t.key_id
-                WHERE {where} GROUP BY 1"""), params)).all())
-            if not counts:
+            await check_device(session, principal, device_id)
+            names = await key_names(session, principal, keys)
+            if not names:
                 return []
-            if max(counts.values()) <= max_points:
-                bucket_s = 0
-                rows = await session.execute(text(f"""
-                    SELECT k.name, t.ts, t.value FROM telemetry t JOIN telemetry_keys k ON k.id = t.key_id
-                    WHERE {where} ORDER BY 1, 2"""), params)
-            else:
-                bucket_s = max(1, math.ceil((end - start).total_seconds() / max_points))
-                rows = await session.execute(text(f"""
-                    SELECT k.name, date_bin(make_interval(secs => :bucket), t.ts, :start), avg(t.value)
-                    FROM telemetry t JOIN telemetry_keys k ON k.id = t.key_id
-                    WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"""), {**params, 'bucket': bucket_s})
-            grouped: dict[str, tuple[list[datetime], list[float | None]]] = defaultdict(lambda: ([], []))
-            for name, ts, value in rows:
-                grouped[name][0].append(ts)
-                grouped[name][1].append(value)
-        return [Series(key=name, ts=tuple(ts), values=tuple(values), bucket_s=bucket_s)
-                for name, (ts, values) in sorted(grouped.items())]
+            params = {'tenant': principal.tenant_id, 'device': device_id, 'start': start, 'end': end,
+                      'keys': list(names)}
+            if chosen.source != 'raw':
+                rolled = await rollup_rows(session, chosen.source, 'avg', params={**params, 'bucket': chosen.bucket_s})
+                return _series(names, rolled, bucket_s=chosen.bucket_s, source=chosen.source)
+            where = """t.tenant_id = :tenant AND t.device_id = :device AND t.ts >= :start AND t.ts < :end
+                AND t.value IS NOT NULL AND t.key_id = ANY(CAST(:keys AS integer[]))"""
+            counts: dict[int, int] = dict((await session.execute(text(f"""
+                SELECT t.key_id, count(*) FROM telemetry t WHERE {where} GROUP BY 1"""), params)).all())
+            if counts and max(counts.values()) <= max_points:
+                rows = (await session.execute(text(f"""
+                    SELECT t.key_id, t.ts, t.value FROM telemetry t WHERE {where} ORDER BY 1, 2"""), params)).all()
+                return _series(names, rows, bucket_s=0, source='raw')
+            chosen = dense_raw_plan(start, end, max_points)
+            if chosen.source != 'raw':
+                rolled = await rollup_rows(session, chosen.source, 'avg', params={**params, 'bucket': chosen.bucket_s})
+                return _series(names, rolled, bucket_s=chosen.bucket_s, source=chosen.source)
+            rows = (await session.execute(text(f"""
+                SELECT t.key_id, date_bin(make_interval(secs => :bucket), t.ts, :start), avg(t.value)
+                FROM telemetry t WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"""),
+                {**params, 'bucket': chosen.bucket_s})).all()
+            return _series(names, rows, bucket_s=chosen.bucket_s, source='raw')
 
 
-async def _check_device(session: AsyncSession, principal: Principal, device_id: UUID) -> None:
+async def rollup_rows(session: AsyncSession, source: Source, function: str, *, params: dict[str, object],
+                      origin: str = ORIGIN) -> list[Sequence[Any]]:
+    """Rollup buckets, then per key the buckets after the rollup's newest row from raw rows (at most a day)."""
+    rows: list[Sequence[Any]] = list((await session.execute(text(rolled_sql(source, function, origin=origin)),
+                                                           params)).all())
+    have = {(row[0], row[1]) for row in rows}
+    until = (await session.execute(text(rolled_until_sql(source)), params)).all()
+    start, end = params['start'], params['end']
+    assert isinstance(start, datetime)
+    assert isinstance(end, datetime)
+    for key_id, rolled_until in until:
+        after = max(rolled_until or start, end - TAIL_WINDOW)
+        tail = (await session.execute(text(tail_sql(function, origin=origin)),
+                                      {**params, 'key': key_id, 'after': after})).all()
+        rows += [row for row in tail if (row[0], row[1]) not in have]
+    return sorted(rows, key=lambda row: (row[0], row[1]))
+
+
+async def key_names(session: AsyncSession, principal: Principal, keys: Sequence[str]) -> dict[int, str]:
+    rows = await session.execute(text("""
+        SELECT id, name FROM telemetry_keys
+        WHERE tenant_id = :tenant AND (cardinality(CAST(:keys AS text[])) = 0 OR name = ANY(CAST(:keys AS text[])))"""),
+        {'tenant': principal.tenant_id, 'keys': list(keys)})
+    return {int(key_id): str(name) for key_id, name in rows}
+
+
+def _series(names: dict[int, str], rows: Iterable[Sequence[Any]], *, bucket_s: int, source: Source) -> list[Series]:
+    grouped: dict[str, tuple[list[datetime], list[float | None]]] = defaultdict(lambda: ([], []))
+    for key_id, ts, value in rows:
+        grouped[names[key_id]][0].append(ts)
+        grouped[names[key_id]][1].append(value)
+    return [Series(key=name, ts=tuple(ts), values=tuple(values), bucket_s=bucket_s, source=source)
+            for name, (ts, values) in sorted(grouped.items())]
+
+
+async def check_device(session: AsyncSession, principal: Principal, device_id: UUID) -> None:
     found = await session.scalar(
         text('SELECT 1 FROM devices WHERE id = :device AND tenant_id = :tenant'),
         {'device': device_id, 'tenant': principal.tenant_id},
@@ -180,7 +232,7 @@ async def _check_device(session: AsyncSession, principal: Principal, device_id: 
         raise NotFound(f'Unknown device {device_id}.', field='device_id')
 
 
-def _check_range(start: datetime, end: datetime) -> None:
+def check_range(start: datetime, end: datetime) -> None:
     if start.tzinfo is None or end.tzinfo is None:
         raise InvalidInput('Times need a time zone (e.g. 2026-01-01T00:00:00Z).', field='start')
     if end <= start:

@@ -44,7 +44,8 @@ async def test_openapi_lists_the_api_and_its_sign_in(api: Api) -> None:
     assert set(paths) == {
         '/api/v1/auth/token', '/api/v1/devices', '/api/v1/devices/{device_id}', '/api/v1/devices/{device_id}/token',
         '/api/v1/devices/{device_id}/telemetry', '/api/v1/devices/{device_id}/telemetry/latest',
-        '/api/v1/devices/{device_id}/telemetry/aggregate', '/healthz', '/readyz',
+        '/api/v1/devices/{device_id}/telemetry/aggregate', '/api/v1/devices/{device_id}/telemetry/export.csv',
+        '/api/v1/storage/retention', '/api/v1/storage/usage', '/healthz', '/readyz',
         '/api/v1/users', '/api/v1/users/{user_id}', '/api/v1/tokens', '/api/v1/tokens/{token_id}',
         '/api/v1/audit', '/api/v1/audit.csv',
         '/api/v1/notifications/channels', '/api/v1/notifications/channels/{channel_id}',

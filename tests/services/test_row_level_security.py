@@ -15,9 +15,11 @@ from app.models.maintenance import MaintenanceCreate
 from app.models.notifications import ChannelCreate, OutboundSettings
 from app.models.rules import RuleCreate
 from app.models.schemas import DeviceCreate
+from app.models.storage import RetentionSettings
 from app.platform import Platform
 from tests.conftest import NewTenant
 from tests.ingest.test_mqtt_ingest import eventually
+from tests.support import roll_up
 
 
 def app_role_dsn(platform: Platform) -> str:
@@ -45,6 +47,8 @@ async def test_app_role_sees_no_row_of_another_tenant(running_platform: Platform
     await eventually(lambda: platform.alarms.find(tenant_a), lambda alarms: bool(alarms))
     await eventually(lambda: platform.notifications.deliveries.list(tenant_a),
                      lambda deliveries: any(d.attempts for d in deliveries))
+    await roll_up(platform)  # rows in `telemetry_1m` and `telemetry_1h`
+    await platform.storage.update_retention(tenant_a, RetentionSettings(raw_days=7, minute_days=90, hour_days=400))
 
     connection = await asyncpg.connect(app_role_dsn(platform))
     try:

@@ -1,0 +1,1 @@
+"""Time-series storage: backend detection, partitions, rollups, retention, per-tenant settings and usage."""

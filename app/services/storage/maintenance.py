@@ -1,0 +1,144 @@
+"""The storage job: partitions ahead, rollups, retention; one instance at a time (PostgreSQL advisory locks).
+
+Detects the backend at start: TimescaleDB (migration 0007 found the extension: `gito_ts.telemetry` exists)
+runs its own policies, so only the per-tenant retention trim runs here; plain PostgreSQL gets everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import Database
+from app.services.storage import timescale
+from app.services.storage.native_sql import DEFAULT_PARTITION
+from app.services.storage.retention import (
+    DEFAULT_RETENTION,
+    Retention,
+    RetentionRun,
+    apply_native_retention,
+    tenant_retentions,
+)
+from app.services.storage.rollups import RollupRun, refresh_rollups
+
+log = logging.getLogger(__name__)
+ROLLUP_LOCK_ID = 0x6710_0020
+HOUSEKEEPING_LOCK_ID = 0x6710_0021
+DAYS_AHEAD = 7
+Backend = Literal['timescaledb', 'native']
+TRY_LOCK = 'SELECT pg_try_advisory_xact_lock(:id)'
+DEFAULT_DAYS = f"""
+SELECT DISTINCT (ts AT TIME ZONE 'UTC')::date FROM {DEFAULT_PARTITION}
+WHERE ts >= now() - make_interval(days => :days) ORDER BY 1"""
+
+
+async def detect_backend(db: Database) -> Backend:
+    async with db.system() as session:
+        found = await session.scalar(text(f"SELECT to_regclass('{timescale.SCHEMA}.telemetry') IS NOT NULL"))
+    return 'timescaledb' if found else 'native'
+
+
+class StorageMaintenance:
+    def __init__(self, db: Database, *, rollup_every_s: float = 15.0, housekeeping_every_s: float = 600.0) -> None:
+        self._db = db
+        self._rollup_every_s = rollup_every_s
+        self._housekeeping_every_s = housekeeping_every_s
+        self._policies: Retention | None = None  # TimescaleDB drop-after intervals last set by this process
+        self.backend: Backend = 'native'
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, *, loop: bool = True) -> None:
+        """Detect the backend; with `loop`, run the jobs in the background until `stop`."""
+        self.backend = await detect_backend(self._db)
+        log.info('storage backend', extra={'backend': self.backend})
+        if loop:
+            self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def ensure_partitions(self, *, today: date | None = None, ahead: int = DAYS_AHEAD) -> list[date]:
+        """Daily partitions from yesterday to `ahead` days on, and for the days of rows parked in the default
+        partition (within the longest retention); returns the days created. No-op on TimescaleDB."""
+        if self.backend != 'native':
+            return []
+        today = today or datetime.now(UTC).date()
+        created = []
+        async with self._db.system() as session:
+            if not await session.scalar(text(TRY_LOCK), {'id': HOUSEKEEPING_LOCK_ID}):
+                return []
+            longest = max((r.raw_days for r in (await tenant_retentions(session)).values()),
+                          default=DEFAULT_RETENTION.raw_days)
+            parked = (await session.scalars(text(DEFAULT_DAYS), {'days': longest})).all()
+            days = sorted({today + timedelta(days=offset) for offset in range(-1, ahead + 1)} | set(parked))
+            for day in days:
+                if await session.scalar(text('SELECT gito_telemetry_partition(:day)'), {'day': day}):
+                    created.append(day)
+        if created:
+            log.info('telemetry partitions created', extra={'days': [d.isoformat() for d in created]})
+        return created
+
+    async def refresh_rollups(self) -> RollupRun:
+        if self.backend != 'native':
+            return RollupRun(minutes=0, hours=0)  # continuous aggregates refresh themselves
+        async with self._db.system() as session:
+            if not await session.scalar(text(TRY_LOCK), {'id': ROLLUP_LOCK_ID}):
+                return RollupRun(minutes=0, hours=0)
+            return await refresh_rollups(session)
+
+    async def apply_retention(self, *, now: datetime | None = None) -> RetentionRun:
+        now = now or datetime.now(UTC)
+        policies = self._policies
+        async with self._db.system() as session:
+            if not await session.scalar(text(TRY_LOCK), {'id': HOUSEKEEPING_LOCK_ID}):
+                return RetentionRun(dropped_partitions=(), deleted_rows=0)
+            if self.backend == 'native':
+                run = await apply_native_retention(session, now=now)
+            else:
+                run, policies = await timescale_retention(session, policies)
+        self._policies = policies  # committed
+        if run.dropped_partitions or run.deleted_rows:
+            log.info('retention applied', extra={'dropped': list(run.dropped_partitions), 'deleted': run.deleted_rows})
+        return run
+
+    async def _loop(self) -> None:
+        housekept = 0.0
+        while True:
+            try:
+                if time.monotonic() - housekept >= self._housekeeping_every_s:
+                    await self.ensure_partitions()
+                    await self.apply_retention()
+                    housekept = time.monotonic()
+                await self.refresh_rollups()
+            except Exception:
+                log.exception('storage maintenance failed')
+            await asyncio.sleep(self._rollup_every_s)
+
+
+async def timescale_retention(session: AsyncSession, applied: Retention | None) -> tuple[RetentionRun, Retention]:
+    """Policies at the longest retentions (replaced only when they change), then per-tenant trims."""
+    retentions = await tenant_retentions(session)
+    values = list(retentions.values()) or [DEFAULT_RETENTION]
+    longest = Retention(raw_days=max(r.raw_days for r in values), minute_days=max(r.minute_days for r in values),
+                        hour_days=max(r.hour_days for r in values))
+    if longest != applied:
+        for statement in timescale.retention_statements(raw_days=longest.raw_days, minute_days=longest.minute_days,
+                                                        hour_days=longest.hour_days):
+            await session.execute(text(statement))
+    materialized: dict[str, str] = dict((await session.execute(text(timescale.MATERIALIZATION_TABLES))).all())
+    deleted = 0
+    for tenant_id, retention in retentions.items():
+        for statement in timescale.tenant_trim_statements(materialized):
+            result = await session.execute(text(statement), {
+                'tenant': tenant_id, 'raw': retention.raw_days, 'minute': retention.minute_days,
+                'hour': retention.hour_days})
+            deleted += int(result.rowcount)  # type: ignore[attr-defined]
+    return RetentionRun(dropped_partitions=(), deleted_rows=deleted), longest

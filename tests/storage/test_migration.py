@@ -1,0 +1,69 @@
+"""Migration 0007 converts an existing `telemetry` table into daily partitions, keeping every row."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import asyncpg
+import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.db import MIGRATIONS_DIR, async_url
+from tests import support
+
+
+@pytest.fixture
+def blank_database() -> Iterator[support.TestDatabase]:
+    import os
+
+    database = support.create_database(os.environ.get('GITO_TEST_DATABASE_URL'))
+    yield database
+    support.drop_database(database)
+
+
+def _upgrade_to(revision: str) -> object:
+    def run(connection: Connection) -> None:
+        config = AlembicConfig()
+        config.set_main_option('script_location', str(MIGRATIONS_DIR))
+        config.attributes['connection'] = connection
+        command.upgrade(config, revision)
+    return run
+
+
+async def _migrate(url: str, revision: str) -> None:
+    engine = create_async_engine(async_url(url))
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade_to(revision))  # type: ignore[arg-type]
+    await engine.dispose()
+
+
+async def _convert(url: str) -> list[tuple[object, ...]]:
+    await _migrate(url, '0005')
+    tenant, device = uuid4(), uuid4()
+    now = datetime.now(UTC).replace(microsecond=0)
+    rows = [(tenant, device, 1, now - timedelta(days=d), float(d)) for d in (0, 2, 40, 2000)]
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("INSERT INTO tenants (id, name) VALUES ($1, 'T')", tenant)
+        await connection.executemany(
+            'INSERT INTO telemetry (tenant_id, device_id, key_id, ts, value) VALUES ($1, $2, $3, $4, $5)', rows)
+        await _migrate(url, '0007')
+        kept = await connection.fetch('SELECT tableoid::regclass::text, ts, value FROM telemetry ORDER BY value')
+        assert await connection.fetchval("SELECT relkind::text FROM pg_class WHERE relname = 'telemetry'") == 'p'
+    finally:
+        await connection.close()
+    return [(r[0], r[1], r[2]) for r in kept]
+
+
+def test_existing_rows_survive_the_conversion(blank_database: support.TestDatabase) -> None:
+    kept = asyncio.run(_convert(blank_database.url))
+    now = datetime.now(UTC)
+    assert [value for _, _, value in kept] == [0.0, 2.0, 40.0, 2000.0]
+    assert kept[1][0] == f'telemetry_p{(now - timedelta(days=2)):%Y%m%d}'
+    assert kept[3][0] == 'telemetry_default'  # older than three years: no partition of its own

@@ -1,0 +1,83 @@
+"""Daily partitions: created ahead, late rows kept (default partition, then moved), no way around RLS."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from app.config import Settings
+from app.models.storage import RetentionSettings
+from app.platform import Platform, app_role_password
+from tests.conftest import NewTenant
+from tests.storage.conftest import new_device, owner_scalar, store
+
+PARTITIONS = """SELECT array_agg(c.relname ORDER BY c.relname)::text[] FROM pg_inherits i
+JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'telemetry'::regclass"""
+
+
+async def partitions(platform: Platform) -> list[str]:
+    names = await owner_scalar(platform, PARTITIONS)
+    assert isinstance(names, list)
+    return [str(name) for name in names]
+
+
+async def test_partitions_are_created_ahead(storage: Platform) -> None:
+    today = datetime.now(UTC).date() + timedelta(days=400)  # days no other test touches
+    created = await storage.storage_jobs.ensure_partitions(today=today)
+    names = await partitions(storage)
+    expected = [f'telemetry_p{(today + timedelta(days=d)):%Y%m%d}' for d in range(-1, 8)]
+    assert set(expected) <= set(names)
+    assert {today + timedelta(days=d) for d in range(-1, 8)} <= set(created)  # (and days parked in the default)
+    assert await storage.storage_jobs.ensure_partitions(today=today) == []  # idempotent
+
+
+async def test_late_rows_are_kept_and_moved_into_their_partition(storage: Platform, new_tenant: NewTenant) -> None:
+    admin = (await new_tenant()).principal
+    await storage.storage.update_retention(admin, RetentionSettings(raw_days=90, minute_days=90, hour_days=90))
+    device = await new_device(storage, admin)
+    late = datetime.now(UTC).replace(microsecond=0) - timedelta(days=75, hours=3)  # a day no other test uses
+    day = f'telemetry_p{late:%Y%m%d}'
+    assert day not in await partitions(storage)
+    await store(storage, admin, device.id, [(late, 'power', 1.5), (late, 'power', 9.9)])  # the second: a duplicate
+    parked = await owner_scalar(storage, 'SELECT count(*) FROM telemetry_default WHERE device_id = :d', d=device.id)
+    assert parked == 1
+    await storage.storage_jobs.ensure_partitions()
+    assert day in await partitions(storage)
+    assert await owner_scalar(storage, 'SELECT count(*) FROM telemetry_default WHERE device_id = :d', d=device.id) == 0
+    page = await storage.telemetry.raw(admin, device.id, start=late - timedelta(hours=1), end=late + timedelta(hours=1))
+    assert [(p.ts, p.value) for p in page.points] == [(late, 1.5)]
+    await store(storage, admin, device.id, [(late, 'power', 7.0)])  # the key still dedupes inside the partition
+    page = await storage.telemetry.raw(admin, device.id, start=late - timedelta(hours=1), end=late + timedelta(hours=1))
+    assert [p.value for p in page.points] == [1.5]
+
+
+async def test_the_app_role_cannot_reach_a_partition_directly(storage: Platform, new_tenant: NewTenant,
+                                                              database_url: str) -> None:
+    admin, stranger = (await new_tenant()).principal, (await new_tenant()).principal
+    device = await new_device(storage, admin)
+    now = datetime.now(UTC)
+    await store(storage, admin, device.id, [(now, 'power', 1.0)])
+    partition = f'telemetry_p{now:%Y%m%d}'
+    forced = await owner_scalar(storage, 'SELECT relforcerowsecurity FROM pg_class WHERE relname = :p', p=partition)
+    assert forced is True
+    settings = Settings()
+    dsn = storage.db.app.url.set(drivername='postgresql', password=app_role_password(settings))
+    connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+    try:
+        for table in (partition, 'telemetry_default'):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await connection.fetch(f'SELECT * FROM {table}')
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(stranger.tenant_id))
+            assert await connection.fetchval('SELECT count(*) FROM telemetry WHERE device_id = $1', device.id) == 0
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):  # RLS WITH CHECK on the parent
+                await connection.execute(
+                    'INSERT INTO telemetry (tenant_id, device_id, key_id, ts, value) VALUES ($1, $2, 1, now(), 1)',
+                    admin.tenant_id, device.id)
+    finally:
+        await connection.close()
+    async with storage.db.tenant(admin.tenant_id) as session:
+        assert await session.scalar(text('SELECT count(*) FROM telemetry WHERE device_id = :d'), {'d': device.id}) == 1

@@ -1,0 +1,66 @@
+"""Retention deletes: per tenant below the longest retention, whole partitions past it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import text
+
+from app.platform import Platform
+from tests.conftest import NewTenant
+from tests.storage.conftest import new_device, owner_scalar, store
+from tests.storage.test_partitions import partitions
+from tests.support import roll_up
+
+
+async def set_retention(platform: Platform, tenant_id: UUID, raw: int, minute: int, hour: int) -> None:
+    async with platform.db.tenant(tenant_id) as session:
+        await session.execute(text("""
+            INSERT INTO storage_settings (tenant_id, raw_days, minute_days, hour_days) VALUES (:t, :r, :m, :h)
+            ON CONFLICT (tenant_id) DO UPDATE SET raw_days = :r, minute_days = :m, hour_days = :h"""),
+            {'t': tenant_id, 'r': raw, 'm': minute, 'h': hour})
+
+
+async def count(platform: Platform, table: str, device_id: UUID) -> int:
+    value = await owner_scalar(platform, f'SELECT count(*) FROM {table} WHERE device_id = :d', d=device_id)
+    assert isinstance(value, int)
+    return value
+
+
+async def test_each_tenant_keeps_its_own_retention(storage: Platform, new_tenant: NewTenant) -> None:
+    short, default = (await new_tenant()).principal, (await new_tenant()).principal
+    now = datetime.now(UTC)
+    devices = {}
+    for principal in (short, default):
+        device = await new_device(storage, principal)
+        devices[principal.tenant_id] = device.id
+        await store(storage, principal, device.id, [(now - timedelta(days=days), 'power', float(days))
+                                                    for days in (1, 3.5, 5, 20)])
+    await roll_up(storage)  # under the default retention: every row rolled up
+    await set_retention(storage, short.tenant_id, 2, 3, 4)
+    run = await storage.storage_jobs.apply_retention()
+    assert run.deleted_rows >= 3 + 3 + 2
+    short_device, default_device = devices[short.tenant_id], devices[default.tenant_id]
+    async with storage.db.system() as session:
+        raw = (await session.scalars(text('SELECT value FROM telemetry WHERE device_id = :d ORDER BY value'),
+                                     {'d': short_device})).all()
+    assert raw == [1.0]  # 2 days of raw
+    assert await count(storage, 'telemetry_1m', short_device) == 1  # 3 days of minutes: 1 day old only
+    assert await count(storage, 'telemetry_1h', short_device) == 2  # 4 days of hours: 1 and 3.5 days old
+    assert await count(storage, 'telemetry', default_device) == 4  # 30 days by default: all kept
+    assert await count(storage, 'telemetry_1h', default_device) == 4
+
+
+async def test_partitions_past_the_longest_retention_are_dropped(storage: Platform) -> None:
+    async with storage.db.system() as session:
+        longest = await session.scalar(text('SELECT coalesce(max(raw_days), 30) FROM storage_settings'))
+    old_day = (datetime.now(UTC) - timedelta(days=max(int(longest or 30), 30) + 3)).date()
+    kept_day = datetime.now(UTC).date() - timedelta(days=1)
+    await owner_scalar(storage, 'SELECT gito_telemetry_partition(:day)', day=old_day)
+    assert f'telemetry_p{old_day:%Y%m%d}' in await partitions(storage)
+    run = await storage.storage_jobs.apply_retention()
+    assert f'telemetry_p{old_day:%Y%m%d}' in run.dropped_partitions
+    names = await partitions(storage)
+    assert f'telemetry_p{old_day:%Y%m%d}' not in names
+    assert f'telemetry_p{kept_day:%Y%m%d}' in names

@@ -1,0 +1,75 @@
+"""1-minute and 1-hour rollups: incremental, exact, and right about late, out-of-order and duplicate rows."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import text
+
+from app.platform import Platform
+from app.services.storage.maintenance import StorageMaintenance
+from app.services.storage.rollups import RollupRun
+from tests.conftest import NewTenant
+from tests.storage.conftest import new_device, store
+from tests.support import roll_up
+
+ROLLUP = 'SELECT bucket, count, sum, min, max, last FROM {table} WHERE device_id = :device ORDER BY bucket'
+
+
+async def rollup(platform: Platform, table: str, device_id: UUID) -> list[tuple[object, ...]]:
+    async with platform.db.system() as session:
+        return [tuple(row) for row in await session.execute(text(ROLLUP.format(table=table)), {'device': device_id})]
+
+
+async def test_rollups_follow_new_late_and_duplicate_rows(storage: Platform, new_tenant: NewTenant) -> None:
+    admin = (await new_tenant()).principal
+    device = await new_device(storage, admin)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    await store(storage, admin, device.id, [(hour + timedelta(seconds=i), 'power', float(i)) for i in range(120)]
+                + [(hour, 'mode', 'eco')])  # text: not rolled up
+    await roll_up(storage)
+    assert await rollup(storage, 'telemetry_1m', device.id) == [
+        (hour, 60, sum(range(60)), 0.0, 59.0, 59.0),
+        (hour + timedelta(minutes=1), 60, sum(range(60, 120)), 60.0, 119.0, 119.0)]
+    assert await rollup(storage, 'telemetry_1h', device.id) == [(hour, 120, sum(range(120)), 0.0, 119.0, 119.0)]
+
+    # Out of order (inside minute 0, after minute 1 was stored), a duplicate, and a row two days late.
+    late = hour - timedelta(days=2)
+    await store(storage, admin, device.id, [(hour + timedelta(seconds=30.5), 'power', 1000.0),
+                                            (hour + timedelta(seconds=5), 'power', -1.0), (late, 'power', 4.0)])
+    await roll_up(storage)
+    minutes = await rollup(storage, 'telemetry_1m', device.id)
+    assert minutes[0] == (late, 1, 4.0, 4.0, 4.0, 4.0)
+    assert minutes[1] == (hour, 61, sum(range(60)) + 1000.0, 0.0, 1000.0, 59.0)  # last is by timestamp
+    assert await rollup(storage, 'telemetry_1h', device.id) == [
+        (late, 1, 4.0, 4.0, 4.0, 4.0), (hour, 121, sum(range(120)) + 1000.0, 0.0, 1000.0, 119.0)]
+    assert await storage.storage_jobs.refresh_rollups() == RollupRun(minutes=0, hours=0)  # nothing new
+
+
+async def test_rows_months_late_are_still_rolled_up(storage: Platform, new_tenant: NewTenant) -> None:
+    admin = (await new_tenant()).principal
+    device = await new_device(storage, admin)
+    ancient = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=45)  # past the raw retention
+    await store(storage, admin, device.id, [(ancient, 'power', 1.0), (ancient + timedelta(seconds=10), 'power', 3.0)])
+    await roll_up(storage)
+    await store(storage, admin, device.id, [(ancient + timedelta(seconds=5), 'power', 7.0)])  # later still
+    await roll_up(storage)
+    assert await rollup(storage, 'telemetry_1m', device.id) == [(ancient, 3, 11.0, 1.0, 7.0, 3.0)]
+
+
+async def test_the_background_job_keeps_rollups_current(storage: Platform, new_tenant: NewTenant) -> None:
+    admin = (await new_tenant()).principal
+    device = await new_device(storage, admin)
+    job = StorageMaintenance(storage.db, rollup_every_s=0.1)
+    await job.start()
+    try:
+        await store(storage, admin, device.id, [(datetime.now(UTC), 'power', 3.0)])
+        for _ in range(300):
+            if await rollup(storage, 'telemetry_1h', device.id):
+                break
+            await asyncio.sleep(0.1)
+        assert [row[1:] for row in await rollup(storage, 'telemetry_1h', device.id)] == [(1, 3.0, 3.0, 3.0, 3.0)]
+    finally:
+        await job.stop()
