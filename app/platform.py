@@ -24,6 +24,7 @@ from app.ingest.mqtt_consumer import LinkStatus, MqttConsumer, MqttTarget, parse
 from app.ingest.writer import BatchWriter
 from app.models.alarm_notice import AlarmNotifier
 from app.models.tables import Device
+from app.services.account_links import AccountLinkService
 from app.services.alarms import AlarmService
 from app.services.api_tokens import ApiTokenService
 from app.services.audit import AuditService
@@ -76,6 +77,7 @@ class Platform:
         self.mqtt_target = self._mqtt_target()
         public_host = settings.mqtt_public_host or _public_host(self.mqtt_target.host)
         http_host = _public_host(settings.host)
+        self.base_url = settings.base_url or f'http://{http_host}:{settings.port}'
         self.tenants = TenantService(self.db)
         self.sessions = SessionService(self.db, self.bus, idle_s=settings.session_idle_s,
                                        max_s=settings.session_max_s)
@@ -84,16 +86,17 @@ class Platform:
         self.api_tokens = ApiTokenService(self.db)
         self.platform_admin = PlatformAdminService(self.db, self.sessions)
         self.limits = create_limits(settings.redis_url)
+        self.account_links = AccountLinkService(self.db, self.sessions, settings, base_url=self.base_url,
+                                                limits=self.limits)
         self.api_limit = BucketLimit(rate=settings.api_rate, burst=settings.api_burst)
         self.ingest_limit = BucketLimit(rate=settings.ingest_rate, burst=settings.ingest_burst)
         self.auth = AuthService(self.db, secret_key=settings.resolved_secret_key(),
                                 limiter=SignInLimiter(self.limits))
         self.devices = DeviceService(self.db, self.bus, DeviceEndpoints(
             mqtt_host=public_host, mqtt_port=self.mqtt_target.port,
-            http_base_url=settings.base_url or f'http://{http_host}:{settings.port}',
+            http_base_url=self.base_url,
         ))
-        self.notifications = Notifications(self.db, settings,
-                                           base_url=settings.base_url or f'http://{http_host}:{settings.port}')
+        self.notifications = Notifications(self.db, settings, base_url=self.base_url)
         self.outbox: AlarmNotifier = self.notifications.outbox
         self.telemetry = TelemetryService(self.db)
         self.presence = PresenceService(self.db, self.bus, default_offline_after_s=settings.device_offline_after_s)
@@ -151,6 +154,7 @@ class Platform:
     async def stop(self) -> None:
         await self.scheduled_rules.stop()
         await self.notifications.stop()
+        await self.account_links.settle()
         await self.presence.stop()
         await self.consumer.stop()
         await self.writer.stop()

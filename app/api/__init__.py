@@ -13,6 +13,7 @@ from app.api.docs import docs_router
 from app.api.headers import SecurityHeaders
 from app.api.health import health_router
 from app.api.ingest import ingest_router
+from app.api.invites import invites_router, password_reset_router
 from app.api.notifications import notifications_router
 from app.api.problems import install_problem_handlers
 from app.api.rules import rules_router
@@ -31,6 +32,8 @@ def api_router(platform: Platform) -> APIRouter:
                    ingest_router(platform), notifications_router(platform)):
         v1.include_router(router)
     v1.include_router(users_router(platform))
+    v1.include_router(invites_router(platform))
+    v1.include_router(password_reset_router(platform))
     v1.include_router(audit_router(platform))
     v1.include_router(tokens_router(platform))
     v1.include_router(rules_router(platform))

@@ -78,6 +78,7 @@ def register(platform: Platform) -> None:
 
             password.on('keydown.enter', submit)
             ui.button('Sign in', on_click=submit).classes(f'w-full {TOUCH}').mark('sign-in')
+            ui.link('Forgot your password?', '/reset').classes(TOUCH).mark('forgot-password')
         return None
 
     @ui.page('/logout')

@@ -1,4 +1,4 @@
-"""User management for admins: list, add with a role, change role, disable and enable."""
+"""User management for admins: invite by e-mail or add with a password, change role, disable and enable."""
 
 from __future__ import annotations
 
@@ -21,12 +21,18 @@ class UsersView:
         self.principal = principal
         with ui.row().classes('w-full items-end gap-3 flex-wrap'):
             self.email = ui.input('E-mail').props('type=email outlined dense').classes('w-64').mark('new-email')
-            self.password = ui.input('Initial password', password=True).props('outlined dense') \
-                .classes('w-56').mark('new-password')
             self.role = ui.select(list(ROLES), value='viewer', label='Role').props('outlined dense') \
                 .classes('w-40').mark('new-role')
-            ui.button('Add user', icon='person_add', on_click=self.add).classes(TOUCH).mark('add-user')
+            ui.button('Invite by e-mail', icon='forward_to_inbox', on_click=self.invite).classes(TOUCH) \
+                .mark('invite-user')
+            self.password = ui.input('or an initial password', password=True).props('outlined dense') \
+                .classes('w-56').mark('new-password')
+            ui.button('Add user', icon='person_add', on_click=self.add).props('outline').classes(TOUCH) \
+                .mark('add-user')
+        self.shown = ui.column().classes('w-full').mark('invite-shown')
         self.table = ui.column().classes('w-full gap-1').mark('user-list')
+        ui.label('Pending invitations').classes('text-lg font-semibold')
+        self.invites = ui.column().classes('w-full gap-1').mark('invite-list')
 
     async def refresh(self) -> None:
         users = await self.platform.users.list(self.principal)
@@ -34,6 +40,15 @@ class UsersView:
         with self.table:
             for user in users:
                 self.row(user)
+        self.invites.clear()
+        with self.invites:
+            for invite in await self.platform.account_links.pending_invites(self.principal):
+                with ui.row().classes('w-full items-center gap-3').mark(f'invite-{invite.email}'):
+                    ui.label(invite.email).classes('w-72 break-all')
+                    ui.label(invite.role).classes('w-40')
+                    ui.label(f'expires {invite.expires_at:%Y-%m-%d}').classes('text-sm text-grey-8')
+                    ui.button('Revoke', on_click=lambda invite_id=invite.id: self.revoke_invite(invite_id)) \
+                        .props('flat no-caps color=negative').classes(TOUCH).mark('revoke-invite')
 
     def row(self, user: UserPublic) -> None:
         own = user.id == self.principal.user_id
@@ -62,6 +77,31 @@ class UsersView:
             return
         ui.notify(f'{self.email.value} added.', type='positive')
         self.email.value = self.password.value = ''
+        await self.refresh()
+
+    async def invite(self) -> None:
+        email, role = self.email.value or '', self.role.value
+        try:
+            sent = await self.platform.account_links.invite(self.principal, email=email, role=role)
+        except DomainError as error:
+            ui.notify(str(error), type='negative')
+            return
+        self.shown.clear()
+        if sent.emailed:
+            ui.notify(f'Invitation e-mailed to {sent.invite.email}.', type='positive')
+        else:
+            with self.shown:
+                ui.label(f'{sent.problem}: the invitation was not e-mailed. Hand this one-time link (valid 7 days) '
+                         f'to {sent.invite.email} yourself:').classes('text-warning')
+                ui.code(sent.link or '').classes('w-full').mark('invite-link')
+        self.email.value = ''
+        await self.refresh()
+
+    async def revoke_invite(self, invite_id: UUID) -> None:
+        try:
+            await self.platform.account_links.revoke_invite(self.principal, invite_id)
+        except DomainError as error:
+            ui.notify(str(error), type='negative')
         await self.refresh()
 
     async def set_role(self, user_id: UUID, role: Role) -> None:
