@@ -23,7 +23,7 @@ from app.ingest.latest import recover_latest
 from app.ingest.mqtt_consumer import LinkStatus, MqttConsumer, MqttTarget, parse_mqtt_url
 from app.ingest.writer import BatchWriter
 from app.models.alarm_notice import AlarmNotifier
-from app.models.tables import Device
+from app.models.tables import Device, Tenant
 from app.services.account_links import AccountLinkService
 from app.services.alarms import AlarmService
 from app.services.api_tokens import ApiTokenService
@@ -188,7 +188,10 @@ class Platform:
             topic_prefix=None,
         )]
         async with self.db.system() as session:
-            rows = await session.execute(select(col(Device.id), col(Device.tenant_id), col(Device.mqtt_password_hash)))
+            rows = await session.execute(  # disabled devices and suspended tenants' devices cannot connect
+                select(col(Device.id), col(Device.tenant_id), col(Device.mqtt_password_hash))
+                .join(Tenant, col(Tenant.id) == col(Device.tenant_id))
+                .where(col(Device.disabled).is_(False), col(Tenant.status) == 'active'))
             credentials += [
                 BrokerCredential(username=str(device_id), mosquitto_hash=password_hash,
                                  topic_prefix=f'{tenant_id}/devices/{device_id}/')

@@ -229,7 +229,7 @@ class MqttConsumer:
         parts = topic.split('/')
         tenant_id, device_id = _ids_of(parts)
         entry = None if device_id is None else await self._directory.get(device_id)
-        if device_id is None or entry is None or entry.tenant_id != tenant_id or not entry.tenant_active:
+        if device_id is None or entry is None or entry.tenant_id != tenant_id or not entry.accepts_data:
             self.ignored += 1
             log.warning('message for unknown device ignored', extra={'topic': topic[:200]})
             if ack is not None:

@@ -53,6 +53,7 @@ class Device(SQLModel, table=True):
     token_sha256: str
     mqtt_password_hash: str
     status: str = 'new'
+    disabled: bool = False  # refused over HTTP and MQTT, left out of the broker's password file
     last_seen: datetime | None = _ts(nullable=True, default=False)
     offline_after_s: int | None = None
     metadata_: dict[str, Any] = Field(default_factory=dict, sa_column=Column('metadata', JSONB, nullable=False))

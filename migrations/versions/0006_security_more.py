@@ -1,4 +1,4 @@
-"""More security: one-time account links (invitations, password resets).
+"""More security: one-time account links (invitations, password resets), disabled devices.
 
 Revision ID: 0006
 Revises: 0005
@@ -38,10 +38,12 @@ SCHEMA = """
         used_at timestamptz,
         revoked_at timestamptz
     );
-    CREATE INDEX account_links_tenant_idx ON account_links (tenant_id, kind, created_at DESC)
+    CREATE INDEX account_links_tenant_idx ON account_links (tenant_id, kind, created_at DESC);
+    ALTER TABLE devices ADD COLUMN disabled boolean NOT NULL DEFAULT false
 """
 
 
 def downgrade() -> None:
+    op.execute('ALTER TABLE devices DROP COLUMN IF EXISTS disabled')
     for table in reversed(TABLES):
         op.execute(f'DROP TABLE IF EXISTS {table} CASCADE')
