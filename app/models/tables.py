@@ -39,6 +39,7 @@ class User(SQLModel, table=True):
     password_hash: str
     role: str
     disabled: bool = False
+    token_generation: int = 0  # in every API sign-in token; bumped when all the user's sessions end
     created_at: datetime = _ts()
     last_login_at: datetime | None = _ts(nullable=True, default=False)
 

@@ -7,12 +7,14 @@ from uuid import UUID
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
+from app.components.formatting import relative_time
 from app.components.frame import TOUCH, frame
 from app.models.schemas import ROLES, Principal, Role, UserPublic
 from app.pages import session
 from app.platform import Platform
 from app.services.errors import DomainError
 from app.services.permissions import Permission, can
+from app.services.sessions import SessionInfo
 
 
 class UsersView:
@@ -36,10 +38,12 @@ class UsersView:
 
     async def refresh(self) -> None:
         users = await self.platform.users.list(self.principal)
+        sessions = await self.platform.sessions.list_by_user(self.principal)
         self.table.clear()
         with self.table:
             for user in users:
                 self.row(user)
+                self.sessions(user, sessions.get(user.id, []))
         self.invites.clear()
         with self.invites:
             for invite in await self.platform.account_links.pending_invites(self.principal):
@@ -66,6 +70,37 @@ class UsersView:
                 label = 'Enable' if user.disabled else 'Disable'
                 ui.button(label, on_click=lambda user=user: self.toggle(user)).props('flat no-caps') \
                     .classes(TOUCH).mark('toggle-user')
+
+    def sessions(self, user: UserPublic, sessions: list[SessionInfo]) -> None:
+        """The user's live sessions: created, last seen, address; revoke one, or all (also their API sign-ins)."""
+        if not sessions:
+            return
+        with ui.column().classes('w-full pl-6 gap-0 text-sm text-grey-8').mark(f'sessions-{user.email}'):
+            for info in sessions:
+                with ui.row().classes('items-center gap-3'):
+                    ui.label(f'signed in {info.created_at:%Y-%m-%d %H:%M} UTC · active {relative_time(info.last_seen)}')
+                    ui.label(info.ip or 'unknown address')
+                    ui.label(info.user_agent[:60] or 'unknown browser').classes('max-w-xs truncate')
+                    ui.button('Revoke', on_click=lambda info=info: self.revoke_session(user.id, info.id)) \
+                        .props('flat dense no-caps color=negative').classes(TOUCH) \
+                        .mark(f'revoke-session-{user.email}')
+            if user.id != self.principal.user_id:
+                ui.button('Log out everywhere', on_click=lambda: self.revoke_user(user.id)) \
+                    .props('flat dense no-caps color=negative').classes(TOUCH).mark(f'logout-user-{user.email}')
+
+    async def revoke_session(self, user_id: UUID, session_id: str) -> None:
+        try:
+            await self.platform.sessions.revoke_session(self.principal, user_id, session_id)
+        except DomainError as error:
+            ui.notify(str(error), type='negative')
+        await self.refresh()
+
+    async def revoke_user(self, user_id: UUID) -> None:
+        try:
+            await self.platform.sessions.revoke_user(self.principal, user_id)
+        except DomainError as error:
+            ui.notify(str(error), type='negative')
+        await self.refresh()
 
     async def add(self) -> None:
         role: Role = self.role.value

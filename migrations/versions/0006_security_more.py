@@ -1,4 +1,5 @@
-"""More security: one-time account links (invitations, password resets), disabled devices.
+"""More security: one-time account links (invitations, password resets), disabled devices, a
+per-user sign-in generation (bumped by "log out everywhere": API sign-in tokens of older generations die).
 
 Revision ID: 0006
 Revises: 0005
@@ -39,11 +40,13 @@ SCHEMA = """
         revoked_at timestamptz
     );
     CREATE INDEX account_links_tenant_idx ON account_links (tenant_id, kind, created_at DESC);
-    ALTER TABLE devices ADD COLUMN disabled boolean NOT NULL DEFAULT false
+    ALTER TABLE devices ADD COLUMN disabled boolean NOT NULL DEFAULT false;
+    ALTER TABLE users ADD COLUMN token_generation integer NOT NULL DEFAULT 0
 """
 
 
 def downgrade() -> None:
     op.execute('ALTER TABLE devices DROP COLUMN IF EXISTS disabled')
+    op.execute('ALTER TABLE users DROP COLUMN IF EXISTS token_generation')
     for table in reversed(TABLES):
         op.execute(f'DROP TABLE IF EXISTS {table} CASCADE')
