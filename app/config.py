@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     api_burst: int = Field(default=100, ge=1, validation_alias=AliasChoices('GITO_API_BURST', 'api_burst'))
     ingest_rate: float = Field(default=200, gt=0, validation_alias=AliasChoices('GITO_INGEST_RATE', 'ingest_rate'))
     ingest_burst: int = Field(default=1000, ge=1, validation_alias=AliasChoices('GITO_INGEST_BURST', 'ingest_burst'))
+    audit_retention_days: int = Field(  # per tenant on the audit page; this is the default
+        default=365, ge=7, le=3650, validation_alias=AliasChoices('GITO_AUDIT_RETENTION_DAYS', 'audit_retention_days'),
+    )
     log_level: str = Field(default='INFO', validation_alias=AliasChoices('GITO_LOG_LEVEL', 'log_level'))
 
     def resolved_secret_key(self) -> str:

@@ -28,6 +28,7 @@ from app.services.account_links import AccountLinkService
 from app.services.alarms import AlarmService
 from app.services.api_tokens import ApiTokenService
 from app.services.audit import AuditService
+from app.services.audit_retention import AuditRetention
 from app.services.auth import AuthService
 from app.services.credentials import mosquitto_hash
 from app.services.devices import DEVICE_CHANNEL, DeviceEndpoints, DeviceService
@@ -83,6 +84,7 @@ class Platform:
                                        max_s=settings.session_max_s)
         self.users = UserService(self.db, self.sessions)
         self.audit = AuditService(self.db)
+        self.audit_retention = AuditRetention(self.db, default_days=settings.audit_retention_days)
         self.api_tokens = ApiTokenService(self.db)
         self.platform_admin = PlatformAdminService(self.db, self.sessions)
         self.limits = create_limits(settings.redis_url)
@@ -146,6 +148,7 @@ class Platform:
         self._tasks.append(asyncio.create_task(self.sessions.watch()))
         await self.consumer.start()
         await self.presence.start()
+        self.audit_retention.job.start()
         await self.scheduled_rules.start()
         self.notifications.start()
         self.started = True
@@ -156,6 +159,7 @@ class Platform:
         await self.notifications.stop()
         await self.account_links.settle()
         await self.presence.stop()
+        await self.audit_retention.job.stop()
         await self.consumer.stop()
         await self.writer.stop()
         await self.directory.stop()

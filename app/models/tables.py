@@ -26,6 +26,7 @@ class Tenant(SQLModel, table=True):
     id: UUID = Field(default_factory=uuid4, primary_key=True)
     name: str
     status: str = 'active'
+    audit_retention_days: int | None = None  # None: GITO_AUDIT_RETENTION_DAYS
     created_at: datetime = _ts()
 
 

@@ -1,5 +1,6 @@
 """More security: one-time account links (invitations, password resets), disabled devices, a
-per-user sign-in generation (bumped by "log out everywhere": API sign-in tokens of older generations die).
+per-user sign-in generation (bumped by "log out everywhere": API sign-in tokens of older generations die),
+a per-tenant audit log retention.
 
 Revision ID: 0006
 Revises: 0005
@@ -41,12 +42,14 @@ SCHEMA = """
     );
     CREATE INDEX account_links_tenant_idx ON account_links (tenant_id, kind, created_at DESC);
     ALTER TABLE devices ADD COLUMN disabled boolean NOT NULL DEFAULT false;
-    ALTER TABLE users ADD COLUMN token_generation integer NOT NULL DEFAULT 0
+    ALTER TABLE users ADD COLUMN token_generation integer NOT NULL DEFAULT 0;
+    ALTER TABLE tenants ADD COLUMN audit_retention_days integer CHECK (audit_retention_days BETWEEN 7 AND 3650)
 """
 
 
 def downgrade() -> None:
     op.execute('ALTER TABLE devices DROP COLUMN IF EXISTS disabled')
     op.execute('ALTER TABLE users DROP COLUMN IF EXISTS token_generation')
+    op.execute('ALTER TABLE tenants DROP COLUMN IF EXISTS audit_retention_days')
     for table in reversed(TABLES):
         op.execute(f'DROP TABLE IF EXISTS {table} CASCADE')
