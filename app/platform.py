@@ -33,6 +33,7 @@ from app.services.auth import AuthService
 from app.services.credentials import mosquitto_hash
 from app.services.devices import DEVICE_CHANNEL, DeviceEndpoints, DeviceService
 from app.services.notifications import Notifications
+from app.services.oidc import OidcService
 from app.services.platform_admin import PlatformAdminService
 from app.services.presence import PresenceService
 from app.services.rate_limits import BucketLimit, SignInLimiter, create_limits
@@ -88,6 +89,8 @@ class Platform:
         self.api_tokens = ApiTokenService(self.db)
         self.platform_admin = PlatformAdminService(self.db, self.sessions)
         self.limits = create_limits(settings.redis_url)
+        self.oidc = OidcService(self.db, settings, redirect_uri=f'{self.base_url}/auth/oidc/callback',
+                                secret=settings.derived_secret('oidc-login-state'))
         self.account_links = AccountLinkService(self.db, self.sessions, settings, base_url=self.base_url,
                                                 limits=self.limits)
         self.api_limit = BucketLimit(rate=settings.api_rate, burst=settings.api_burst)

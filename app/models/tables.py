@@ -41,6 +41,7 @@ class User(SQLModel, table=True):
     role: str
     disabled: bool = False
     token_generation: int = 0  # in every API sign-in token; bumped when all the user's sessions end
+    oidc_subject: str | None = None  # '<issuer> <sub>' once the user signed in through single sign-on
     created_at: datetime = _ts()
     last_login_at: datetime | None = _ts(nullable=True, default=False)
 

@@ -18,6 +18,7 @@ def register(platform: Platform) -> None:
         notifications,
         rules,
         session,
+        sso,
         users,
     )
 
@@ -25,6 +26,7 @@ def register(platform: Platform) -> None:
 
     auth.register(platform)
     account_links.register(platform)
+    sso.register(platform)
     fleet.register(platform)
     device.register(platform)
     account.register(platform)

@@ -1,6 +1,6 @@
 """More security: one-time account links (invitations, password resets), disabled devices, a
 per-user sign-in generation (bumped by "log out everywhere": API sign-in tokens of older generations die),
-a per-tenant audit log retention.
+a per-tenant audit log retention, the OpenID Connect subject a user signs in with.
 
 Revision ID: 0006
 Revises: 0005
@@ -43,7 +43,8 @@ SCHEMA = """
     CREATE INDEX account_links_tenant_idx ON account_links (tenant_id, kind, created_at DESC);
     ALTER TABLE devices ADD COLUMN disabled boolean NOT NULL DEFAULT false;
     ALTER TABLE users ADD COLUMN token_generation integer NOT NULL DEFAULT 0;
-    ALTER TABLE tenants ADD COLUMN audit_retention_days integer CHECK (audit_retention_days BETWEEN 7 AND 3650)
+    ALTER TABLE tenants ADD COLUMN audit_retention_days integer CHECK (audit_retention_days BETWEEN 7 AND 3650);
+    ALTER TABLE users ADD COLUMN oidc_subject text UNIQUE
 """
 
 
@@ -51,5 +52,6 @@ def downgrade() -> None:
     op.execute('ALTER TABLE devices DROP COLUMN IF EXISTS disabled')
     op.execute('ALTER TABLE users DROP COLUMN IF EXISTS token_generation')
     op.execute('ALTER TABLE tenants DROP COLUMN IF EXISTS audit_retention_days')
+    op.execute('ALTER TABLE users DROP COLUMN IF EXISTS oidc_subject')
     for table in reversed(TABLES):
         op.execute(f'DROP TABLE IF EXISTS {table} CASCADE')
