@@ -32,7 +32,7 @@ from app.services import audit
 from app.services.account_mail import invite_message, reset_message
 from app.services.credentials import hash_password, token_sha256
 from app.services.errors import Conflict, InvalidInput, NotFound
-from app.services.mailer import SMTP_MISSING, MailError, send_email
+from app.services.mailer import SMTP_MISSING, MailError, send_email, smtp_configured
 from app.services.permissions import Permission, require
 from app.services.rate_limits import LimitStore
 from app.services.sessions import SessionService, revoke_user_sessions
@@ -44,6 +44,7 @@ RESET_TTL = timedelta(hours=1)
 RESET_EMAILS_PER_HOUR = 3
 LINK_INVALID = 'This link has expired or was already used. Ask for a new one.'
 RESET_REQUESTED = 'If an account exists for this address, we have sent it a link to set a new password.'
+RESET_NO_MAIL = 'E-mail is not set up on this installation, so no reset link can be sent. Ask an admin for help.'
 
 
 class InvitePublic(BaseModel):
@@ -172,6 +173,8 @@ class AccountLinkService:
 
     async def request_reset(self, email: str, *, ip: str = '') -> str:
         """Always the same answer, at once; the e-mail (if there is an account) goes out in the background."""
+        if not smtp_configured(self._settings):
+            return RESET_NO_MAIL  # the same for every address: tells nothing about accounts
         address = email.strip().lower()
         waits = [await self._limits.take(f'reset:{key}', rate=RESET_EMAILS_PER_HOUR / 3600,
                                          burst=RESET_EMAILS_PER_HOUR) for key in (address, f'ip:{ip}')]

@@ -137,6 +137,9 @@ async def test_device_page_disables_and_enables(user: User, app_platform: Platfo
     user.find(marker='confirm-disable').click()
     await user.should_see(marker='device-disabled', retries=30)
     assert (await app_platform.devices.get(account.principal, device.id)).disabled
+    await user.open('/')
+    await user.should_see(marker='device-disabled-badge')  # the fleet shows it too
+    await user.open(f'/devices/{device.id}')
     user.find('Enable').click()
     await user.should_not_see(marker='device-disabled', retries=30)
     assert not (await app_platform.devices.get(account.principal, device.id)).disabled
