@@ -1,4 +1,5 @@
-"""Users of the caller's tenant (admins only): list, add with a role, change role, disable and enable."""
+"""Users of the caller's tenant (admins only): list, add with a role, change role, disable and enable; their
+sessions (list, end one, end all)."""
 
 # No `from __future__ import annotations`: FastAPI must resolve `Caller`, an alias local to the router function.
 from datetime import datetime
