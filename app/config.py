@@ -84,6 +84,34 @@ class Settings(BaseSettings):
     api_burst: int = Field(default=100, ge=1, validation_alias=AliasChoices('GITO_API_BURST', 'api_burst'))
     ingest_rate: float = Field(default=200, gt=0, validation_alias=AliasChoices('GITO_INGEST_RATE', 'ingest_rate'))
     ingest_burst: int = Field(default=1000, ge=1, validation_alias=AliasChoices('GITO_INGEST_BURST', 'ingest_burst'))
+    audit_retention_days: int = Field(  # per tenant on the audit page; this is the default
+        default=365, ge=7, le=3650, validation_alias=AliasChoices('GITO_AUDIT_RETENTION_DAYS', 'audit_retention_days'),
+    )
+    oidc_issuer: str | None = Field(  # single sign-on with OpenID Connect when set (with client id and secret)
+        default=None, validation_alias=AliasChoices('GITO_OIDC_ISSUER', 'oidc_issuer'),
+    )
+    oidc_client_id: str | None = Field(
+        default=None, validation_alias=AliasChoices('GITO_OIDC_CLIENT_ID', 'oidc_client_id'),
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices('GITO_OIDC_CLIENT_SECRET', 'oidc_client_secret'),
+    )
+    oidc_scopes: str = Field(default='openid email profile',
+                             validation_alias=AliasChoices('GITO_OIDC_SCOPES', 'oidc_scopes'))
+    oidc_tenant_claim: str = Field(  # its value: a tenant id or an organisation name
+        default='gito_tenant', validation_alias=AliasChoices('GITO_OIDC_TENANT_CLAIM', 'oidc_tenant_claim'),
+    )
+    oidc_tenant: str | None = Field(  # the tenant (id or name) of users whose token has no tenant claim
+        default=None, validation_alias=AliasChoices('GITO_OIDC_TENANT', 'oidc_tenant'),
+    )
+    oidc_role_claim: str = Field(  # a role name or a list (the highest known role counts)
+        default='gito_role', validation_alias=AliasChoices('GITO_OIDC_ROLE_CLAIM', 'oidc_role_claim'),
+    )
+    oidc_default_role: Literal['admin', 'operator', 'technician', 'viewer'] = Field(
+        default='viewer', validation_alias=AliasChoices('GITO_OIDC_DEFAULT_ROLE', 'oidc_default_role'),
+    )
+    oidc_button: str = Field(default='Sign in with single sign-on',
+                             validation_alias=AliasChoices('GITO_OIDC_BUTTON', 'oidc_button'))
     log_level: str = Field(default='INFO', validation_alias=AliasChoices('GITO_LOG_LEVEL', 'log_level'))
 
     def resolved_secret_key(self) -> str:

@@ -30,7 +30,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / 'migrations'
 APP_GRANTS = ('tenants', 'users', 'devices', 'telemetry_keys', 'telemetry', 'latest_values', 'sessions',
               'api_tokens', 'audit_log', 'notification_channels', 'notification_deliveries', 'notification_attempts',
               'notification_settings', 'rules', 'alarms', 'alarm_events',
-              'maintenance_windows', 'ingest_keys', 'telemetry_1m', 'telemetry_1h', 'storage_settings')
+              'maintenance_windows', 'ingest_keys', 'telemetry_1m', 'telemetry_1h', 'storage_settings',
+              'account_links')
 
 
 def async_url(url: str) -> str:

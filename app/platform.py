@@ -24,15 +24,18 @@ from app.ingest.latest import load_sequences, recover_latest
 from app.ingest.mqtt_consumer import LinkStatus, MqttConsumer, MqttTarget, parse_mqtt_url
 from app.ingest.writer import BatchWriter
 from app.models.alarm_notice import AlarmNotifier
-from app.models.tables import Device
+from app.models.tables import Device, Tenant
+from app.services.account_links import AccountLinkService
 from app.services.alarms import AlarmService
 from app.services.api_tokens import ApiTokenService
 from app.services.audit import AuditService
+from app.services.audit_retention import AuditRetention
 from app.services.auth import AuthService
 from app.services.credentials import mosquitto_hash
 from app.services.devices import DEVICE_CHANNEL, DeviceEndpoints, DeviceService
 from app.services.ingest_keys import IngestKeys
 from app.services.notifications import Notifications
+from app.services.oidc import OidcService
 from app.services.platform_admin import PlatformAdminService
 from app.services.presence import PresenceService
 from app.services.rate_limits import BucketLimit, SignInLimiter, create_limits
@@ -90,24 +93,29 @@ class Platform:
         self.mqtt_target = self._mqtt_target()
         public_host = settings.mqtt_public_host or _public_host(self.mqtt_target.host)
         http_host = _public_host(settings.host)
+        self.base_url = settings.base_url or f'http://{http_host}:{settings.port}'
         self.tenants = TenantService(self.db)
         self.sessions = SessionService(self.db, self.bus, idle_s=settings.session_idle_s,
                                        max_s=settings.session_max_s)
         self.users = UserService(self.db, self.sessions)
         self.audit = AuditService(self.db)
+        self.audit_retention = AuditRetention(self.db, default_days=settings.audit_retention_days)
         self.api_tokens = ApiTokenService(self.db)
         self.platform_admin = PlatformAdminService(self.db, self.sessions)
         self.limits = create_limits(settings.redis_url)
+        self.oidc = OidcService(self.db, settings, redirect_uri=f'{self.base_url}/auth/oidc/callback',
+                                secret=settings.derived_secret('oidc-login-state'))
+        self.account_links = AccountLinkService(self.db, self.sessions, settings, base_url=self.base_url,
+                                                limits=self.limits)
         self.api_limit = BucketLimit(rate=settings.api_rate, burst=settings.api_burst)
         self.ingest_limit = BucketLimit(rate=settings.ingest_rate, burst=settings.ingest_burst)
         self.auth = AuthService(self.db, secret_key=settings.resolved_secret_key(),
                                 limiter=SignInLimiter(self.limits))
         self.devices = DeviceService(self.db, self.bus, DeviceEndpoints(
             mqtt_host=public_host, mqtt_port=self.mqtt_target.port,
-            http_base_url=settings.base_url or f'http://{http_host}:{settings.port}',
+            http_base_url=self.base_url,
         ))
-        self.notifications = Notifications(self.db, settings,
-                                           base_url=settings.base_url or f'http://{http_host}:{settings.port}')
+        self.notifications = Notifications(self.db, settings, base_url=self.base_url)
         self.outbox: AlarmNotifier = self.notifications.outbox
         self.telemetry = TelemetryService(self.db)
         self.ingest_keys = IngestKeys(self.db)
@@ -163,6 +171,7 @@ class Platform:
         await self.consumer.start()
         await self.presence.start()
         await self.storage_jobs.start(loop=self.settings.storage_jobs)
+        self.audit_retention.job.start()
         await self.scheduled_rules.start()
         self.notifications.start()
         self.started = True
@@ -171,8 +180,10 @@ class Platform:
     async def stop(self) -> None:
         await self.scheduled_rules.stop()
         await self.notifications.stop()
+        await self.account_links.settle()
         await self.presence.stop()
         await self.storage_jobs.stop()
+        await self.audit_retention.job.stop()
         await self.consumer.stop()
         await self.writer.stop()
         await self.directory.stop()
@@ -205,7 +216,10 @@ class Platform:
             topic_prefix=None,
         )]
         async with self.db.system() as session:
-            rows = await session.execute(select(col(Device.id), col(Device.tenant_id), col(Device.mqtt_password_hash)))
+            rows = await session.execute(  # disabled devices and suspended tenants' devices cannot connect
+                select(col(Device.id), col(Device.tenant_id), col(Device.mqtt_password_hash))
+                .join(Tenant, col(Tenant.id) == col(Device.tenant_id))
+                .where(col(Device.disabled).is_(False), col(Tenant.status) == 'active'))
             credentials += [
                 BrokerCredential(username=str(device_id), mosquitto_hash=password_hash,
                                  topic_prefix=f'{tenant_id}/devices/{device_id}/')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from nicegui import app
+from sqlalchemy.exc import DBAPIError
 
 from app.api.alarms import alarms_router
 from app.api.audit import audit_router
@@ -13,8 +14,11 @@ from app.api.docs import docs_router
 from app.api.headers import SecurityHeaders
 from app.api.health import health_router
 from app.api.ingest import ingest_router
+from app.api.input_errors import database_input_problem
+from app.api.invites import invites_router, password_reset_router
 from app.api.notifications import notifications_router
-from app.api.problems import install_problem_handlers
+from app.api.problems import install_handler, install_problem_handlers
+from app.api.responses import ApiJSONResponse
 from app.api.rules import rules_router
 from app.api.storage import storage_router
 from app.api.telemetry import telemetry_router
@@ -27,11 +31,13 @@ API_V1 = '/api/v1'
 
 def api_router(platform: Platform) -> APIRouter:
     """Everything the OpenAPI schema describes. Built per call: tests build the app several times."""
-    v1 = APIRouter(prefix=API_V1)
+    v1 = APIRouter(prefix=API_V1, default_response_class=ApiJSONResponse)
     for router in (auth_router(platform), devices_router(platform), telemetry_router(platform),
                    ingest_router(platform), notifications_router(platform)):
         v1.include_router(router)
     v1.include_router(users_router(platform))
+    v1.include_router(invites_router(platform))
+    v1.include_router(password_reset_router(platform))
     v1.include_router(audit_router(platform))
     v1.include_router(tokens_router(platform))
     v1.include_router(rules_router(platform))
@@ -48,6 +54,7 @@ def register(platform: Platform) -> None:
     app.include_router(api)
     app.include_router(docs_router(api.routes))
     install_problem_handlers(app)
+    install_handler(app, DBAPIError, database_input_problem)
     kept = [entry for entry in app.user_middleware if getattr(entry, 'cls', None) is not SecurityHeaders]
     app.user_middleware[:] = kept  # once, however often the app is built
     app.add_middleware(SecurityHeaders, force_tls=(platform.settings.base_url or '').startswith('https://'))

@@ -28,7 +28,7 @@ def auth_router(platform: Platform) -> APIRouter:
         refused for a growing time (429 with `Retry-After`)."""
         ip = request.client.host if request.client else ''
         principal = await platform.auth.authenticate(form.username, form.password, ip=ip)
-        return TokenResponse(access_token=platform.auth.issue_token(principal),
+        return TokenResponse(access_token=await platform.auth.issue_token(principal),
                              expires_in=int(TOKEN_TTL.total_seconds()))
 
     return router

@@ -60,4 +60,13 @@ def devices_router(platform: Platform) -> APIRouter:
         """A new token; the old one stops working at once."""
         return await platform.devices.rotate_token(caller, device_id)
 
+    @router.post('/{device_id}/disable', responses=written)
+    async def disable_device(caller: Caller, device_id: UUID) -> DevicePublic:
+        """Refuse the device's data (HTTP ingest answers 403) and disconnect it from the managed broker."""
+        return await platform.devices.set_disabled(caller, device_id, True)
+
+    @router.post('/{device_id}/enable', responses=written)
+    async def enable_device(caller: Caller, device_id: UUID) -> DevicePublic:
+        return await platform.devices.set_disabled(caller, device_id, False)
+
     return router

@@ -70,6 +70,8 @@ async def authenticate(
         raise AuthenticationFailed(WRONG_TOKEN)
     if not entry.tenant_active:
         raise PermissionDenied('This organisation is suspended; telemetry is not accepted.')
+    if entry.disabled:
+        raise PermissionDenied('This device is disabled; telemetry is not accepted. An operator can enable it.')
     await take_tenant(platform.limits, 'ingest', entry.tenant_id, platform.ingest_limit)  # 429 + Retry-After
     return entry
 

@@ -142,7 +142,7 @@ class ApiOnly:
         return await response if inspect.isawaitable(response) else response
 
 
-def _install(app: FastAPI, key: int | type[Exception], handler: Handler) -> None:
+def install_handler(app: FastAPI, key: int | type[Exception], handler: Handler) -> None:
     """Idempotent: building the app again wraps the original handler, not our previous wrapper."""
     current = app.exception_handlers.get(key)
     fallback = current.fallback if isinstance(current, ApiOnly) else current
@@ -152,11 +152,11 @@ def _install(app: FastAPI, key: int | type[Exception], handler: Handler) -> None
 def install_problem_handlers(app: FastAPI) -> None:
     """NiceGUI registers handlers for 404 (by status code, so it wins over an HTTPException handler) and for
     Exception (its error page for pages, a bare 500 elsewhere); both are wrapped so that they still serve pages."""
-    _install(app, DomainError, domain_problem)
-    _install(app, RequestValidationError, validation_problem)
-    _install(app, StarletteHTTPException, http_problem)
-    _install(app, 404, http_problem)
-    _install(app, Exception, server_problem)
+    install_handler(app, DomainError, domain_problem)
+    install_handler(app, RequestValidationError, validation_problem)
+    install_handler(app, StarletteHTTPException, http_problem)
+    install_handler(app, 404, http_problem)
+    install_handler(app, Exception, server_problem)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

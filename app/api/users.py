@@ -1,6 +1,8 @@
-"""Users of the caller's tenant (admins only): list, add with a role, change role, disable and enable."""
+"""Users of the caller's tenant (admins only): list, add with a role, change role, disable and enable; their
+sessions (list, end one, end all)."""
 
 # No `from __future__ import annotations`: FastAPI must resolve `Caller`, an alias local to the router function.
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -19,6 +21,14 @@ class UserCreate(BaseModel):
     email: str = Field(min_length=3, max_length=320)
     password: str = Field(min_length=1, max_length=1000)
     role: Role = 'viewer'
+
+
+class SessionPublic(BaseModel):
+    id: str = Field(description='Identifies the session (a hash: it cannot be used to sign in).')
+    created_at: datetime
+    last_seen: datetime
+    ip: str
+    user_agent: str
 
 
 class UserUpdate(BaseModel):
@@ -55,5 +65,23 @@ def users_router(platform: Platform) -> APIRouter:
         if data.disabled is not None:
             user = await platform.users.set_disabled(caller, user_id, data.disabled)
         return user
+
+    @router.get('/{user_id}/sessions', responses=found)
+    async def list_sessions(caller: Caller, user_id: UUID) -> list[SessionPublic]:
+        """The user's live browser sessions, newest first."""
+        await platform.users.get(caller, user_id)
+        sessions = (await platform.sessions.list_by_user(caller)).get(user_id, [])
+        return [SessionPublic(id=info.id, created_at=info.created_at, last_seen=info.last_seen, ip=info.ip,
+                              user_agent=info.user_agent) for info in sessions]
+
+    @router.delete('/{user_id}/sessions/{session_id}', status_code=204, responses=found)
+    async def revoke_session(caller: Caller, user_id: UUID, session_id: str) -> None:
+        """End one browser session of the user."""
+        await platform.sessions.revoke_session(caller, user_id, session_id)
+
+    @router.delete('/{user_id}/sessions', status_code=204, responses=found)
+    async def revoke_sessions(caller: Caller, user_id: UUID) -> None:
+        """Log the user out everywhere: every browser session and every API sign-in token (not API tokens)."""
+        await platform.sessions.revoke_user(caller, user_id)
 
     return router

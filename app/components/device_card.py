@@ -22,6 +22,9 @@ class DeviceCard(ui.card):
             with ui.row().classes('w-full items-center no-wrap gap-2'):
                 self.name = ui.link(device.name, f'/devices/{device.id}') \
                     .classes('text-lg font-semibold truncate min-h-[32px] flex-grow').mark('device-link')
+                self.disabled = ui.badge('disabled', color='negative').classes('text-sm px-2 py-1') \
+                    .mark('device-disabled-badge')
+                self.disabled.set_visibility(device.disabled)
                 self.badge = StatusBadge(device.status)
             with ui.row().classes('w-full items-center gap-2 text-sm text-grey-8'):
                 self.type = ui.label(device.type).mark('device-type')
@@ -39,6 +42,7 @@ class DeviceCard(ui.card):
         self.name.set_text(device.name)
         self.type.set_text(device.type)
         self.badge.show(device.status)
+        self.disabled.set_visibility(device.disabled)
         self.tick()
 
     def add_values(self, values: Iterable[tuple[str, datetime, Value]]) -> None:

@@ -2,12 +2,15 @@
 
 Run as `python -m app.ingest.amqtt_child <config.json>`; stops cleanly on SIGTERM or SIGINT.
 The two plugins read the Mosquitto-format files `ManagedBroker` writes, re-reading a file as soon as it is replaced:
-`username:$7$...` password lines, and `user <name>` / `topic readwrite <filter>` ACL lines.
+`username:$7$...` password lines, and `user <name>` / `topic readwrite <filter>` ACL lines. Like Mosquitto on a
+reload, the child disconnects connected clients whose credentials are no longer in the replaced password file (a
+disabled or deleted device, a rotated token), so they cannot go on publishing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -15,14 +18,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from amqtt.broker import Broker
 from amqtt.contexts import Action, BaseContext
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-from app.ingest.broker_amqtt import READY_MESSAGE
+from app.ingest.broker_amqtt import PLUGINS_MODULE, READY_MESSAGE
 from app.services.credentials import mosquitto_verify
 
 log = logging.getLogger(__name__)
@@ -127,15 +130,42 @@ class PrefixTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
         return any(filter_within(topic, allowed) for allowed in self._acl.current().get(session.username, ()))
 
 
-async def serve(config: dict[str, object]) -> None:
+def still_valid(passwords: dict[str, str], session: Session) -> bool:
+    entry = passwords.get(session.username or '')
+    password = session.password if isinstance(session.password, str) else (session.password or b'').decode()
+    return entry is not None and mosquitto_verify(entry, password)
+
+
+async def disconnect_revoked(broker: Broker, password_file: Path, *, every_s: float = 0.2) -> None:
+    """Whenever the password file is replaced, close the connections of clients it no longer admits."""
+    passwords = WatchedFile(password_file, parse_passwords)
+    seen = passwords.current()
+    while True:
+        await asyncio.sleep(every_s)
+        current = passwords.current()
+        if current is seen:
+            continue
+        seen = current
+        for session, handler in list(broker.sessions.values()):
+            if session.transitions.is_connected() and handler is not None and not still_valid(current, session):
+                log.info('client disconnected: credentials revoked', extra={'username': session.username})
+                if handler.writer is not None:
+                    with contextlib.suppress(Exception):
+                        await handler.writer.close()
+
+
+async def serve(config: dict[str, Any]) -> None:
     broker = Broker(config)
     await broker.start()
+    password_file = Path(config['plugins'][f'{PLUGINS_MODULE}.PasswordFileAuthPlugin']['password_file'])
+    watcher = asyncio.create_task(disconnect_revoked(broker, password_file))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     log.info(READY_MESSAGE)
     await stopping.wait()
+    watcher.cancel()
     await broker.shutdown()
     log.info('amqtt broker stopped')
 

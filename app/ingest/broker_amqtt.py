@@ -16,7 +16,7 @@ import app
 
 CONFIG_NAME = 'amqtt.json'
 READY_MESSAGE = 'amqtt broker running'  # logged by the child once it listens; ManagedBroker waits for it
-_PLUGINS = 'app.ingest.amqtt_child'
+PLUGINS_MODULE = 'app.ingest.amqtt_child'
 
 
 def amqtt_config(*, host: str, port: int, password_file: Path, acl_file: Path) -> str:
@@ -25,15 +25,15 @@ def amqtt_config(*, host: str, port: int, password_file: Path, acl_file: Path) -
         'listeners': {'default': {'type': 'tcp', 'bind': f'{bind_host}:{port}', 'max_connections': 0}},
         'timeout_disconnect_delay': 0,
         'plugins': {
-            f'{_PLUGINS}.PasswordFileAuthPlugin': {'password_file': str(password_file)},
-            f'{_PLUGINS}.PrefixTopicPlugin': {'acl_file': str(acl_file)},
+            f'{PLUGINS_MODULE}.PasswordFileAuthPlugin': {'password_file': str(password_file)},
+            f'{PLUGINS_MODULE}.PrefixTopicPlugin': {'acl_file': str(acl_file)},
         },
     }
     return json.dumps(config, indent=2) + '\n'
 
 
 def amqtt_command(config_file: Path) -> list[str]:
-    return [sys.executable, '-m', _PLUGINS, str(config_file)]
+    return [sys.executable, '-m', PLUGINS_MODULE, str(config_file)]
 
 
 def amqtt_environment() -> dict[str, str]:

@@ -7,12 +7,12 @@ knocks); entries are dropped when the bus says a device changed, so a rotated to
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select as sa_select
-from sqlmodel import col, select
+from sqlmodel import col
 
 from app.bus import DeviceChanged, EventBus, Subscription
 from app.db import Database
@@ -30,6 +30,11 @@ class DeviceEntry:
     token_sha256: str
     status: str
     tenant_active: bool
+    disabled: bool = False
+
+    @property
+    def accepts_data(self) -> bool:
+        return self.tenant_active and not self.disabled
 
 
 class DeviceDirectory:
@@ -50,12 +55,12 @@ class DeviceDirectory:
         async with self._db.system() as session:
             rows = (await session.execute(
                 sa_select(col(Device.id), col(Device.tenant_id), col(Device.token_sha256), col(Device.status),
-                       col(Tenant.status))
+                          col(Tenant.status), col(Device.disabled))
                 .join(Tenant, col(Tenant.id) == col(Device.tenant_id)).limit(CACHE_LIMIT),
             )).all()
-        for device_id, tenant_id, token_sha256, status, tenant_status in rows:
+        for device_id, tenant_id, token_sha256, status, tenant_status, disabled in rows:
             self._entries.setdefault(device_id, DeviceEntry(device_id, tenant_id, token_sha256, status,
-                                                            tenant_status == 'active'))
+                                                            tenant_status == 'active', disabled))
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -71,9 +76,7 @@ class DeviceDirectory:
             elif event.change in ('online', 'offline'):
                 entry = self._entries.get(event.device_id)
                 if entry is not None:
-                    self._entries[event.device_id] = DeviceEntry(
-                        entry.device_id, entry.tenant_id, entry.token_sha256, event.change, entry.tenant_active,
-                    )
+                    self._entries[event.device_id] = replace(entry, status=event.change)
 
     def cached(self, device_id: UUID) -> tuple[bool, DeviceEntry | None]:
         """Without waiting: (True, entry or None for no such device) when known, else (False, None)."""
@@ -87,10 +90,11 @@ class DeviceDirectory:
             return self._entries[device_id]
         async with self._db.system() as session:
             row = (await session.execute(
-                select(col(Device.tenant_id), col(Device.token_sha256), col(Device.status), col(Tenant.status))
+                sa_select(col(Device.tenant_id), col(Device.token_sha256), col(Device.status), col(Tenant.status),
+                          col(Device.disabled))
                 .join(Tenant, col(Tenant.id) == col(Device.tenant_id)).where(col(Device.id) == device_id),
             )).first()
-        entry = None if row is None else DeviceEntry(device_id, row[0], row[1], row[2], row[3] == 'active')
+        entry = None if row is None else DeviceEntry(device_id, row[0], row[1], row[2], row[3] == 'active', row[4])
         if len(self._entries) >= CACHE_LIMIT:
             self._entries.clear()
         self._entries[device_id] = entry
@@ -108,6 +112,4 @@ class DeviceDirectory:
     def mark_status(self, device_id: UUID, status: str) -> None:
         entry = self._entries.get(device_id)
         if entry is not None and entry.status != status:
-            self._entries[device_id] = DeviceEntry(
-                entry.device_id, entry.tenant_id, entry.token_sha256, status, entry.tenant_active,
-            )
+            self._entries[device_id] = replace(entry, status=status)

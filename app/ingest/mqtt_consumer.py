@@ -244,7 +244,7 @@ class MqttConsumer:
 
     def _item(self, route: Route, entry: DeviceEntry | None, payload: bytes, received_at: datetime,
               ack: tuple[Acknowledge, bytes]) -> Item | None:
-        if entry is None or entry.tenant_id != route.tenant_id or not entry.tenant_active:
+        if entry is None or entry.tenant_id != route.tenant_id or not entry.accepts_data:
             return None
         if route.kind == 's':
             return Inbound(entry.tenant_id, route.device_id, [], received_at, ack=ack)

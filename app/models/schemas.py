@@ -76,6 +76,7 @@ class DevicePublic(BaseModel):
     name: str
     type: str
     status: DeviceStatus
+    disabled: bool
     last_seen: datetime | None
     offline_after_s: int | None
     metadata: dict[str, Any]

@@ -65,3 +65,25 @@ class AuditEntry(SQLModel, table=True):
     after: dict[str, Any] | None = Field(default=None, sa_column=Column('after', JSONB, nullable=True))
     ip: str = ''
     at: datetime = _ts()
+
+
+class AccountLink(SQLModel, table=True):
+    """A one-time link (migration 0006): an invitation to join a tenant, or a password reset of a user.
+
+    Only the SHA-256 of the link's random token is kept; a link is used once, before it expires.
+    """
+
+    __tablename__ = 'account_links'
+
+    id: UUID = Field(default_factory=uuid4, primary_key=True)
+    tenant_id: UUID = Field(foreign_key='tenants.id')
+    kind: str  # 'invite' | 'reset'
+    email: str
+    role: str | None = None  # of the invited user
+    user_id: UUID | None = None  # whose password a reset link sets
+    token_sha256: str
+    created_by: UUID | None = None
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)

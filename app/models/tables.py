@@ -26,6 +26,7 @@ class Tenant(SQLModel, table=True):
     id: UUID = Field(default_factory=uuid4, primary_key=True)
     name: str
     status: str = 'active'
+    audit_retention_days: int | None = None  # None: GITO_AUDIT_RETENTION_DAYS
     created_at: datetime = _ts()
 
 
@@ -39,6 +40,8 @@ class User(SQLModel, table=True):
     password_hash: str
     role: str
     disabled: bool = False
+    token_generation: int = 0  # in every API sign-in token; bumped when all the user's sessions end
+    oidc_subject: str | None = None  # '<issuer> <sub>' once the user signed in through single sign-on
     created_at: datetime = _ts()
     last_login_at: datetime | None = _ts(nullable=True, default=False)
 
@@ -53,6 +56,7 @@ class Device(SQLModel, table=True):
     token_sha256: str
     mqtt_password_hash: str
     status: str = 'new'
+    disabled: bool = False  # refused over HTTP and MQTT, left out of the broker's password file
     last_seen: datetime | None = _ts(nullable=True, default=False)
     offline_after_s: int | None = None
     metadata_: dict[str, Any] = Field(default_factory=dict, sa_column=Column('metadata', JSONB, nullable=False))

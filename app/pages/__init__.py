@@ -7,11 +7,27 @@ from app.platform import Platform
 
 def register(platform: Platform) -> None:
     from app.components import alarm_counts
-    from app.pages import account, alarms, audit, auth, device, fleet, notifications, rules, session, storage, users
+    from app.pages import (
+        account,
+        account_links,
+        alarms,
+        audit,
+        auth,
+        device,
+        fleet,
+        notifications,
+        rules,
+        session,
+        sso,
+        storage,
+        users,
+    )
 
     alarm_counts.install(platform, lambda: session.current_principal(platform))
 
     auth.register(platform)
+    account_links.register(platform)
+    sso.register(platform)
     fleet.register(platform)
     device.register(platform)
     account.register(platform)

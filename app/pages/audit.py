@@ -14,6 +14,7 @@ from app.models.schemas import Principal
 from app.pages import session
 from app.platform import Platform
 from app.services.audit import AuditPublic, AuditQuery, to_csv
+from app.services.audit_retention import MAX_DAYS, MIN_DAYS
 from app.services.errors import DomainError
 from app.services.permissions import Permission, can
 
@@ -91,6 +92,29 @@ def register(platform: Platform) -> None:
             if not can(principal, Permission.VIEW_AUDIT):
                 ui.label('Only an admin can read the audit log.').classes('text-grey-8').mark('not-allowed')
                 return None
+            await retention_row(platform, principal)
             view = AuditView(platform, principal)
             await view.refresh()
         return None
+
+
+async def retention_row(platform: Platform, principal: Principal) -> None:
+    """How many days entries are kept (empty: the installation's default)."""
+    retention = await platform.audit_retention.get(principal)
+    default = platform.audit_retention.default_days
+    with ui.row().classes('items-end gap-3 flex-wrap').mark('audit-retention'):
+        days = ui.number(f'Keep entries for (days; empty: {default})', min=MIN_DAYS, max=MAX_DAYS, precision=0,
+                         value=None if retention.default else retention.days) \
+            .props('outlined dense clearable').classes('w-72').mark('retention-days')
+
+        async def save() -> None:
+            try:
+                kept = await platform.audit_retention.set(principal, int(days.value) if days.value else None)
+            except DomainError as error:
+                days.error = str(error)
+                ui.notify(str(error), type='negative')
+                return
+            days.error = None
+            ui.notify(f'Audit entries are kept for {kept.days} days.', type='positive')
+
+        ui.button('Save', on_click=save).props('outline').classes(TOUCH).mark('save-retention')

@@ -78,6 +78,11 @@ def register(platform: Platform) -> None:
 
             password.on('keydown.enter', submit)
             ui.button('Sign in', on_click=submit).classes(f'w-full {TOUCH}').mark('sign-in')
+            ui.link('Forgot your password?', '/reset').classes(TOUCH).mark('forgot-password')
+            if platform.oidc.enabled:
+                ui.separator()
+                ui.button(platform.oidc.button, icon='login', on_click=lambda: ui.navigate.to('/auth/oidc/login')) \
+                    .props('outline').classes(f'w-full {TOUCH}').mark('sso-sign-in')
         return None
 
     @ui.page('/logout')

@@ -41,10 +41,15 @@ class DeviceView:
                 ui.button('Edit', icon='edit', on_click=self.edit).classes(TOUCH).mark('edit-device')
                 ui.button('Rotate token', icon='key', on_click=self.rotate).props('outline') \
                     .classes(TOUCH).mark('rotate-token')
+                self.toggle_button = ui.button(on_click=self.toggle_disabled).props('outline') \
+                    .classes(TOUCH).mark('toggle-device')
                 ui.button('Delete', icon='delete', color='negative', on_click=self.delete) \
                     .props('outline').classes(TOUCH).mark('delete-device')
         self.gone = ui.label('This device has been deleted.').classes('text-negative text-lg').mark('device-deleted')
         self.gone.set_visibility(False)
+        self.disabled_note = ui.label('Disabled: its data is refused and it cannot connect to the broker.') \
+            .classes('text-negative text-lg').mark('device-disabled')
+        self.show_disabled()
         self.details = DeviceDetails(device, default_offline_after_s=platform.settings.device_offline_after_s)
         self.latest = LatestValues()
         self.chart = LiveChart(self.load_series)
@@ -105,6 +110,27 @@ class DeviceView:
             self.mark_deleted()
             return
         self.details.show(self.device)
+        self.show_disabled()
+
+    def show_disabled(self) -> None:
+        self.disabled_note.set_visibility(self.device.disabled)
+        if self.principal.can_write:
+            self.toggle_button.set_text('Enable' if self.device.disabled else 'Disable')
+            self.toggle_button.props(f'icon={"play_arrow" if self.device.disabled else "block"}')
+
+    async def toggle_disabled(self) -> None:
+        disable = not self.device.disabled
+        if disable and not await confirm(f'Disable “{self.device.name}”?', action='Disable device',
+                                         marker='confirm-disable',
+                                         detail='Its data is refused and it is disconnected until you enable it.'):
+            return
+        try:
+            self.device = await self.platform.devices.set_disabled(self.principal, self.device.id, disable)
+        except DomainError as error:
+            ui.notify(str(error), type='negative')
+            return
+        self.show_disabled()
+        ui.notify('Device disabled' if disable else 'Device enabled', type='positive')
 
     def tick(self) -> None:
         self.details.tick()

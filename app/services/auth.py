@@ -59,11 +59,15 @@ class AuthService:
             await session.execute(update(User).where(col(User.id) == user.id).values(last_login_at=func.now()))
             return Principal(tenant_id=user.tenant_id, user_id=user.id, role=user.role, email=user.email)  # type: ignore[arg-type]
 
-    def issue_token(self, principal: Principal) -> str:
+    async def issue_token(self, principal: Principal) -> str:
+        """A JWT; it dies at expiry, or earlier when the user's sessions are all ended (a newer generation)."""
+        async with self._db.system() as session:
+            generation = await session.scalar(
+                select(col(User.token_generation)).where(col(User.id) == principal.user_id))
         now = datetime.now(UTC)
         claims = {
             'sub': str(principal.user_id), 'tid': str(principal.tenant_id), 'role': principal.role,
-            'email': principal.email, 'iat': now, 'exp': now + TOKEN_TTL,
+            'email': principal.email, 'gen': int(generation or 0), 'iat': now, 'exp': now + TOKEN_TTL,
         }
         return jwt.encode(claims, self._secret, algorithm='HS256')
 
@@ -76,6 +80,7 @@ class AuthService:
         async with self._db.system() as session:
             user = await session.get(User, user_id)
             tenant = await session.get(Tenant, UUID(claims['tid']))
-        if user is None or user.disabled or tenant is None or tenant.status != 'active':
+        if (user is None or user.disabled or tenant is None or tenant.status != 'active'
+                or claims.get('gen', 0) != user.token_generation):
             raise AuthenticationFailed('Invalid or expired token.')
         return Principal(tenant_id=user.tenant_id, user_id=user.id, role=user.role, email=user.email)  # type: ignore[arg-type]

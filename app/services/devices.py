@@ -134,6 +134,22 @@ class DeviceService:
         self._changed(public, 'updated')
         return self.credentials(public, token)
 
+    async def set_disabled(self, principal: Principal, device_id: UUID, disabled: bool) -> DevicePublic:
+        """A disabled device's data is refused (HTTP 403, MQTT dropped) and the managed broker disconnects it."""
+        _require_writer(principal)
+        async with self._db.tenant(principal.tenant_id) as session:
+            device = await _load(session, principal, device_id)
+            if device.disabled == disabled:
+                return to_public(device)
+            device.disabled = disabled
+            await session.flush()
+            await _notify(session, device.id)
+            public = to_public(device)
+            await audit.record(session, principal, 'device.disable' if disabled else 'device.enable', 'device',
+                               device.id, before={'disabled': not disabled}, after={'disabled': disabled})
+        self._changed(public, 'updated')
+        return public
+
     def _changed(self, device: DevicePublic, change: Literal['created', 'updated']) -> None:
         self._bus.device_changed.publish(DeviceChanged(tenant_id=device.tenant_id, device_id=device.id, change=change))
 

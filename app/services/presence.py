@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from uuid import UUID
 
@@ -10,6 +9,7 @@ from sqlalchemy import text
 
 from app.bus import DeviceChanged, EventBus
 from app.db import Database
+from app.services.periodic import PeriodicTask
 
 log = logging.getLogger(__name__)
 SWEEP_LOCK_ID = 0x6710_0003
@@ -26,8 +26,7 @@ class PresenceService:
         self._db = db
         self._bus = bus
         self._default_s = default_offline_after_s
-        self._every_s = every_s
-        self._task: asyncio.Task[None] | None = None
+        self._job = PeriodicTask(self.sweep, every_s=every_s, name='presence sweep')
 
     async def sweep(self) -> list[tuple[UUID, UUID]]:
         """Mark silent devices offline; one instance at a time (advisory lock), the others skip this round."""
@@ -40,16 +39,7 @@ class PresenceService:
         return [(tenant_id, device_id) for tenant_id, device_id in rows]
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop())
+        self._job.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception('presence sweep failed')
-            await asyncio.sleep(self._every_s)
+        await self._job.stop()

@@ -25,6 +25,9 @@ from app.db import Database
 from app.models.schemas import Principal, Role
 from app.models.security import UserSession
 from app.models.tables import Tenant, User
+from app.services import audit
+from app.services.errors import NotFound
+from app.services.permissions import Permission, require
 
 log = logging.getLogger(__name__)
 CACHE_S = 10.0
@@ -45,12 +48,18 @@ class SessionInfo:
     current: bool
 
 
+SessionsByUser = dict[UUID, list[SessionInfo]]
+
+
 async def revoke_user_sessions(session: AsyncSession, user_id: UUID, *, keep: str | None = None) -> None:
-    """Inside the caller's transaction; call `SessionService.announce` after it commits."""
+    """Inside the caller's transaction; call `SessionService.announce` after it commits. Also ends the user's API
+    sign-in tokens (JWTs carry the user's token generation, which this bumps); `keep` spares one browser session."""
     query = update(UserSession).where(col(UserSession.user_id) == user_id, col(UserSession.revoked_at).is_(None))
     if keep is not None:
         query = query.where(col(UserSession.id) != keep)
     await session.execute(query.values(revoked_at=datetime.now(UTC)))
+    await session.execute(update(User).where(col(User.id) == user_id)
+                          .values(token_generation=col(User.token_generation) + 1))
 
 
 class SessionService:
@@ -138,6 +147,47 @@ class SessionService:
             return [SessionInfo(id=row.id, created_at=row.created_at, last_seen=row.last_seen, ip=row.ip,
                                 user_agent=row.user_agent, current=row.id == current)
                     for row in rows if now - row.last_seen < self.idle]
+
+    async def list_by_user(self, principal: Principal) -> SessionsByUser:
+        """Admins: every live session in the organisation, by user, newest first."""
+        require(principal, Permission.MANAGE_USERS)
+        now = self.clock()
+        found: SessionsByUser = {}
+        async with self._db.tenant(principal.tenant_id) as session:
+            rows = await session.scalars(
+                select(UserSession).where(col(UserSession.tenant_id) == principal.tenant_id,
+                                          col(UserSession.revoked_at).is_(None), col(UserSession.expires_at) > now,
+                                          col(UserSession.last_seen) > now - self.idle)
+                .order_by(col(UserSession.created_at).desc()))
+            for row in rows:
+                found.setdefault(row.user_id, []).append(SessionInfo(
+                    id=row.id, created_at=row.created_at, last_seen=row.last_seen, ip=row.ip,
+                    user_agent=row.user_agent, current=False))
+        return found
+
+    async def revoke_session(self, principal: Principal, user_id: UUID, session_id: str) -> None:
+        """Admins: end one session of a user of the organisation (their page leaves within a second)."""
+        require(principal, Permission.MANAGE_USERS)
+        async with self._db.tenant(principal.tenant_id) as session:
+            record = await session.get(UserSession, session_id)
+            if record is None or record.tenant_id != principal.tenant_id or record.user_id != user_id:
+                raise NotFound('Unknown session.', field='session_id')
+            if record.revoked_at is None:
+                record.revoked_at = datetime.now(UTC)
+                await audit.record(session, principal, 'session.revoke', 'user', user_id,
+                                   before={'ip': record.ip, 'created_at': record.created_at.isoformat()})
+        self.announce(principal.tenant_id, user_id, session_id=session_id)
+
+    async def revoke_user(self, principal: Principal, user_id: UUID) -> None:
+        """Admins: log a user of the organisation out everywhere (browser sessions and API sign-in tokens)."""
+        require(principal, Permission.MANAGE_USERS)
+        async with self._db.tenant(principal.tenant_id) as session:
+            user = await session.get(User, user_id)
+            if user is None or user.tenant_id != principal.tenant_id:
+                raise NotFound(f'Unknown user {user_id}.', field='user_id')
+            await revoke_user_sessions(session, user_id)
+            await audit.record(session, principal, 'session.revoke_all', 'user', user_id)
+        self.announce(principal.tenant_id, user_id)
 
     def announce(self, tenant_id: UUID, user_id: UUID, *, session_id: str | None = None) -> None:
         """After a commit that ended sessions: forget them here and tell every instance."""

@@ -21,6 +21,7 @@ from app.services.sessions import SessionService, revoke_user_sessions, session_
 
 EMAIL = re.compile(r'^[^@\s]+@[^@\s]+\.[^@\s]+$')
 MIN_PASSWORD = 10
+EXISTS = 'A user with this e-mail address already exists.'
 
 
 def check_email(email: str) -> str:
@@ -128,7 +129,7 @@ class UserService:
         try:
             await session.flush()
         except IntegrityError as error:
-            raise Conflict('A user with this e-mail address already exists.', field='email') from error
+            raise Conflict(EXISTS, field='email') from error
         return UserPublic.model_validate(user)
 
 

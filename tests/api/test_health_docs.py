@@ -56,6 +56,9 @@ async def test_openapi_lists_the_api_and_its_sign_in(api: Api) -> None:
         '/api/v1/maintenance-windows/{window_id}', '/api/v1/alarms', '/api/v1/alarms/{alarm_id}',
         '/api/v1/alarms/{alarm_id}/acknowledge', '/api/v1/alarms/{alarm_id}/clear',
         '/api/v1/alarms/{alarm_id}/comments', '/api/v1/alarms/{alarm_id}/assign',
+        '/api/v1/invites', '/api/v1/invites/{invite_id}', '/api/v1/auth/password-reset',
+        '/api/v1/devices/{device_id}/disable', '/api/v1/devices/{device_id}/enable', '/api/v1/audit/retention',
+        '/api/v1/users/{user_id}/sessions', '/api/v1/users/{user_id}/sessions/{session_id}',
     }
     assert set(paths['/api/v1/devices/{device_id}']) == {'get', 'patch', 'delete'}
     assert set(paths['/api/v1/devices/{device_id}/telemetry']) == {'get', 'post'}

@@ -9,7 +9,7 @@ async def test_login_with_right_password_gives_principal_and_token(platform: Pla
     ctx = await new_tenant(role='operator')
     principal = await platform.auth.authenticate(ctx.email.upper(), ctx.password)
     assert principal == ctx.principal
-    token = platform.auth.issue_token(principal)
+    token = await platform.auth.issue_token(principal)
     assert await platform.auth.principal_from_token(token) == principal
 
 
@@ -24,7 +24,7 @@ async def test_wrong_password_and_unknown_user_get_the_same_message(platform: Pl
 
 async def test_tampered_token_is_refused(platform: Platform, new_tenant: NewTenant) -> None:
     ctx = await new_tenant()
-    token = platform.auth.issue_token(ctx.principal)
+    token = await platform.auth.issue_token(ctx.principal)
     with pytest.raises(AuthenticationFailed):
         await platform.auth.principal_from_token(token[:-2] + ('AA' if not token.endswith('AA') else 'BB'))
 
