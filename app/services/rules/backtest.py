@@ -23,7 +23,7 @@ from app.models.schemas import Principal
 from app.services.errors import InvalidInput
 from app.services.permissions import Permission, require
 from app.services.rules.engine import HISTORY_POINTS, keep_recent, may_raise
-from app.services.rules.evaluator import Tracker, evaluate
+from app.services.rules.evaluator import Tracker
 from app.services.rules.index import STREAM, CompiledRule, rate_keys
 from app.services.rules.maintenance import MaintenanceService
 
@@ -108,7 +108,7 @@ def _replay(rule: CompiledRule, device_id: UUID, rows: list[tuple[object, ...]],
                 values[key] = value
                 if key in wanted_history and isinstance(number, float):
                     keep_recent(history.setdefault(key, deque(maxlen=HISTORY_POINTS)), at, number)
-        truth = evaluate(rule.condition, values, active=tracker.open, history=history)
+        truth = rule.test(values, tracker.open, history)
         if truth is None:
             continue
         if truth and not tracker.open and not may_raise(rule, device_id, at, windows):
