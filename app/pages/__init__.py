@@ -8,6 +8,7 @@ from app.platform import Platform
 def register(platform: Platform) -> None:
     from app.components import alarm_counts
     from app.pages import account, alarms, audit, auth, device, fleet, notifications, rules, session, users
+    from app.pages import maintenance as maintenance_page
 
     alarm_counts.install(platform, lambda: session.current_principal(platform))
 
@@ -20,3 +21,4 @@ def register(platform: Platform) -> None:
     notifications.register(platform)
     alarms.register(platform)
     rules.register(platform)
+    maintenance_page.register(platform)
