@@ -25,7 +25,7 @@ from app.models.rules import format_scalar
 from app.models.schemas import Principal
 from app.models.tables import User
 from app.services.errors import Conflict, InvalidInput, NotFound
-from app.services.permissions import Permission, require
+from app.services.permissions import ROLE_PERMISSIONS, Permission, require
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,18 @@ AUTO_CLEAR = text("""
 UPDATE alarms SET status = 'cleared', cleared_at = :at, clear_reason = :reason
 WHERE rule_id = :rule_id AND device_id = :device_id AND status <> 'cleared'
 RETURNING id, severity""")
+
+
+@dataclass(frozen=True)
+class Assignee:
+    id: UUID
+    email: str
+    name: str
+
+
+def can_act(role: str) -> bool:
+    """Whether a user of this role can acknowledge (and so be given) an alarm."""
+    return any(name == role and Permission.ACKNOWLEDGE_ALARMS in granted for name, granted in ROLE_PERMISSIONS.items())
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,10 @@ class AlarmService:
             statement = statement.where(col(Alarm.severity) == query.severity)
         if query.device_id is not None:
             statement = statement.where(col(Alarm.device_id) == query.device_id)
+        if query.unassigned:
+            statement = statement.where(col(Alarm.assignee_id).is_(None))
+        elif query.assignee_id is not None:
+            statement = statement.where(col(Alarm.assignee_id) == query.assignee_id)
         if query.since is not None:
             statement = statement.where(col(Alarm.last_seen) >= query.since)
         if query.until is not None:
@@ -174,17 +190,32 @@ class AlarmService:
         require(principal, Permission.MANAGE_ALARMS)
         async with self._db.tenant(principal.tenant_id) as session:
             alarm = await _load(session, principal, alarm_id)
+            email: str | None = None
             if user_id is not None:
                 assignee = await session.get(User, user_id)
                 if assignee is None or assignee.tenant_id != principal.tenant_id:
                     raise InvalidInput('No such user in this organisation.', field='user_id')
+                if assignee.disabled or not can_act(assignee.role):
+                    raise InvalidInput(f'{assignee.email} cannot act on alarms.', field='user_id')
+                email = assignee.email
+            if alarm.assignee_id == user_id:
+                raise Conflict('The alarm is already assigned so.' if user_id else 'The alarm is not assigned.')
             alarm.assignee_id = user_id
             await _history(session, principal.tenant_id, alarm_id, 'assigned', actor=principal.email,
-                           data={'user_id': None if user_id is None else str(user_id)})
+                           data={'user_id': None if user_id is None else str(user_id), 'email': email})
             await session.flush()
             public = AlarmPublic.model_validate(alarm)
         self._publish(public, 'assigned')
         return public
+
+    async def assignees(self, principal: Principal) -> list[Assignee]:
+        """The people an alarm can be given to: enabled users of the tenant whose role may act on alarms."""
+        require(principal, Permission.VIEW)
+        statement = select(User).where(col(User.tenant_id) == principal.tenant_id, col(User.disabled).is_(False)) \
+            .order_by(col(User.email))
+        async with self._db.tenant(principal.tenant_id) as session:
+            return [Assignee(id=user.id, email=user.email, name=user.display_name or user.email)
+                    for user in await session.scalars(statement) if can_act(user.role)]
 
     async def change_severity(self, session: AsyncSession, tenant_id: UUID, rule_id: UUID,
                               severity: Severity, *, actor: str) -> list[AlarmChanged]:
