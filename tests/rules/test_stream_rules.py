@@ -113,6 +113,7 @@ async def test_a_batch_without_readings_changes_nothing(rig: Rig, caplog: pytest
     await rig.rule(condition={'type': 'threshold', 'key': 'temperature', 'op': '>', 'value': 80})
     await rig.engine.on_committed([TelemetryStored(tenant_id=rig.principal.tenant_id, device_id=rig.device.id,
                                                    readings=(), last_seen=at(0))])
+    await rig.engine.settled()
     await rig.send(1, temperature=85)
     assert await rig.open_alarms() == [('active', 1)]
     assert [record.getMessage() for record in caplog.records if record.levelname == 'ERROR'] == []

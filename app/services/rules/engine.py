@@ -24,6 +24,7 @@ from app.db import Database
 from app.models.maintenance import MaintenancePublic
 from app.models.rules import Scalar
 from app.services.alarms import AlarmService, Firing
+from app.services.rules.alarm_queue import AlarmQueue
 from app.services.rules.evaluator import Tracker
 from app.services.rules.index import CompiledRule, TenantRules
 from app.services.rules.maintenance import MaintenanceService
@@ -64,7 +65,7 @@ class RuleEngine:
         self._db = db
         self._rules = rules
         self._maintenance = maintenance
-        self._alarms = alarms
+        self._written = AlarmQueue(alarms)  # alarm rows are written off the batch writer's path
         self._index: dict[UUID, TenantRules] = {}
         self._state: dict[UUID, DeviceState] = {}
         self._device_changes = bus.device_changed.subscribe(  # names and types: online/offline changes neither
@@ -81,6 +82,14 @@ class RuleEngine:
         """Reload every tenant's rules lazily: after the change listener reconnects, changes may have been missed."""
         self._index.clear()
 
+    async def settled(self) -> None:
+        """Wait until the alarm changes of every batch evaluated so far are written."""
+        await self._written.settled()
+
+    async def stop(self) -> None:
+        """Write what is queued and end the task writing it (the next firing starts it again)."""
+        await self._written.stop()
+
     def close(self) -> None:
         self._device_changes.close()
         self._alarm_changes.close()
@@ -95,7 +104,7 @@ class RuleEngine:
             try:
                 firings = await self.evaluate(tenant_id, events)
                 if firings:
-                    await self._alarms.apply(tenant_id, firings)
+                    await self._written.put(tenant_id, firings)
             except Exception:
                 log.exception('rule evaluation failed', extra={'tenant_id': str(tenant_id)})
 
