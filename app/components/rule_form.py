@@ -1,7 +1,7 @@
 """The rule editor's form: one set of fields per condition type (no JSON typing), errors shown on their field.
 
 `RuleForm.build()` returns a validated `RuleCreate`, or None after marking the fields that are wrong.
-Composite conditions are edited as up to five threshold sub-conditions (the API accepts any stream type).
+Composite conditions have any number of sub-conditions of the four stream types (`composite_form.py`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 from nicegui import ui
 from pydantic import ValidationError
 
+from app.components.composite_form import CompositeRows, scalar
 from app.models.alarm_notice import SEVERITIES
 from app.models.rules import RuleCreate, RulePublic
 
@@ -19,7 +20,6 @@ TYPES = {'threshold': 'Threshold', 'range': 'Range with hysteresis', 'comparison
          'composite': 'Several conditions'}
 OPS = ['>', '>=', '<', '<=', '==', '!=']
 DAYS = {0: 'Mon', 1: 'Tue', 2: 'Wed', 3: 'Thu', 4: 'Fri', 5: 'Sat', 6: 'Sun'}
-SUBS = 5
 Field = ui.input | ui.number | ui.select | ui.toggle
 
 
@@ -29,14 +29,6 @@ def _number(label: str, value: float | None = None, **kwargs: Any) -> ui.number:
 
 def _text(label: str, value: str = '') -> ui.input:
     return ui.input(label, value=value).props('outlined dense').classes('w-48')
-
-
-def _scalar(raw: object) -> object:
-    text = str(raw or '').strip()
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 class RuleForm:
@@ -103,22 +95,14 @@ class RuleForm:
         with self._group('no_data'):
             f['no_data.key'] = _text('Key (empty: any data)', c.get('key') or '').mark('nodata-key')
             f['no_data.minutes'] = _number('Silent for minutes', c.get('minutes', 15)).mark('nodata-minutes')
-        subs = c.get('conditions', []) if c.get('type') == 'composite' else []
-        weights = c.get('weights') or []
         with ui.column().classes('w-full gap-2').bind_visibility_from(f['type'], 'value', value='composite'):
             with ui.row().classes('items-center gap-3'):
-                f['composite.mode'] = ui.toggle({'and': 'All true', 'or': 'Any true', 'weighted': 'Weighted score'},
-                                                value=c.get('mode', 'and')).props('no-caps')
+                mode = ui.toggle({'and': 'All true', 'or': 'Any true', 'weighted': 'Weighted score'},
+                                 value=c.get('mode', 'and')).props('no-caps').mark('composite-mode')
+                f['composite.mode'] = mode
                 f['composite.min_score'] = _number('Score needed', c.get('min_score', 1)) \
-                    .bind_visibility_from(f['composite.mode'], 'value', value='weighted')
-            for i in range(SUBS):
-                sub = subs[i] if i < len(subs) else {}
-                with ui.row().classes('items-center gap-3'):
-                    f[f'sub.{i}.key'] = _text(f'Key {i + 1}', sub.get('key', '')).mark(f'sub-{i}-key')
-                    f[f'sub.{i}.op'] = ui.select(OPS, value=sub.get('op', '>'), label='Is').classes('w-24')
-                    f[f'sub.{i}.value'] = _text('Value', str(sub.get('value', ''))).mark(f'sub-{i}-value')
-                    f[f'sub.{i}.weight'] = _number('Weight', weights[i] if i < len(weights) else 1) \
-                        .bind_visibility_from(f['composite.mode'], 'value', value='weighted')
+                    .bind_visibility_from(f['composite.mode'], 'value', value='weighted').mark('composite-score')
+            self.composite = CompositeRows(c if c.get('type') == 'composite' else {}, mode)
 
     def _option_fields(self, o: dict[str, Any]) -> None:
         f = self.fields
@@ -147,20 +131,18 @@ class RuleForm:
         kind = str(self._v('type'))
         condition: dict[str, Any] = {'type': kind}
         if kind == 'composite':
-            subs = [i for i in range(SUBS) if str(self._v(f'sub.{i}.key') or '').strip()]
+            conditions, weights = self.composite.data()
             condition |= {'mode': self._v('composite.mode'), 'min_score': self._v('composite.min_score'),
-                          'conditions': [{'type': 'threshold', 'key': str(self._v(f'sub.{i}.key')).strip(),
-                                          'op': self._v(f'sub.{i}.op'), 'value': _scalar(self._v(f'sub.{i}.value'))}
-                                         for i in subs]}
+                          'conditions': conditions}
             if self._v('composite.mode') == 'weighted':
-                condition['weights'] = [self._v(f'sub.{i}.weight') for i in subs]
+                condition['weights'] = weights
         else:
             for name in self.fields:
                 if name.startswith(f'{kind}.'):
                     value = self._v(name)
                     condition[name.split('.', 1)[1]] = str(value).strip() if isinstance(value, str) else value
             if kind == 'threshold':
-                condition['value'] = _scalar(condition['value'])
+                condition['value'] = scalar(condition['value'])
             if kind == 'no_data':
                 condition['key'] = condition['key'] or None
         scope = {'kind': self._v('scope')}
@@ -181,6 +163,7 @@ class RuleForm:
     def build(self) -> RuleCreate | None:
         for field in self.fields.values():
             field.props(remove='error error-message')
+        self.composite.clear_errors()
         self.error.set_text('')
         try:
             return RuleCreate.model_validate(self.data())
@@ -190,6 +173,10 @@ class RuleForm:
             return None
 
     def show_error(self, name: str | None, message: str) -> None:
+        if name is not None and name.startswith('sub.'):
+            _, index, part = name.split('.', 2)
+            if self.composite.show_error(int(index), part, message):
+                return
         field = self.fields.get(name or '')
         if field is None:
             self.error.set_text(message)
@@ -202,7 +189,9 @@ class RuleForm:
         if parts[:1] == ['condition']:
             rest = parts[2:]  # past the discriminator tag
             if kind == 'composite' and rest[:1] == ['conditions'] and len(rest) >= 4:
-                return f'sub.{rest[1]}.{rest[-1]}'
+                return f'sub.{rest[1]}.{rest[-1]}'  # conditions, index, the sub-condition's type, field
+            if kind == 'composite' and rest[:1] == ['weights'] and len(rest) >= 2:
+                return f'sub.{rest[1]}.weight'
             if not rest:
                 return {'range': 'range.clear_at'}.get(kind)
             return f'{kind}.{rest[-1]}'

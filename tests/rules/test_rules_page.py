@@ -25,7 +25,7 @@ async def test_build_validate_backtest_and_save_a_range_rule(user: User, app_pla
     await user.open('/rules')
     await user.should_see('No rules yet.')
     user.find(marker='new-rule').click()
-    await user.should_see(marker='rule-name')
+    await user.should_see(marker='rule-name', retries=50)  # after the navigation
     user.find(marker='rule-name').type('Boiler pressure')
     set_value(user, 'condition-type', 'range')
     user.find(marker='range-key').type('pressure')

@@ -1,0 +1,77 @@
+"""The rule editor builds composites of any number of sub-conditions, of any stream type, row by row."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nicegui import ui
+from nicegui.testing import User
+
+from app.platform import Platform
+from tests.pages.conftest import MakeAccount, sign_in
+from tests.rules.test_rules_page import set_value
+
+
+async def error_of(user: User, marker: str) -> str:
+    (element,) = user.find(marker=marker).elements
+    for _ in range(50):
+        if element.props.get('error'):
+            break
+        await asyncio.sleep(0.05)
+    return str(element.props.get('error-message'))
+
+
+async def test_add_remove_and_mix_sub_conditions_then_edit(user: User, app_platform: Platform,
+                                                           make_account: MakeAccount) -> None:
+    account = await make_account('operator')
+    await sign_in(user, account)
+    await user.open('/rules/new')
+    user.find(marker='rule-name').type('Heating fault')
+    set_value(user, 'condition-type', 'composite')
+    set_value(user, 'composite-mode', 'weighted')
+    set_value(user, 'composite-score', 3)
+    # two rows to start with: a threshold and (changed to) a comparison
+    user.find(marker='sub-0-threshold-key').type('temperature')
+    user.find(marker='sub-0-threshold-value').type('80')
+    set_value(user, 'sub-0-weight', 2)
+    set_value(user, 'sub-1-kind', 'comparison')
+    user.find(marker='sub-1-comparison-left').type('return_temp')
+    user.find(marker='sub-1-comparison-right').type('supply_temp')
+    set_value(user, 'sub-1-comparison-offset', 2)
+    for _ in range(3):  # rows 2, 3 and 4; row 3 is removed again
+        user.find(marker='add-sub').click()
+    await user.should_see(marker='sub-4-kind')
+    user.find(marker='sub-3-remove').click()
+    await user.should_not_see(marker='sub-3-kind')
+    set_value(user, 'sub-2-kind', 'range')
+    user.find(marker='sub-2-range-key').type('pressure')
+    set_value(user, 'sub-2-range-raise_at', 5)
+    set_value(user, 'sub-2-range-clear_at', 4)
+    set_value(user, 'sub-4-kind', 'rate')
+    user.find(marker='save-rule').click()  # the rate row has no key yet
+    assert 'at least 1 character' in await error_of(user, 'sub-4-rate-key')
+    assert await app_platform.rules.all(account.principal) == []
+
+    user.find(marker='sub-4-rate-key').type('level')
+    set_value(user, 'sub-4-rate-per_minute', 10)
+    user.find(marker='save-rule').click()
+    await user.should_see(marker='new-rule', retries=50)
+    (rule,) = await app_platform.rules.all(account.principal)
+    condition = rule.condition.model_dump()
+    assert [part['type'] for part in condition['conditions']] == ['threshold', 'comparison', 'range', 'rate']
+    assert condition['conditions'][1] == {'type': 'comparison', 'left': 'return_temp', 'op': '>',
+                                          'right': 'supply_temp', 'offset': 2.0}
+    assert (condition['mode'], condition['weights'], condition['min_score']) == ('weighted', [2, 1, 1, 1], 3)
+    await user.should_see('score ≥ 3 of (temperature > 80, return_temp > supply_temp + 2, pressure > 5')
+
+    await user.open(f'/rules/{rule.id}')
+    await user.should_see(marker='sub-3-kind')  # the four rows come back, in order
+    await user.should_not_see(marker='sub-4-kind')
+    (left,) = user.find(marker='sub-1-comparison-left').elements
+    assert isinstance(left, ui.input) and left.value == 'return_temp'
+    user.find(marker='sub-0-remove').click()
+    set_value(user, 'composite-mode', 'or')
+    user.find(marker='save-rule').click()
+    await user.should_see(marker='new-rule', retries=50)
+    (edited,) = await app_platform.rules.all(account.principal)
+    assert [part.type for part in edited.condition.conditions] == ['comparison', 'range', 'rate']  # type: ignore[union-attr]
