@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from nicegui import ui
 from nicegui.testing import User
 
 from app.platform import Platform
 from tests.pages.conftest import MakeAccount, sign_in
-from tests.rules.test_rules_page import set_value
-
-
-async def error_of(user: User, marker: str) -> str:
-    (element,) = user.find(marker=marker).elements
-    for _ in range(50):
-        if element.props.get('error'):
-            break
-        await asyncio.sleep(0.05)
-    return str(element.props.get('error-message'))
+from tests.rules.test_rules_page import error_of, set_value
 
 
 async def test_add_remove_and_mix_sub_conditions_then_edit(user: User, app_platform: Platform,

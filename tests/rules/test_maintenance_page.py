@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,7 +11,7 @@ from app.models.maintenance import MaintenanceCreate
 from app.models.schemas import DeviceCreate
 from app.platform import Platform
 from tests.pages.conftest import MakeAccount, sign_in
-from tests.rules.test_rules_page import set_value
+from tests.rules.test_rules_page import error_of, set_value
 
 BERLIN = ZoneInfo('Europe/Berlin')
 UTC_ZONE = ZoneInfo('UTC')
@@ -21,15 +20,6 @@ UTC_ZONE = ZoneInfo('UTC')
 def wall(moment: datetime, zone: ZoneInfo = BERLIN) -> str:
     """What a person types into the page's date-time field for `moment`, in their zone."""
     return moment.astimezone(zone).strftime('%Y-%m-%dT%H:%M')
-
-
-async def error_of(user: User, marker: str) -> str:
-    (element,) = user.find(marker=marker).elements
-    for _ in range(50):
-        if element.props.get('error'):
-            break
-        await asyncio.sleep(0.05)
-    return str(element.props.get('error-message'))
 
 
 async def test_plan_in_my_time_zone_end_early_and_delete(user: User, app_platform: Platform,

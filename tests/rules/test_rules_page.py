@@ -18,6 +18,16 @@ def set_value(user: User, marker: str, value: object) -> None:
     element.set_value(value)
 
 
+async def error_of(user: User, marker: str) -> str:
+    """The error message a field shows (waiting briefly for it to appear)."""
+    (element,) = user.find(marker=marker).elements
+    for _ in range(50):
+        if element.props.get('error'):
+            break
+        await asyncio.sleep(0.05)
+    return str(element.props.get('error-message'))
+
+
 async def test_build_validate_backtest_and_save_a_range_rule(user: User, app_platform: Platform,
                                                              make_account: MakeAccount) -> None:
     account = await make_account('operator')
