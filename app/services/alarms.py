@@ -37,6 +37,10 @@ VALUES (:id, :tenant_id, :rule_id, :device_id, :rule_name, :device_name, :severi
 ON CONFLICT (rule_id, device_id) WHERE status <> 'cleared' DO UPDATE SET
     count = alarms.count + 1, last_seen = greatest(alarms.last_seen, EXCLUDED.last_seen), value = EXCLUDED.value
 RETURNING id, status, severity, (xmax = 0) AS inserted""")
+HOLD = text("""
+UPDATE alarms SET last_seen = greatest(last_seen, :at), value = :value
+WHERE rule_id = :rule_id AND device_id = :device_id AND status <> 'cleared'
+RETURNING id""")
 AUTO_CLEAR = text("""
 UPDATE alarms SET status = 'cleared', cleared_at = :at, clear_reason = :reason
 WHERE rule_id = :rule_id AND device_id = :device_id AND status <> 'cleared'
@@ -65,7 +69,7 @@ class Firing:
     threshold: str
     device_id: UUID
     device_name: str
-    action: Literal['raise', 'clear']
+    action: Literal['raise', 'clear', 'hold']  # hold: still true, as already raised (last seen and value only)
     at: datetime
     key: str | None = None
     value: float | str | bool | None = None
@@ -105,6 +109,9 @@ class AlarmService:
             await self._notify(session, tenant_id, alarm_id, firing, 'cleared', severity)
             return _changed(tenant_id, alarm_id, firing, severity, 'cleared', 'cleared')
         value = None if firing.value is None else format_scalar(firing.value)
+        if firing.action == 'hold':
+            await session.execute(HOLD, {**base, 'at': firing.at, 'value': value})
+            return None  # no count, no history, no notice: nothing new happened
         row = (await session.execute(UPSERT, {
             **base, 'id': uuid4(), 'tenant_id': tenant_id, 'rule_name': firing.rule_name,
             'device_name': firing.device_name, 'severity': firing.severity, 'at': firing.at, 'key': firing.key,
