@@ -12,6 +12,7 @@ from nicegui import ui
 from pydantic import ValidationError
 
 from app.components.composite_form import CompositeRows, scalar
+from app.components.schedule_form import ScheduleRows
 from app.models.alarm_notice import SEVERITIES
 from app.models.rules import RuleCreate, RulePublic
 
@@ -19,7 +20,6 @@ TYPES = {'threshold': 'Threshold', 'range': 'Range with hysteresis', 'comparison
          'rate': 'Rate of change', 'window': 'Statistic over a window', 'no_data': 'No data',
          'composite': 'Several conditions'}
 OPS = ['>', '>=', '<', '<=', '==', '!=']
-DAYS = {0: 'Mon', 1: 'Tue', 2: 'Wed', 3: 'Thu', 4: 'Fri', 5: 'Sat', 6: 'Sun'}
 Field = ui.input | ui.number | ui.select | ui.toggle
 
 
@@ -113,15 +113,10 @@ class RuleForm:
             f['options.clear_after_readings'] = _number('Or false readings', o.get('clear_after_readings', 0))
             f['options.cooldown_s'] = _number('Cooldown s after clear', o.get('cooldown_s', 0)).mark('cooldown')
             self.auto_clear = ui.switch('Clear automatically', value=o.get('auto_clear', True))
-        window = (o.get('schedule') or [{}])[0]
-        with ui.row().classes('w-full items-center gap-3 flex-wrap'):
+        with ui.row().classes('w-full items-start gap-3 flex-wrap'):
             self.scheduled = ui.switch('Only at certain times', value=bool(o.get('schedule'))).mark('scheduled')
-            with ui.row().classes('items-center gap-3').bind_visibility_from(self.scheduled, 'value'):
-                f['schedule.days'] = ui.select(DAYS, multiple=True, value=window.get('days', [0, 1, 2, 3, 4]),
-                                               label='Days').props('outlined dense use-chips').classes('w-64')
-                f['schedule.start'] = _text('From (HH:MM)', str(window.get('start', '08:00'))[:5])
-                f['schedule.end'] = _text('To (HH:MM)', str(window.get('end', '18:00'))[:5])
-                f['options.timezone'] = _text('Time zone', o.get('timezone', 'UTC')).mark('timezone')
+            with ui.column().classes('gap-2').bind_visibility_from(self.scheduled, 'value'):
+                self.schedule = ScheduleRows(o.get('schedule') or [], o.get('timezone'))
 
     def _v(self, name: str) -> Any:
         return self.fields[name].value
@@ -151,12 +146,10 @@ class RuleForm:
         elif scope['kind'] == 'device_type':
             scope['device_type'] = self._v('scope.device_type')
         options: dict[str, Any] = {name.split('.', 1)[1]: int(self._v(name) or 0) for name in self.fields
-                   if name.startswith('options.') and name != 'options.timezone'}
-        options |= {'auto_clear': self.auto_clear.value,
-                    'timezone': str(self._v('options.timezone') or 'UTC').strip()}
+                                   if name.startswith('options.')}
+        options |= {'auto_clear': self.auto_clear.value, 'timezone': str(self.schedule.zone.value or 'UTC')}
         if self.scheduled.value:
-            options['schedule'] = [{'days': self._v('schedule.days') or [], 'start': self._v('schedule.start'),
-                                    'end': self._v('schedule.end')}]
+            options['schedule'] = self.schedule.data()
         return {'name': self._v('name'), 'enabled': self.enabled.value, 'severity': self._v('severity'),
                 'scope': scope, 'condition': condition, 'options': options}
 
@@ -164,6 +157,7 @@ class RuleForm:
         for field in self.fields.values():
             field.props(remove='error error-message')
         self.composite.clear_errors()
+        self.schedule.clear_errors()
         self.error.set_text('')
         try:
             return RuleCreate.model_validate(self.data())
@@ -176,6 +170,10 @@ class RuleForm:
         if name is not None and name.startswith('sub.'):
             _, index, part = name.split('.', 2)
             if self.composite.show_error(int(index), part, message):
+                return
+        if name is not None and name.startswith('schedule.'):
+            where, _, part = name.removeprefix('schedule.').partition('.')
+            if self.schedule.show_error(None if where == 'zone' else int(where), part, message):
                 return
         field = self.fields.get(name or '')
         if field is None:
@@ -198,8 +196,9 @@ class RuleForm:
         if parts[:1] == ['scope']:
             return 'scope.device_id' if self._v('scope') == 'device' else 'scope.device_type' \
                 if self._v('scope') == 'device_type' else 'scope'
-        if parts[:2] == ['options', 'schedule']:
-            return f'schedule.{parts[-1]}' if parts[-1] in ('days', 'start', 'end') else 'schedule.days'
+        if parts[:2] == ['options', 'schedule'] and len(parts) >= 4:
+            return f'schedule.{parts[2]}.{parts[-1]}' if parts[-1] in ('days', 'start', 'end') \
+                else f'schedule.{parts[2]}.days'
         if parts[:1] == ['options'] and len(parts) > 1:
-            return f'options.{parts[1]}' if f'options.{parts[1]}' in self.fields else 'options.timezone'
+            return f'options.{parts[1]}' if f'options.{parts[1]}' in self.fields else 'schedule.zone'
         return parts[0] if parts and parts[0] in self.fields else None

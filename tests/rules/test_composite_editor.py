@@ -64,3 +64,37 @@ async def test_add_remove_and_mix_sub_conditions_then_edit(user: User, app_platf
     await user.should_see(marker='new-rule', retries=50)
     (edited,) = await app_platform.rules.all(account.principal)
     assert [part.type for part in edited.condition.conditions] == ['comparison', 'range', 'rate']  # type: ignore[union-attr]
+
+
+async def test_a_schedule_of_several_time_windows_in_a_chosen_zone(user: User, app_platform: Platform,
+                                                                   make_account: MakeAccount) -> None:
+    account = await make_account('operator')
+    await sign_in(user, account)
+    await user.open('/rules/new')
+    user.find(marker='rule-name').type('Office hours heat')
+    user.find(marker='threshold-key').type('temperature')
+    user.find(marker='threshold-value').type('28')
+    set_value(user, 'scheduled', True)
+    set_value(user, 'timezone', 'Europe/Berlin')
+    user.find(marker='add-window').click()
+    await user.should_see(marker='schedule-1-days')
+    set_value(user, 'schedule-1-days', [5, 6])
+    set_value(user, 'schedule-1-start', '25:00')
+    user.find(marker='save-rule').click()
+    assert 'time' in (await error_of(user, 'schedule-1-start')).lower()
+    set_value(user, 'schedule-1-start', '10:00')
+    set_value(user, 'schedule-1-end', '14:00')
+    user.find(marker='save-rule').click()
+    await user.should_see(marker='new-rule', retries=50)
+    (rule,) = await app_platform.rules.all(account.principal)
+    assert rule.options.timezone == 'Europe/Berlin'
+    assert [(w.days, str(w.start), str(w.end)) for w in rule.options.schedule] == [
+        ([0, 1, 2, 3, 4], '08:00:00', '18:00:00'), ([5, 6], '10:00:00', '14:00:00')]
+
+    await user.open(f'/rules/{rule.id}')  # both windows come back (editing no longer keeps only the first)
+    await user.should_see(marker='schedule-1-days')
+    user.find(marker='schedule-0-remove').click()
+    user.find(marker='save-rule').click()
+    await user.should_see(marker='new-rule', retries=50)
+    (edited,) = await app_platform.rules.all(account.principal)
+    assert [w.days for w in edited.options.schedule] == [[5, 6]]
