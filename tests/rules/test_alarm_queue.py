@@ -10,8 +10,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from app.bus import TelemetryStored
 from app.services.alarms import AlarmService, Firing
 from app.services.rules.alarm_queue import AlarmQueue
+from tests.rules.conftest import Rig, at
 
 
 def firing(number: int) -> Firing:
@@ -66,3 +68,23 @@ async def test_a_full_queue_makes_the_engine_wait() -> None:
     await asyncio.wait_for(third, 5)
     await queue.stop()
     assert [values for _, values in recorder.calls] == [[0.0], [1.0], [2.0]]
+
+
+async def test_the_batch_writer_does_not_wait_for_rule_evaluation(rig: Rig) -> None:
+    from tests.rules.conftest import readings
+
+    await rig.rule(condition={'type': 'threshold', 'key': 'temperature', 'op': '>', 'value': 80})
+    gate = asyncio.Event()
+    evaluate = rig.engine.evaluate
+
+    async def slow(tenant_id: UUID, events: list[TelemetryStored]) -> list[Firing]:
+        await gate.wait()
+        return await evaluate(tenant_id, events)
+
+    rig.engine.evaluate = slow  # type: ignore[method-assign]
+    await asyncio.wait_for(rig.engine.on_committed([readings(rig.principal.tenant_id, rig.device.id, at(0),
+                                                             temperature=90)]), 1)
+    assert await rig.open_alarms() == []  # handed over, not yet evaluated
+    gate.set()
+    await rig.engine.settled()
+    assert await rig.open_alarms() == [('active', 1)]

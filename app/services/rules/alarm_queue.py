@@ -9,13 +9,12 @@ queued at a crash are lost, like firings of a batch committed just before one; `
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from uuid import UUID
 
 from app.services.alarms import AlarmService, Firing
+from app.services.rules.backlog import Backlog
 
 log = logging.getLogger(__name__)
 
@@ -23,42 +22,24 @@ log = logging.getLogger(__name__)
 class AlarmQueue:
     def __init__(self, alarms: AlarmService, *, limit: int = 10_000) -> None:
         self._alarms = alarms
-        self._limit = limit
-        self._queue: asyncio.Queue[tuple[UUID, list[Firing]]] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._backlog: Backlog[tuple[UUID, list[Firing]]] = Backlog(self._write, limit=limit, name='alarm changes')
 
     async def put(self, tenant_id: UUID, firings: list[Firing]) -> None:
-        if self._queue is None or self._task is None or self._task.done():
-            self._queue = self._queue or asyncio.Queue(maxsize=self._limit)
-            self._task = asyncio.create_task(self._run(self._queue))  # started by the first firing, in its loop
-        await self._queue.put((tenant_id, firings))
+        await self._backlog.put((tenant_id, firings))
 
     async def settled(self) -> None:
         """Wait until everything handed over so far is written."""
-        if self._queue is not None:
-            await self._queue.join()
+        await self._backlog.settled()
 
     async def stop(self) -> None:
-        await self.settled()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._queue, self._task = None, None
+        await self._backlog.stop()
 
-    async def _run(self, queue: asyncio.Queue[tuple[UUID, list[Firing]]]) -> None:
-        while True:
-            items = [await queue.get()]
-            while not queue.empty():
-                items.append(queue.get_nowait())
-            by_tenant: dict[UUID, list[Firing]] = defaultdict(list)
-            for tenant_id, firings in items:
-                by_tenant[tenant_id] += firings
-            for tenant_id, firings in by_tenant.items():
-                try:
-                    await self._alarms.apply(tenant_id, firings)
-                except Exception:
-                    log.exception('alarm changes failed', extra={'tenant_id': str(tenant_id),
-                                                                 'firings': len(firings)})
-            for _ in items:
-                queue.task_done()
+    async def _write(self, items: list[tuple[UUID, list[Firing]]]) -> None:
+        by_tenant: dict[UUID, list[Firing]] = defaultdict(list)
+        for tenant_id, firings in items:
+            by_tenant[tenant_id] += firings
+        for tenant_id, firings in by_tenant.items():
+            try:
+                await self._alarms.apply(tenant_id, firings)
+            except Exception:
+                log.exception('alarm changes failed', extra={'tenant_id': str(tenant_id), 'firings': len(firings)})

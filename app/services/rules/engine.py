@@ -25,6 +25,7 @@ from app.models.maintenance import MaintenancePublic
 from app.models.rules import Scalar
 from app.services.alarms import AlarmService, Firing
 from app.services.rules.alarm_queue import AlarmQueue
+from app.services.rules.backlog import Backlog
 from app.services.rules.evaluator import Tracker
 from app.services.rules.index import CompiledRule, TenantRules
 from app.services.rules.maintenance import MaintenanceService
@@ -65,7 +66,9 @@ class RuleEngine:
         self._db = db
         self._rules = rules
         self._maintenance = maintenance
-        self._written = AlarmQueue(alarms)  # alarm rows are written off the batch writer's path
+        self._batches: Backlog[list[TelemetryStored]] = Backlog(self._evaluate_batches, limit=50,
+                                                                name='rule evaluation')
+        self._written = AlarmQueue(alarms)  # alarm rows are written off the evaluation's path too
         self._index: dict[UUID, TenantRules] = {}
         self._state: dict[UUID, DeviceState] = {}
         self._device_changes = bus.device_changed.subscribe(  # names and types: online/offline changes neither
@@ -84,10 +87,12 @@ class RuleEngine:
 
     async def settled(self) -> None:
         """Wait until the alarm changes of every batch evaluated so far are written."""
+        await self._batches.settled()
         await self._written.settled()
 
     async def stop(self) -> None:
         """Write what is queued and end the task writing it (the next firing starts it again)."""
+        await self._batches.stop()
         await self._written.stop()
 
     def close(self) -> None:
@@ -95,11 +100,16 @@ class RuleEngine:
         self._alarm_changes.close()
 
     async def on_committed(self, batch: list[TelemetryStored]) -> None:
-        """The batch writer's commit listener."""
+        """The batch writer's commit listener: the batch is evaluated by a task of the engine's own, in order,
+        so the writer goes on while it is (a full backlog makes the writer wait)."""
+        await self._batches.put(batch)
+
+    async def _evaluate_batches(self, batches: list[list[TelemetryStored]]) -> None:
         self._catch_up()
         by_tenant: dict[UUID, list[TelemetryStored]] = defaultdict(list)
-        for stored in batch:
-            by_tenant[stored.tenant_id].append(stored)
+        for batch in batches:
+            for stored in batch:
+                by_tenant[stored.tenant_id].append(stored)
         for tenant_id, events in by_tenant.items():
             try:
                 firings = await self.evaluate(tenant_id, events)
