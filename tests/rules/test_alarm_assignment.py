@@ -31,7 +31,7 @@ async def raise_alarm(platform: Platform, principal: Principal, device_name: str
     return changed.alarm_id
 
 
-async def test_assign_from_the_table_filter_mine_unassign_on_the_detail_page_technician_cannot(
+async def test_assign_from_the_table_filter_mine_and_unassign_on_the_detail_page(
         user: User, app_platform: Platform, make_account: MakeAccount) -> None:
     operator = await make_account('operator')
     technician = await make_account('technician', tenant_of=operator)
@@ -75,13 +75,18 @@ async def test_assign_from_the_table_filter_mine_unassign_on_the_detail_page_tec
     unassigned = await app_platform.alarms.find(operator.principal, AlarmFilter(unassigned=True))
     assert [alarm.device_name for alarm in unassigned] == ['Boiler']
 
-    await user.open('/logout')  # a technician acknowledges, but cannot give alarms to people
+
+async def test_technician_cannot_assign(user: User, app_platform: Platform, make_account: MakeAccount) -> None:
+    operator = await make_account('operator')
+    technician = await make_account('technician', tenant_of=operator)
+    alarm = await raise_alarm(app_platform, operator.principal, 'Boiler')
     await sign_in(user, technician)
     await user.open('/alarms')
-    await user.should_see(marker=f'ack-{boiler}', retries=50)
-    await user.should_not_see(marker=f'assign-{boiler}')
-    await user.open(f'/alarms/{pump}')
-    await user.should_see(f'Assigned to {operator.email}', retries=50)
+    await user.should_see('Too hot · Boiler', retries=50)
+    await user.should_see(marker=f'ack-{alarm}')
+    await user.should_not_see(marker=f'assign-{alarm}')
+    await user.open(f'/alarms/{alarm}')
+    await user.should_see('Assigned to nobody', retries=50)
     await user.should_not_see(marker='detail-assign')
 
 
