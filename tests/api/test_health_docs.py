@@ -52,7 +52,8 @@ async def test_openapi_lists_the_api_and_its_sign_in(api: Api) -> None:
         '/api/v1/notifications/deliveries', '/api/v1/notifications/deliveries/{delivery_id}',
         '/api/v1/notifications/deliveries/{delivery_id}/retry',
         '/api/v1/rules', '/api/v1/rules/{rule_id}', '/api/v1/rules/backtest', '/api/v1/maintenance-windows',
-        '/api/v1/maintenance-windows/{window_id}', '/api/v1/alarms', '/api/v1/alarms/{alarm_id}',
+        '/api/v1/maintenance-windows/{window_id}', '/api/v1/maintenance-windows/{window_id}/end',
+        '/api/v1/alarms', '/api/v1/alarms/{alarm_id}',
         '/api/v1/alarms/{alarm_id}/acknowledge', '/api/v1/alarms/{alarm_id}/clear',
         '/api/v1/alarms/{alarm_id}/comments', '/api/v1/alarms/{alarm_id}/assign',
     }
