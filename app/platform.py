@@ -186,6 +186,7 @@ class Platform:
         await self.audit_retention.job.stop()
         await self.consumer.stop()
         await self.writer.stop()
+        await self.rule_engine.stop()  # writes the last batches' alarm changes
         await self.directory.stop()
         for task in self._tasks:
             task.cancel()

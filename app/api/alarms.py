@@ -22,6 +22,22 @@ from app.models.alarms import (
 )
 from app.models.schemas import Principal
 from app.platform import Platform
+from app.services.errors import InvalidInput
+
+ASSIGNEE = r'^(me|none|[0-9a-fA-F-]{36})$'
+
+
+def _assignee(caller: Principal, assignee: str | None) -> UUID | None:
+    if assignee in (None, 'none'):
+        return None
+    if assignee == 'me':
+        if caller.user_id is None:
+            raise InvalidInput('This caller is no user, so no alarm is assigned to it.', field='assignee')
+        return caller.user_id
+    try:
+        return UUID(assignee)
+    except ValueError:
+        raise InvalidInput('Give `me`, `none` or a user id.', field='assignee') from None
 
 
 def alarms_router(platform: Platform) -> APIRouter:
@@ -35,10 +51,14 @@ def alarms_router(platform: Platform) -> APIRouter:
         caller: Caller, status: AlarmStatus | Literal['open'] | None = None, severity: Severity | None = None,
         device_id: UUID | None = None, since: datetime | None = None, until: datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+        assignee: Annotated[str | None, Query(pattern=ASSIGNEE)] = None,
     ) -> list[AlarmPublic]:
-        """Newest first. `status=open`: active or acknowledged. `since`/`until` bound the time it was seen."""
+        """Newest first. `status=open`: active or acknowledged. `since`/`until` bound the time it was seen.
+        `assignee`: `me`, `none` (given to nobody) or a user id."""
+        assignee_id = _assignee(caller, assignee)
         return await platform.alarms.find(caller, AlarmFilter(
-            status=status, severity=severity, device_id=device_id, since=since, until=until, limit=limit))
+            status=status, severity=severity, device_id=device_id, since=since, until=until, limit=limit,
+            assignee_id=assignee_id, unassigned=assignee == 'none'))
 
     @router.get('/{alarm_id}', responses=found)
     async def get_alarm(caller: Caller, alarm_id: UUID) -> AlarmDetail:

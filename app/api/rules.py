@@ -61,6 +61,11 @@ def rules_router(platform: Platform) -> APIRouter:
         """No alarm is raised for the chosen devices (all when `device_ids` is null) inside the window."""
         return await platform.maintenance.create(caller, data)
 
+    @router.post('/maintenance-windows/{window_id}/end', responses=written)
+    async def end_maintenance(caller: Caller, window_id: UUID) -> MaintenancePublic:
+        """End a running window now (409 when it is over or has not started)."""
+        return await platform.maintenance.end_now(caller, window_id)
+
     @router.delete('/maintenance-windows/{window_id}', status_code=204, response_class=Response,
                    responses=written)
     async def delete_maintenance(caller: Caller, window_id: UUID) -> Response:

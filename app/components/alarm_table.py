@@ -42,6 +42,7 @@ class AlarmActions:
     def __init__(self, platform: Platform, principal: Principal) -> None:
         self.platform = platform
         self.principal = principal
+        self._people: dict[UUID, str] | None = None
 
     @property
     def may_acknowledge(self) -> bool:
@@ -50,6 +51,34 @@ class AlarmActions:
     @property
     def may_clear(self) -> bool:
         return can(self.principal, Permission.MANAGE_ALARMS)
+
+    may_assign = may_clear
+
+    async def people(self) -> dict[UUID, str]:
+        """Who an alarm can be given to, by id (loaded once per page)."""
+        if self._people is None:
+            self._people = {person.id: person.name for person in await self.platform.alarms.assignees(self.principal)}
+        return self._people
+
+    async def assign(self, alarm: AlarmPublic) -> None:
+        people = await self.people()
+        choices = {'': 'Nobody', **{str(person): name for person, name in people.items()}}
+        current = str(alarm.assignee_id or '')
+        with ui.dialog() as dialog, ui.card().classes('w-full max-w-md gap-3'):
+            ui.label('Assign alarm').classes('text-lg font-semibold')
+            chosen = ui.select(choices, value=current if current in choices else '', label='Assign to') \
+                .props('outlined').classes('w-full').mark('assignee-choice')
+            with ui.row().classes('w-full justify-end gap-2'):
+                ui.button('Cancel', on_click=lambda: dialog.submit(None)).props('flat').classes(TOUCH)
+                ui.button('Assign', on_click=lambda: dialog.submit(chosen.value or '')).classes(TOUCH) \
+                    .mark('confirm-assign')
+        result = await dialog
+        if not dialog.is_deleted:
+            dialog.delete()
+        if isinstance(result, str):
+            user_id = UUID(result) if result else None
+            await self._run(self.platform.alarms.assign(self.principal, alarm.id, user_id=user_id),
+                            f'Assigned to {people[user_id]}' if user_id in people else 'Unassigned')
 
     async def acknowledge(self, alarm_id: UUID) -> None:
         note = await ask_note('Acknowledge alarm', label='Note (optional)', action='Acknowledge')
@@ -92,14 +121,15 @@ class AlarmTable:
 
     async def reload(self) -> None:
         alarms = await self._load()
+        people = await self.actions.people() if any(alarm.assignee_id for alarm in alarms) else {}
         self.column.clear()
         with self.column:
             if not alarms:
                 ui.label(self._empty).classes('text-grey-8').mark('alarms-empty')
             for alarm in alarms:
-                self._row(alarm)
+                self._row(alarm, people)
 
-    def _row(self, alarm: AlarmPublic) -> None:
+    def _row(self, alarm: AlarmPublic, people: dict[UUID, str]) -> None:
         with ui.card().classes('w-full p-3').mark(f'alarm-{alarm.id}'), \
                 ui.row().classes('w-full items-center gap-3 flex-wrap'):
             ui.badge(alarm.severity, color=SEVERITY_COLOURS.get(alarm.severity, 'grey-7')) \
@@ -114,9 +144,15 @@ class AlarmTable:
                 ui.label(detail).classes('text-sm text-grey-8')
                 ui.label(f'last {relative_time(alarm.last_seen)}').classes('text-sm text-grey-7') \
                     .tooltip(utc_time(alarm.last_seen))
+                if alarm.assignee_id is not None:
+                    ui.label(f'Assigned to {people.get(alarm.assignee_id, "a former user")}') \
+                        .classes('text-sm').mark(f'assignee-{alarm.id}')
             if alarm.status == 'active' and self.actions.may_acknowledge:
                 ui.button('Acknowledge', icon='done', on_click=lambda a=alarm.id: self.actions.acknowledge(a)) \
                     .props('outline').classes(TOUCH).mark(f'ack-{alarm.id}')
+            if alarm.status != 'cleared' and self.actions.may_assign:
+                ui.button('Assign', icon='person', on_click=lambda a=alarm: self.actions.assign(a)) \
+                    .props('outline').classes(TOUCH).mark(f'assign-{alarm.id}')
             if alarm.status != 'cleared' and self.actions.may_clear:
                 ui.button('Clear', icon='check_circle', on_click=lambda a=alarm.id: self.actions.clear(a)) \
                     .props('outline color=positive').classes(TOUCH).mark(f'clear-{alarm.id}')

@@ -1,7 +1,7 @@
 """The rule editor's form: one set of fields per condition type (no JSON typing), errors shown on their field.
 
 `RuleForm.build()` returns a validated `RuleCreate`, or None after marking the fields that are wrong.
-Composite conditions are edited as up to five threshold sub-conditions (the API accepts any stream type).
+Composite conditions have any number of sub-conditions of the four stream types (`composite_form.py`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Any
 from nicegui import ui
 from pydantic import ValidationError
 
+from app.components.composite_form import CompositeRows, scalar
+from app.components.schedule_form import ScheduleRows
 from app.models.alarm_notice import SEVERITIES
 from app.models.rules import RuleCreate, RulePublic
 
@@ -18,8 +20,6 @@ TYPES = {'threshold': 'Threshold', 'range': 'Range with hysteresis', 'comparison
          'rate': 'Rate of change', 'window': 'Statistic over a window', 'no_data': 'No data',
          'composite': 'Several conditions'}
 OPS = ['>', '>=', '<', '<=', '==', '!=']
-DAYS = {0: 'Mon', 1: 'Tue', 2: 'Wed', 3: 'Thu', 4: 'Fri', 5: 'Sat', 6: 'Sun'}
-SUBS = 5
 Field = ui.input | ui.number | ui.select | ui.toggle
 
 
@@ -29,14 +29,6 @@ def _number(label: str, value: float | None = None, **kwargs: Any) -> ui.number:
 
 def _text(label: str, value: str = '') -> ui.input:
     return ui.input(label, value=value).props('outlined dense').classes('w-48')
-
-
-def _scalar(raw: object) -> object:
-    text = str(raw or '').strip()
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 class RuleForm:
@@ -103,22 +95,14 @@ class RuleForm:
         with self._group('no_data'):
             f['no_data.key'] = _text('Key (empty: any data)', c.get('key') or '').mark('nodata-key')
             f['no_data.minutes'] = _number('Silent for minutes', c.get('minutes', 15)).mark('nodata-minutes')
-        subs = c.get('conditions', []) if c.get('type') == 'composite' else []
-        weights = c.get('weights') or []
         with ui.column().classes('w-full gap-2').bind_visibility_from(f['type'], 'value', value='composite'):
             with ui.row().classes('items-center gap-3'):
-                f['composite.mode'] = ui.toggle({'and': 'All true', 'or': 'Any true', 'weighted': 'Weighted score'},
-                                                value=c.get('mode', 'and')).props('no-caps')
+                mode = ui.toggle({'and': 'All true', 'or': 'Any true', 'weighted': 'Weighted score'},
+                                 value=c.get('mode', 'and')).props('no-caps').mark('composite-mode')
+                f['composite.mode'] = mode
                 f['composite.min_score'] = _number('Score needed', c.get('min_score', 1)) \
-                    .bind_visibility_from(f['composite.mode'], 'value', value='weighted')
-            for i in range(SUBS):
-                sub = subs[i] if i < len(subs) else {}
-                with ui.row().classes('items-center gap-3'):
-                    f[f'sub.{i}.key'] = _text(f'Key {i + 1}', sub.get('key', '')).mark(f'sub-{i}-key')
-                    f[f'sub.{i}.op'] = ui.select(OPS, value=sub.get('op', '>'), label='Is').classes('w-24')
-                    f[f'sub.{i}.value'] = _text('Value', str(sub.get('value', ''))).mark(f'sub-{i}-value')
-                    f[f'sub.{i}.weight'] = _number('Weight', weights[i] if i < len(weights) else 1) \
-                        .bind_visibility_from(f['composite.mode'], 'value', value='weighted')
+                    .bind_visibility_from(f['composite.mode'], 'value', value='weighted').mark('composite-score')
+            self.composite = CompositeRows(c if c.get('type') == 'composite' else {}, mode)
 
     def _option_fields(self, o: dict[str, Any]) -> None:
         f = self.fields
@@ -129,15 +113,10 @@ class RuleForm:
             f['options.clear_after_readings'] = _number('Or false readings', o.get('clear_after_readings', 0))
             f['options.cooldown_s'] = _number('Cooldown s after clear', o.get('cooldown_s', 0)).mark('cooldown')
             self.auto_clear = ui.switch('Clear automatically', value=o.get('auto_clear', True))
-        window = (o.get('schedule') or [{}])[0]
-        with ui.row().classes('w-full items-center gap-3 flex-wrap'):
+        with ui.row().classes('w-full items-start gap-3 flex-wrap'):
             self.scheduled = ui.switch('Only at certain times', value=bool(o.get('schedule'))).mark('scheduled')
-            with ui.row().classes('items-center gap-3').bind_visibility_from(self.scheduled, 'value'):
-                f['schedule.days'] = ui.select(DAYS, multiple=True, value=window.get('days', [0, 1, 2, 3, 4]),
-                                               label='Days').props('outlined dense use-chips').classes('w-64')
-                f['schedule.start'] = _text('From (HH:MM)', str(window.get('start', '08:00'))[:5])
-                f['schedule.end'] = _text('To (HH:MM)', str(window.get('end', '18:00'))[:5])
-                f['options.timezone'] = _text('Time zone', o.get('timezone', 'UTC')).mark('timezone')
+            with ui.column().classes('gap-2').bind_visibility_from(self.scheduled, 'value'):
+                self.schedule = ScheduleRows(o.get('schedule') or [], o.get('timezone'))
 
     def _v(self, name: str) -> Any:
         return self.fields[name].value
@@ -147,20 +126,18 @@ class RuleForm:
         kind = str(self._v('type'))
         condition: dict[str, Any] = {'type': kind}
         if kind == 'composite':
-            subs = [i for i in range(SUBS) if str(self._v(f'sub.{i}.key') or '').strip()]
+            conditions, weights = self.composite.data()
             condition |= {'mode': self._v('composite.mode'), 'min_score': self._v('composite.min_score'),
-                          'conditions': [{'type': 'threshold', 'key': str(self._v(f'sub.{i}.key')).strip(),
-                                          'op': self._v(f'sub.{i}.op'), 'value': _scalar(self._v(f'sub.{i}.value'))}
-                                         for i in subs]}
+                          'conditions': conditions}
             if self._v('composite.mode') == 'weighted':
-                condition['weights'] = [self._v(f'sub.{i}.weight') for i in subs]
+                condition['weights'] = weights
         else:
             for name in self.fields:
                 if name.startswith(f'{kind}.'):
                     value = self._v(name)
                     condition[name.split('.', 1)[1]] = str(value).strip() if isinstance(value, str) else value
             if kind == 'threshold':
-                condition['value'] = _scalar(condition['value'])
+                condition['value'] = scalar(condition['value'])
             if kind == 'no_data':
                 condition['key'] = condition['key'] or None
         scope = {'kind': self._v('scope')}
@@ -169,18 +146,18 @@ class RuleForm:
         elif scope['kind'] == 'device_type':
             scope['device_type'] = self._v('scope.device_type')
         options: dict[str, Any] = {name.split('.', 1)[1]: int(self._v(name) or 0) for name in self.fields
-                   if name.startswith('options.') and name != 'options.timezone'}
-        options |= {'auto_clear': self.auto_clear.value,
-                    'timezone': str(self._v('options.timezone') or 'UTC').strip()}
+                                   if name.startswith('options.')}
+        options |= {'auto_clear': self.auto_clear.value, 'timezone': str(self.schedule.zone.value or 'UTC')}
         if self.scheduled.value:
-            options['schedule'] = [{'days': self._v('schedule.days') or [], 'start': self._v('schedule.start'),
-                                    'end': self._v('schedule.end')}]
+            options['schedule'] = self.schedule.data()
         return {'name': self._v('name'), 'enabled': self.enabled.value, 'severity': self._v('severity'),
                 'scope': scope, 'condition': condition, 'options': options}
 
     def build(self) -> RuleCreate | None:
         for field in self.fields.values():
             field.props(remove='error error-message')
+        self.composite.clear_errors()
+        self.schedule.clear_errors()
         self.error.set_text('')
         try:
             return RuleCreate.model_validate(self.data())
@@ -190,6 +167,14 @@ class RuleForm:
             return None
 
     def show_error(self, name: str | None, message: str) -> None:
+        if name is not None and name.startswith('sub.'):
+            _, index, part = name.split('.', 2)
+            if self.composite.show_error(int(index), part, message):
+                return
+        if name is not None and name.startswith('schedule.'):
+            where, _, part = name.removeprefix('schedule.').partition('.')
+            if self.schedule.show_error(None if where == 'zone' else int(where), part, message):
+                return
         field = self.fields.get(name or '')
         if field is None:
             self.error.set_text(message)
@@ -202,15 +187,18 @@ class RuleForm:
         if parts[:1] == ['condition']:
             rest = parts[2:]  # past the discriminator tag
             if kind == 'composite' and rest[:1] == ['conditions'] and len(rest) >= 4:
-                return f'sub.{rest[1]}.{rest[-1]}'
+                return f'sub.{rest[1]}.{rest[-1]}'  # conditions, index, the sub-condition's type, field
+            if kind == 'composite' and rest[:1] == ['weights'] and len(rest) >= 2:
+                return f'sub.{rest[1]}.weight'
             if not rest:
                 return {'range': 'range.clear_at'}.get(kind)
             return f'{kind}.{rest[-1]}'
         if parts[:1] == ['scope']:
             return 'scope.device_id' if self._v('scope') == 'device' else 'scope.device_type' \
                 if self._v('scope') == 'device_type' else 'scope'
-        if parts[:2] == ['options', 'schedule']:
-            return f'schedule.{parts[-1]}' if parts[-1] in ('days', 'start', 'end') else 'schedule.days'
+        if parts[:2] == ['options', 'schedule'] and len(parts) >= 4:
+            return f'schedule.{parts[2]}.{parts[-1]}' if parts[-1] in ('days', 'start', 'end') \
+                else f'schedule.{parts[2]}.days'
         if parts[:1] == ['options'] and len(parts) > 1:
-            return f'options.{parts[1]}' if f'options.{parts[1]}' in self.fields else 'options.timezone'
+            return f'options.{parts[1]}' if f'options.{parts[1]}' in self.fields else 'schedule.zone'
         return parts[0] if parts and parts[0] in self.fields else None

@@ -108,6 +108,8 @@ class AlarmFilter(BaseModel):
     status: AlarmStatus | Literal['open'] | None = None
     severity: Severity | None = None
     device_id: UUID | None = None
+    assignee_id: UUID | None = None
+    unassigned: bool = False  # only alarms given to nobody
     since: datetime | None = None
     until: datetime | None = None
     limit: int = Field(default=200, ge=1, le=1000)

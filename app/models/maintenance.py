@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Column, DateTime
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
@@ -17,8 +17,8 @@ class MaintenanceCreate(BaseModel):
     model_config = ConfigDict(extra='forbid')
 
     name: str = Field(min_length=1, max_length=200)
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: AwareDatetime  # with a UTC offset: a window is a moment, not a wall-clock time
+    ends_at: AwareDatetime
     device_ids: list[UUID] | None = None  # None: every device of the tenant
 
     @model_validator(mode='after')

@@ -22,6 +22,7 @@ def register(platform: Platform) -> None:
         storage,
         users,
     )
+    from app.pages import maintenance as maintenance_page
 
     alarm_counts.install(platform, lambda: session.current_principal(platform))
 
@@ -37,3 +38,4 @@ def register(platform: Platform) -> None:
     alarms.register(platform)
     rules.register(platform)
     storage.register(platform)
+    maintenance_page.register(platform)

@@ -13,7 +13,7 @@ from app.components.alarm_table import AlarmActions, AlarmTable
 from app.components.formatting import utc_time
 from app.components.frame import TOUCH, frame
 from app.models.alarm_notice import SEVERITIES
-from app.models.alarms import AlarmDetail, AlarmFilter, AlarmPublic
+from app.models.alarms import AlarmDetail, AlarmEventPublic, AlarmFilter, AlarmPublic
 from app.models.schemas import Principal
 from app.pages import session
 from app.platform import Platform
@@ -22,6 +22,7 @@ from app.services.errors import DomainError, NotFound
 STATUSES = {'open': 'Open', 'active': 'Active', 'acknowledged': 'Acknowledged', 'cleared': 'Cleared', 'all': 'All'}
 PERIODS = {'24h': 'Last 24 h', '7d': 'Last 7 days', '30d': 'Last 30 days', 'all': 'Any time'}
 PERIOD_DAYS = {'24h': 1, '7d': 7, '30d': 30}
+ASSIGNEES = {'': 'Anyone', 'mine': 'Assigned to me', 'none': 'Unassigned'}
 
 
 class AlarmsView:
@@ -39,6 +40,8 @@ class AlarmsView:
                 .props('outlined dense').classes('w-48').mark('device-filter')
             self.period = ui.select(PERIODS, value='7d', on_change=self.refresh) \
                 .props('outlined dense').classes('w-40').mark('period-filter')
+            self.assignee = ui.select(ASSIGNEES, value='', on_change=self.refresh) \
+                .props('outlined dense').classes('w-44').mark('assignee-filter')
         self.table = AlarmTable(platform, principal, load=self.load, empty='No alarms match the filter.')
 
     def close(self) -> None:
@@ -53,16 +56,30 @@ class AlarmsView:
         query = AlarmFilter(
             status=None if status == 'all' else status,
             severity=self.severity.value or None, device_id=UUID(self.device.value) if self.device.value else None,
-            since=datetime.now(UTC) - timedelta(days=days) if days else None)
+            since=datetime.now(UTC) - timedelta(days=days) if days else None,
+            assignee_id=self.principal.user_id if self.assignee.value == 'mine' else None,
+            unassigned=self.assignee.value == 'none')
         return await self.platform.alarms.find(self.principal, query)
 
 
+def history_line(event: AlarmEventPublic) -> str:
+    """'acknowledged by ana@example.com: On my way', 'assigned to bo@example.com by ana@example.com'."""
+    who = f' by {event.actor}' if event.actor else ''
+    note = f': {event.note}' if event.note else ''
+    if event.kind == 'assigned':
+        target = event.data.get('email') or ('a user' if event.data.get('user_id') else None)
+        return f'assigned to {target}{who}' if target else f'unassigned{who}'
+    return f'{event.kind}{who}{note}'
+
+
 class AlarmDetailView:
-    def __init__(self, platform: Platform, principal: Principal, alarm: AlarmDetail) -> None:
+    def __init__(self, platform: Platform, principal: Principal, alarm: AlarmDetail,
+                 people: dict[UUID, str]) -> None:
         self.platform = platform
         self.principal = principal
         self.alarm_id = alarm.id
         self.actions = AlarmActions(platform, principal)
+        self.people = people
         ui.link('← Alarms', '/alarms').classes('text-base min-h-[32px]')
         self.body = ui.column().classes('w-full gap-3').mark('alarm-detail')
         self.changes = platform.bus.alarm_changed.subscribe(maxsize=100, where=lambda e: e.alarm_id == alarm.id)
@@ -78,7 +95,9 @@ class AlarmDetailView:
 
     async def reload(self) -> None:
         with contextlib.suppress(NotFound):
-            self.show(await self.platform.alarms.get(self.principal, self.alarm_id))
+            alarm = await self.platform.alarms.get(self.principal, self.alarm_id)
+            self.people = await self.actions.people()
+            self.show(alarm)
 
     def show(self, alarm: AlarmDetail) -> None:
         self.body.clear()
@@ -93,13 +112,16 @@ class AlarmDetailView:
                 if alarm.status != 'cleared' and self.actions.may_clear:
                     ui.button('Clear', icon='check_circle', on_click=self.clear).props('color=positive') \
                         .classes(TOUCH).mark('detail-clear')
+                if alarm.status != 'cleared' and self.actions.may_assign:
+                    ui.button('Assign', icon='person', on_click=lambda: self.assign(alarm)).props('outline') \
+                        .classes(TOUCH).mark('detail-assign')
                 ui.link('Device', f'/devices/{alarm.device_id}').classes('self-center')
+            assignee = 'nobody' if alarm.assignee_id is None else self.people.get(alarm.assignee_id, 'a former user')
+            ui.label(f'Assigned to {assignee}').classes('text-base').mark('detail-assignee')
             ui.label('History').classes('text-lg font-semibold')
             with ui.column().classes('w-full gap-1').mark('alarm-history'):
                 for event in alarm.history:
-                    who = f' by {event.actor}' if event.actor else ''
-                    note = f': {event.note}' if event.note else ''
-                    ui.label(f'{utc_time(event.at)} · {event.kind}{who}{note}').classes('text-sm')
+                    ui.label(f'{utc_time(event.at)} · {history_line(event)}').classes('text-sm')
             if self.actions.may_acknowledge:
                 with ui.row().classes('w-full items-end gap-2'):
                     self.comment = ui.input('Comment').props('outlined').classes('grow').mark('comment-text')
@@ -107,6 +129,10 @@ class AlarmDetailView:
 
     async def acknowledge(self) -> None:
         await self.actions.acknowledge(self.alarm_id)
+        await self.reload()
+
+    async def assign(self, alarm: AlarmDetail) -> None:
+        await self.actions.assign(alarm)
         await self.reload()
 
     async def clear(self) -> None:
@@ -151,6 +177,7 @@ def register(platform: Platform) -> None:
                 ui.label('Alarm not found').classes('text-2xl font-semibold').mark('alarm-not-found')
                 ui.link('← Alarms', '/alarms')
                 return None
-            view = AlarmDetailView(platform, principal, alarm)
+            people = {person.id: person.name for person in await platform.alarms.assignees(principal)}
+            view = AlarmDetailView(platform, principal, alarm, people)
         client.on_delete(view.close)
         return None

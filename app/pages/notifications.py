@@ -8,7 +8,8 @@ from typing import Any
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
-from app.components.channel_form import open_channel_dialog
+from app.components.channel_form import open_channel_dialog, open_routing_dialog
+from app.components.formatting import utc_time
 from app.components.frame import TOUCH, frame
 from app.models.notifications import ChannelPublic, ChannelUpdate, DeliveryPublic, OutboundSettings
 from app.models.schemas import Principal
@@ -24,6 +25,8 @@ class NotificationsView:
     def __init__(self, platform: Platform, principal: Principal) -> None:
         self.channels_api = platform.notifications.channels
         self.deliveries_api = platform.notifications.deliveries
+        self.rules_api = platform.rules
+        self.rules: dict[str, str] = {}
         self.principal = principal
         self.admin = principal.role == 'admin'
         with ui.row().classes('w-full items-center'):
@@ -44,6 +47,7 @@ class NotificationsView:
         ui.timer(5.0, self.show_deliveries)
 
     async def refresh(self) -> None:
+        self.rules = {str(rule.id): rule.name for rule in await self.rules_api.all(self.principal)}
         await self.show_channels()
         await self.show_allow_list()
         await self.show_deliveries()
@@ -60,7 +64,30 @@ class NotificationsView:
 
     def add(self) -> None:
         open_channel_dialog(lambda data: self.channels_api.create(self.principal, data), self.refresh,
-                            host=self.dialogs)
+                            host=self.dialogs, rules=self.rules)
+
+    def route(self, channel: ChannelPublic) -> None:
+        async def save(update: ChannelUpdate) -> None:
+            await self.channels_api.update(self.principal, channel.id, update)
+            ui.notify('Routing saved', type='positive')
+            await self.refresh()
+
+        open_routing_dialog(channel, self.rules, save, host=self.dialogs)
+
+    async def attempts(self, delivery: DeliveryPublic) -> None:
+        detail = await self.deliveries_api.get(self.principal, delivery.id)
+        with self.dialogs, ui.dialog() as dialog, ui.card().classes('w-full max-w-2xl gap-1'):
+            ui.label(f'Attempts: {detail.channel_name} · {detail.summary}').classes('text-lg font-semibold')
+            if not detail.attempt_log:
+                ui.label('Not attempted yet.').classes('text-grey-8')
+            for attempt in detail.attempt_log:
+                code = f'HTTP {attempt.response_code}' if attempt.response_code is not None else 'no response'
+                outcome = 'ok' if attempt.ok else f'failed: {attempt.error or code}'
+                ui.label(f'{utc_time(attempt.attempted_at)} · {code} · {attempt.duration_ms} ms · {outcome}') \
+                    .classes('text-sm break-all').mark('attempt-row')
+            with ui.row().classes('w-full justify-end'):
+                ui.button('Close', on_click=dialog.close).props('flat').classes(TOUCH)
+        dialog.open()
 
     async def show_channels(self) -> None:
         channels = await self.channels_api.list(self.principal)
@@ -73,19 +100,25 @@ class NotificationsView:
 
     def channel_row(self, channel: ChannelPublic) -> None:
         target = ', '.join(channel.recipients) if channel.kind == 'email' else channel.url or ''
-        events = ['raise'] + (['acknowledge'] if channel.on_acknowledge else []) + \
+        events = (['raise'] if channel.on_raise else []) + (['acknowledge'] if channel.on_acknowledge else []) + \
             (['clear'] if channel.on_clear else [])
+        rules = 'every rule' if channel.rule_ids is None else ', '.join(
+            sorted(self.rules.get(str(rule), '(deleted rule)') for rule in channel.rule_ids)) or 'no rule'
+
         with ui.card().classes('w-full p-3'), ui.row().classes('w-full items-center gap-3 flex-wrap'):
             ui.label(channel.name).classes('font-semibold').mark('channel-row-name')
             ui.badge(channel.kind)
             ui.label(target).classes('text-grey-8 break-all')
-            ui.label(f'{", ".join(channel.severities)} · on {", ".join(events)}').classes('text-sm text-grey-8')
+            ui.label(f'{", ".join(channel.severities)} · {rules} · on {", ".join(events) or "nothing"}') \
+                .classes('text-sm text-grey-8').mark(f'routing-of-{channel.name}')
             if not channel.enabled:
                 ui.badge('disabled', color='grey')
             ui.space()
             if self.admin:
                 ui.button('Send test', icon='send', on_click=lambda c=channel: self.test(c)).props('flat no-caps') \
                     .classes(TOUCH).mark(f'test-{channel.name}')
+                ui.button('Routing', icon='alt_route', on_click=lambda c=channel: self.route(c)) \
+                    .props('flat no-caps').classes(TOUCH).mark(f'route-{channel.name}')
                 flip = ChannelUpdate(enabled=not channel.enabled)
                 ui.button('Disable' if channel.enabled else 'Enable', on_click=lambda c=channel, f=flip: self.act(
                     lambda: self.channels_api.update(self.principal, c.id, f))).props('flat no-caps').classes(TOUCH)
@@ -140,7 +173,8 @@ class NotificationsView:
             ui.label(delivery.created_at.strftime('%Y-%m-%d %H:%M:%S')).classes('text-sm text-grey-8')
             ui.label(delivery.channel_name).classes('font-medium')
             ui.label(delivery.summary)
-            ui.label(f'{delivery.attempts} attempt(s)').classes('text-sm')
+            ui.button(f'{delivery.attempts} attempt(s)', on_click=lambda d=delivery: self.attempts(d)) \
+                .props('flat dense no-caps').classes('text-sm').mark('delivery-attempts')
             if delivery.last_error:
                 ui.label(delivery.last_error).classes('text-sm text-negative break-all').mark('delivery-error')
             ui.space()

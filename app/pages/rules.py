@@ -25,6 +25,8 @@ def rule_list(platform: Platform, principal: Principal, rules: list[RulePublic],
     with ui.row().classes('w-full items-center gap-3'):
         ui.label('Rules').classes('text-2xl font-semibold')
         ui.space()
+        ui.button('Maintenance windows', icon='construction', on_click=lambda: ui.navigate.to('/maintenance')) \
+            .props('outline').classes(TOUCH).mark('maintenance-link')
         if editable:
             ui.button('New rule', icon='add', on_click=lambda: ui.navigate.to('/rules/new')).classes(TOUCH) \
                 .mark('new-rule')

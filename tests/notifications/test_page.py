@@ -54,3 +54,51 @@ async def test_viewer_has_no_notifications_entry(user: User, make_account: MakeA
     await user.should_not_see(marker='nav-notifications')
     await user.open('/notifications')
     await user.should_see('Only admins and operators can see notifications.')
+
+
+async def test_routing_of_a_channel_is_changed_on_the_page_and_attempts_are_listed(
+    user: User, make_account: MakeAccount,  # noqa: F811
+) -> None:
+    from app.models.rules import RuleCreate
+    from tests import support
+
+    account = await make_account()
+    platform = support.PLATFORM
+    assert platform is not None
+    rule = await platform.rules.create(account.principal, RuleCreate.model_validate({
+        'name': 'Boiler too hot', 'condition': {'type': 'threshold', 'key': 't', 'op': '>', 'value': 80}}))
+    await sign_in(user, account)
+    await user.open('/notifications')
+    user.find(marker='add-channel').click()
+    user.find(marker='channel-name').type('Night shift')
+    user.find(marker='channel-recipients').type('night@example.com')
+    user.find(marker='channel-save').click()
+    await user.should_see(marker='route-Night shift', retries=50)
+    assert routing(user).endswith('info · every rule · on raise')
+
+    user.find(marker='route-Night shift').click()
+    await user.should_see(marker='routing-save')
+    for marker, value in (('channel-rules', [str(rule.id)]), ('channel-severities', ['critical', 'major']),
+                          ('channel-on-clear', True)):
+        (element,) = user.find(marker=marker).elements
+        with user:
+            element.value = value  # type: ignore[attr-defined]
+    user.find(marker='routing-save').click()
+    await user.should_see('Routing saved', retries=50)
+    await user.should_see('critical, major · Boiler too hot · on raise, clear', retries=50)
+    (channel,) = await platform.notifications.channels.list(account.principal)
+    assert (channel.rule_ids, channel.on_clear, channel.on_acknowledge) == ([rule.id], True, False)
+
+    user.find(marker='test-Night shift').click()
+    await user.should_see('Test message failed: SMTP is not configured', retries=50)
+    user.find(marker='delivery-attempts').click()
+    await user.should_see(marker='attempt-row', retries=50)
+    (attempt,) = user.find(marker='attempt-row').elements
+    assert isinstance(attempt, ui.label)
+    assert ' · no response · ' in attempt.text and 'failed: SMTP is not configured' in attempt.text
+
+
+def routing(user: User) -> str:
+    (label,) = user.find(marker='routing-of-Night shift').elements
+    assert isinstance(label, ui.label)
+    return str(label.text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -69,10 +70,12 @@ class Rig:
         return (await self.rules.create(self.principal, RuleCreate.model_validate(fields))).id
 
     async def send(self, when: float | datetime, device: DevicePublic | None = None, **values: Any) -> None:
-        """Readings at T0 + `when` seconds (or at `when`), as one committed batch."""
+        """Readings at T0 + `when` seconds (or at `when`), as one committed batch; returns once its alarm
+        changes are written (the engine writes them from a task of its own)."""
         target = device or self.device
         ts = when if isinstance(when, datetime) else at(when)
         await self.engine.on_committed([readings(self.principal.tenant_id, target.id, ts, **values)])
+        await self.engine.settled()
 
     async def open_alarms(self) -> list[tuple[str, int]]:
         found = await self.alarms.find(self.principal)
@@ -92,10 +95,13 @@ def make_rig(platform: Platform, principal: Principal, device: DevicePublic) -> 
 
 
 @pytest.fixture
-async def rig(platform: Platform, new_tenant: Any) -> Rig:
+async def rig(platform: Platform, new_tenant: Any) -> AsyncIterator[Rig]:
     principal = (await new_tenant()).principal
     device, _ = await platform.devices.create(principal, DeviceCreate(name='Boiler', type='boiler'))
-    return make_rig(platform, principal, device)
+    made = make_rig(platform, principal, device)
+    yield made
+    await made.engine.stop()
+    made.engine.close()
 
 
 from tests.api.conftest import api, make_device, sign_in  # noqa: E402, F401  - the API tests' fixtures

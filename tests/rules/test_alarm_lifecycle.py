@@ -19,6 +19,8 @@ async def test_concurrent_batches_on_two_instances_leave_one_open_alarm(rig: Rig
     second = make_rig(rig.platform, rig.principal, rig.device)  # another process's engine, same database
     batches = [[readings(rig.principal.tenant_id, rig.device.id, at(i), temperature=90)] for i in range(6)]
     await asyncio.gather(*(engine.on_committed(batch) for batch in batches for engine in (rig.engine, second.engine)))
+    await asyncio.gather(rig.engine.settled(), second.engine.settled())
+    await second.engine.stop()
     assert await rig.open_alarms() == [('active', 12)]
     assert (rig.notifier.transitions() + second.notifier.transitions()) == ['raised']
 

@@ -62,12 +62,20 @@ async def test_rule_crud_alarm_lifecycle_and_isolation(api: Api, sign_in: SignIn
     assign = await api.client.post(f'/api/v1/alarms/{alarm_id}/assign',
                                    json={'user_id': str(stranger.principal.user_id)}, headers=admin.headers)
     assert assign.status_code == 422  # a user of another tenant
+    mine = await api.client.post(f'/api/v1/alarms/{alarm_id}/assign', json={'user_id': str(admin.principal.user_id)},
+                                 headers=admin.headers)
+    assert mine.json()['assignee_id'] == str(admin.principal.user_id)
+    assert [a['id'] for a in await alarms(api, admin, assignee='me')] == [alarm_id]
+    assert await alarms(api, admin, assignee='none') == []
+    bad = await api.client.get('/api/v1/alarms', params={'assignee': 'someone'}, headers=admin.headers)
+    assert bad.status_code == 422 and 'assignee' in bad.text
     clear = await api.client.post(f'/api/v1/alarms/{alarm_id}/clear', json={'reason': 'Fixed'},
                                   headers=admin.headers)
     assert clear.json()['status'] == 'cleared'
     detail = (await api.client.get(f'/api/v1/alarms/{alarm_id}', headers=admin.headers)).json()
     assert [(e['kind'], e['note']) for e in detail['history']] == [
-        ('raised', None), ('acknowledged', 'Looking'), ('commented', 'Pump noisy'), ('cleared', 'Fixed')]
+        ('raised', None), ('acknowledged', 'Looking'), ('commented', 'Pump noisy'), ('assigned', None),
+        ('cleared', 'Fixed')]
 
     deleted = await api.client.delete(f'/api/v1/rules/{rule["id"]}', headers=admin.headers)
     assert deleted.status_code == 204

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
 
 from app.models.maintenance import MaintenanceCreate
+from app.services.errors import Conflict, InvalidInput
 from tests.rules.conftest import Rig
 
 HOT = {'type': 'threshold', 'key': 'temperature', 'op': '>', 'value': 80}
@@ -87,3 +92,37 @@ async def test_maintenance_window_suppresses_raising_for_chosen_devices(rig: Rig
     assert [alarm.device_name for alarm in await rig.alarms.find(rig.principal)] == ['Pump']
     await rig.send(now + timedelta(minutes=61), temperature=90)  # after the window
     assert sorted(alarm.device_name for alarm in await rig.alarms.find(rig.principal)) == ['Boiler', 'Pump']
+
+
+async def test_ending_a_window_early_lets_rules_raise_again(rig: Rig) -> None:
+    now = datetime.now(UTC)
+    running = await rig.maintenance.create(rig.principal, MaintenanceCreate(
+        name='Service visit', starts_at=now - timedelta(minutes=5), ends_at=now + timedelta(hours=1)))
+    planned = await rig.maintenance.create(rig.principal, MaintenanceCreate(
+        name='Next week', starts_at=now + timedelta(days=7), ends_at=now + timedelta(days=7, hours=1)))
+    await rig.rule(condition=HOT)
+    await rig.send(datetime.now(UTC), temperature=90)
+    assert await rig.statuses() == []
+    ended = await rig.maintenance.end_now(rig.principal, running.id)
+    assert ended.ends_at <= datetime.now(UTC)
+    await rig.send(datetime.now(UTC), temperature=91)
+    assert await rig.statuses() == ['active']
+    with pytest.raises(Conflict, match='already over'):
+        await rig.maintenance.end_now(rig.principal, running.id)
+    with pytest.raises(Conflict, match='not started yet'):
+        await rig.maintenance.end_now(rig.principal, planned.id)
+
+
+async def test_windows_need_a_reason_known_devices_and_times_with_an_offset(rig: Rig, new_tenant: Any) -> None:
+    now = datetime.now(UTC)
+    stranger = (await new_tenant()).principal
+    with pytest.raises(InvalidInput, match='Unknown device') as unknown:
+        await rig.maintenance.create(stranger, MaintenanceCreate(
+            name='Probe', starts_at=now, ends_at=now + timedelta(hours=1), device_ids=[rig.device.id]))
+    assert unknown.value.field == 'device_ids'
+    with pytest.raises(InvalidInput, match='Say why'):
+        await rig.maintenance.create(rig.principal, MaintenanceCreate(
+            name='  ', starts_at=now, ends_at=now + timedelta(hours=1)))
+    with pytest.raises(ValidationError, match='timezone'):
+        MaintenanceCreate(name='Naive', starts_at=datetime(2026, 12, 1, 10), ends_at=datetime(2026, 12, 1, 11))
+    assert await rig.maintenance.recent(rig.principal) == []

@@ -96,3 +96,24 @@ async def test_two_instances_do_not_double_fire(rig: Rig) -> None:
     assert [status for status, _ in await rig.open_alarms()] == ['active']
     mine = [n.transition for n in rig.notifier.committed if n.tenant_id == rig.principal.tenant_id]
     assert mine == ['raised']
+
+
+async def test_a_condition_that_holds_round_after_round_is_one_raise(rig: Rig) -> None:
+    await rig.rule(name='Silent', condition={'type': 'no_data', 'minutes': 5})
+    await rig.rule(name='Warm', condition={'type': 'window', 'key': 'temp', 'stat': 'max', 'minutes': 60, 'op': '>',
+                                           'value': 50})
+    await store(rig, 'temp', [(at(-900), 60)])
+    now = [at(0)]
+    job = scheduler(rig, now)
+    for step in range(4):  # four rounds, 10 s apart, the conditions unchanged
+        now[0] = at(10 * step)
+        await job.run_once()
+    await store(rig, 'temp', [(at(35), 80)])  # still silent? no: it spoke; and warmer
+    now[0] = at(40)
+    await job.run_once()
+    alarms = {alarm.rule_name: alarm for alarm in await rig.alarms.find(rig.principal)}
+    assert (alarms['Silent'].status, alarms['Silent'].count, alarms['Silent'].last_seen) == ('cleared', 1, at(30))
+    assert (alarms['Warm'].status, alarms['Warm'].count, alarms['Warm'].value) == ('active', 1, '80')
+    assert alarms['Warm'].last_seen == at(40)
+    mine = [n.transition for n in rig.notifier.committed]
+    assert sorted(mine) == ['cleared', 'raised', 'raised']

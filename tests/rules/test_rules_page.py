@@ -18,6 +18,16 @@ def set_value(user: User, marker: str, value: object) -> None:
     element.set_value(value)
 
 
+async def error_of(user: User, marker: str) -> str:
+    """The error message a field shows (waiting briefly for it to appear)."""
+    (element,) = user.find(marker=marker).elements
+    for _ in range(50):
+        if element.props.get('error'):
+            break
+        await asyncio.sleep(0.05)
+    return str(element.props.get('error-message'))
+
+
 async def test_build_validate_backtest_and_save_a_range_rule(user: User, app_platform: Platform,
                                                              make_account: MakeAccount) -> None:
     account = await make_account('operator')
@@ -25,7 +35,7 @@ async def test_build_validate_backtest_and_save_a_range_rule(user: User, app_pla
     await user.open('/rules')
     await user.should_see('No rules yet.')
     user.find(marker='new-rule').click()
-    await user.should_see(marker='rule-name')
+    await user.should_see(marker='rule-name', retries=50)  # after the navigation
     user.find(marker='rule-name').type('Boiler pressure')
     set_value(user, 'condition-type', 'range')
     user.find(marker='range-key').type('pressure')

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.rules.conftest import Rig
+import pytest
+
+from tests.rules.conftest import Rig, at
 
 
 async def test_threshold_raises_once_counts_repeats_and_clears(rig: Rig) -> None:
@@ -91,3 +93,27 @@ async def test_device_type_and_all_scopes(rig: Rig) -> None:
     await rig.send(0, other, t=5)
     fired = sorted((alarm.device_name, alarm.rule_name) for alarm in await rig.alarms.find(rig.principal))
     assert fired == [('Boiler', 'Boilers'), ('Boiler', 'Everything'), ('Fridge', 'Everything')]
+
+
+async def test_a_message_is_taken_in_whole_before_a_condition_over_several_keys_is_checked(rig: Rig) -> None:
+    await rig.rule(name='Hot and no fan', condition={'type': 'composite', 'mode': 'and', 'conditions': [
+        {'type': 'threshold', 'key': 'temperature', 'op': '>', 'value': 80},
+        {'type': 'threshold', 'key': 'fan', 'op': '==', 'value': 'off'}]})
+    await rig.send(0, temperature=70, fan='off')
+    await rig.send(1, temperature=90, fan='on')  # hot, but the fan came on in the same message: no alarm
+    assert await rig.open_alarms() == []
+    await rig.send(2, fan='off')
+    assert await rig.open_alarms() == [('active', 1)]
+    assert (rig.notifier.committed[0].key, rig.notifier.committed[0].value) == ('fan', 'off')
+
+
+async def test_a_batch_without_readings_changes_nothing(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    from app.bus import TelemetryStored
+
+    await rig.rule(condition={'type': 'threshold', 'key': 'temperature', 'op': '>', 'value': 80})
+    await rig.engine.on_committed([TelemetryStored(tenant_id=rig.principal.tenant_id, device_id=rig.device.id,
+                                                   messages=(), last_seen=at(0))])
+    await rig.engine.settled()
+    await rig.send(1, temperature=85)
+    assert await rig.open_alarms() == [('active', 1)]
+    assert [record.getMessage() for record in caplog.records if record.levelname == 'ERROR'] == []

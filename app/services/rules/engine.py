@@ -11,7 +11,10 @@ from __future__ import annotations
 import logging
 from collections import defaultdict, deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
+from operator import attrgetter
 from uuid import UUID
 
 from sqlalchemy import text
@@ -21,19 +24,40 @@ from app.db import Database
 from app.models.maintenance import MaintenancePublic
 from app.models.rules import Scalar
 from app.services.alarms import AlarmService, Firing
-from app.services.rules.evaluator import Tracker, evaluate
+from app.services.rules.alarm_queue import AlarmQueue
+from app.services.rules.backlog import Backlog
+from app.services.rules.evaluator import Tracker
 from app.services.rules.index import CompiledRule, TenantRules
 from app.services.rules.maintenance import MaintenanceService
 from app.services.rules.service import RuleService
 
 log = logging.getLogger(__name__)
 HISTORY_POINTS = 1000  # per device and key, for rate-of-change rules
-HISTORY_S = 3600
+HISTORY = timedelta(seconds=3600)
+SCALARS = (float, int, str, bool)  # a tuple: `float | int` in an isinstance call builds a union on every call
+SCALAR_TYPES = frozenset(SCALARS)
+NUMBERS = frozenset({float, int})
+BY_TS = attrgetter('ts')
 Clock = Callable[[], datetime]
+Values = dict[str, Scalar]
+History = dict[str, deque[tuple[datetime, float]]]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class DeviceState:
+    """What the engine remembers of one device: one look-up per device and batch on the hot path."""
+
+    tenant_id: UUID
+    values: Values = field(default_factory=dict)  # last value per key
+    history: History = field(default_factory=dict)  # recent readings of the keys rate-of-change rules watch
+    trackers: dict[int, Tracker] = field(default_factory=dict)  # by rule id (as int: cheaper to hash than a UUID)
+    described: tuple[str, str] | None = None  # (type, name), once looked up
+    rules: list[CompiledRule] = field(default_factory=list)
+    rules_of: TenantRules | None = None  # the index `rules` was taken from
 
 
 class RuleEngine:
@@ -42,13 +66,13 @@ class RuleEngine:
         self._db = db
         self._rules = rules
         self._maintenance = maintenance
-        self._alarms = alarms
+        self._batches: Backlog[list[TelemetryStored]] = Backlog(self._evaluate_batches, limit=50,
+                                                                name='rule evaluation')
+        self._written = AlarmQueue(alarms)  # alarm rows are written off the evaluation's path too
         self._index: dict[UUID, TenantRules] = {}
-        self._devices: dict[UUID, tuple[str, str]] = {}  # id → (type, name)
-        self._values: dict[UUID, dict[str, Scalar]] = defaultdict(dict)
-        self._history: dict[UUID, dict[str, deque[tuple[datetime, float]]]] = defaultdict(dict)
-        self._trackers: dict[tuple[UUID, UUID], Tracker] = {}
-        self._device_changes = bus.device_changed.subscribe(maxsize=10_000)
+        self._state: dict[UUID, DeviceState] = {}
+        self._device_changes = bus.device_changed.subscribe(  # names and types: online/offline changes neither
+            maxsize=10_000, where=lambda event: event.change in ('updated', 'deleted'))
         self._alarm_changes = bus.alarm_changed.subscribe(
             maxsize=10_000, where=lambda event: event.transition == 'cleared')
         rules.on_changed(self.invalidate)
@@ -61,93 +85,130 @@ class RuleEngine:
         """Reload every tenant's rules lazily: after the change listener reconnects, changes may have been missed."""
         self._index.clear()
 
+    async def settled(self) -> None:
+        """Wait until the alarm changes of every batch evaluated so far are written."""
+        await self._batches.settled()
+        await self._written.settled()
+
+    async def stop(self) -> None:
+        """Write what is queued and end the task writing it (the next firing starts it again)."""
+        await self._batches.stop()
+        await self._written.stop()
+
     def close(self) -> None:
         self._device_changes.close()
         self._alarm_changes.close()
 
     async def on_committed(self, batch: list[TelemetryStored]) -> None:
-        """The batch writer's commit listener."""
+        """The batch writer's commit listener: the batch is evaluated by a task of the engine's own, in order,
+        so the writer goes on while it is (a full backlog makes the writer wait)."""
+        await self._batches.put(batch)
+
+    async def _evaluate_batches(self, batches: list[list[TelemetryStored]]) -> None:
         self._catch_up()
         by_tenant: dict[UUID, list[TelemetryStored]] = defaultdict(list)
-        for stored in batch:
-            by_tenant[stored.tenant_id].append(stored)
+        for batch in batches:
+            for stored in batch:
+                by_tenant[stored.tenant_id].append(stored)
         for tenant_id, events in by_tenant.items():
             try:
                 firings = await self.evaluate(tenant_id, events)
                 if firings:
-                    await self._alarms.apply(tenant_id, firings)
+                    await self._written.put(tenant_id, firings)
             except Exception:
                 log.exception('rule evaluation failed', extra={'tenant_id': str(tenant_id)})
 
     def _catch_up(self) -> None:
         for change in self._device_changes.drain():
-            self._devices.pop(change.device_id, None)
             if change.change == 'deleted':
-                self._values.pop(change.device_id, None)
-                self._history.pop(change.device_id, None)
+                self._state.pop(change.device_id, None)
+            elif (state := self._state.get(change.device_id)) is not None:
+                state.described, state.rules_of = None, None  # its name or type may have changed
         for cleared in self._alarm_changes.drain():
-            tracker = self._trackers.get((cleared.rule_id, cleared.device_id))
+            state = self._state.get(cleared.device_id)
+            tracker = None if state is None else state.trackers.get(cleared.rule_id.int)
             if tracker is not None and tracker.open:
                 tracker.open, tracker.cleared_at = False, utcnow()
 
+    def _device(self, tenant_id: UUID, device_id: UUID) -> DeviceState:
+        state = self._state.get(device_id)
+        if state is None:
+            state = self._state[device_id] = DeviceState(tenant_id)
+        return state
+
     async def evaluate(self, tenant_id: UUID, events: list[TelemetryStored]) -> list[Firing]:
         index = await self._tenant(tenant_id)
+        states = [self._device(tenant_id, stored.device_id) for stored in events]
         if index.empty:
-            for stored in events:
-                self._remember(stored)
+            for stored, state in zip(events, states, strict=True):
+                remember(state.values, stored)
             return []
-        await self._ensure_devices(tenant_id, [stored.device_id for stored in events])
+        await self._describe(tenant_id, [(stored.device_id, state) for stored, state in zip(events, states, strict=True)
+                                         if state.described is None])
         firings: list[Firing] = []
-        for stored in events:
-            device_type, device_name = self._devices.get(stored.device_id, (None, ''))
-            rules = index.for_device(stored.device_id, device_type)
-            if not rules:
-                self._remember(stored)
+        for stored, state in zip(events, states, strict=True):
+            if state.rules_of is not index:
+                state.rules = index.for_device(stored.device_id, state.described[0] if state.described else None)
+                state.rules_of = index
+            if not state.rules:
+                remember(state.values, stored)
                 continue
-            firings += self._run(rules, stored, device_name, index)
+            firings += self._run(state, stored, index)
         return firings
 
-    def _remember(self, stored: TelemetryStored) -> None:
-        values = self._values[stored.device_id]
-        for message in stored.messages:  # not `readings`: that would build a tuple per reading for nothing
-            for key, value in message.readings:
-                if isinstance(value, float | int | str | bool):
-                    values[key] = value
-
-    def _run(self, rules: list[CompiledRule], stored: TelemetryStored, device_name: str,
-             index: TenantRules) -> list[Firing]:
-        values = self._values[stored.device_id]
-        history = self._history[stored.device_id]
-        last: dict[UUID, Firing] = {}
+    def _run(self, state: DeviceState, stored: TelemetryStored, index: TenantRules) -> list[Firing]:
+        """Readings in time order; those sharing a timestamp (one message) are taken in together, then each rule
+        over any of their keys is evaluated once, so a condition over several keys sees the whole message."""
+        device_id, values, history, trackers = stored.device_id, state.values, state.history, state.trackers
+        device_name = state.described[1] if state.described else ''
+        rate_keys = index.rate_keys
+        readings = stored.readings
+        if not readings:
+            return []
+        if readings[0].ts != readings[-1].ts and any(readings[i].ts < readings[i - 1].ts
+                                                     for i in range(1, len(readings))):
+            readings = tuple(sorted(readings, key=lambda r: r.ts))
+        last: dict[UUID, int] = {}  # rule → position in `out` of its latest raise or repeat in this batch
         out: list[Firing] = []
-        for reading in sorted(stored.readings, key=lambda r: r.ts):
-            if not isinstance(reading.value, float | int | str | bool):
-                continue
-            values[reading.key] = reading.value
-            if reading.key in index.rate_keys and isinstance(reading.value, int | float):
-                keep_recent(history.setdefault(reading.key, deque(maxlen=HISTORY_POINTS)), reading.ts, reading.value)
-            for rule in rules:
-                if reading.key not in rule.keys:
+        for ts, group in groupby(readings, key=BY_TS):
+            changed: set[str] = set()
+            for reading in group:
+                value = reading.value
+                if type(value) not in SCALAR_TYPES:
                     continue
-                tracker = self._trackers.setdefault((rule.id, stored.device_id), Tracker())
-                truth = evaluate(rule.condition, values, active=tracker.open, history=history)
-                if truth is None:
+                key = reading.key
+                values[key] = value  # type: ignore[assignment]  # a scalar: checked just above
+                changed.add(key)
+                if key in rate_keys and type(value) in NUMBERS:
+                    keep_recent(history.setdefault(key, deque(maxlen=HISTORY_POINTS)), ts, value)  # type: ignore[arg-type]
+            for rule in state.rules:
+                if rule.keys.isdisjoint(changed):
                     continue
-                if truth and not tracker.open and not may_raise(rule, stored.device_id, reading.ts, index.maintenance):
-                    tracker.true_since = None  # outside the schedule or in maintenance: nothing builds up
+                tracker = trackers.get(rule.number)
+                truth = rule.test(values, tracker is not None and tracker.open, history)
+                if truth is None or (not truth and tracker is None):
+                    continue  # a fresh tracker would decide nothing on a false reading
+                if truth and (tracker is None or not tracker.open) and not may_raise(rule, device_id, ts,
+                                                                                       index.maintenance):
+                    if tracker is not None:
+                        tracker.true_since = None  # outside the schedule or in maintenance: nothing builds up
                     continue
-                decision = tracker.step(truth, reading.ts, rule.options)
+                if tracker is None:
+                    tracker = trackers[rule.number] = Tracker()
+                decision = tracker.step(truth, ts, rule.options)
                 if decision is None:
                     continue
+                key = next(key for key in rule.key_order if key in changed)
                 firing = Firing(rule_id=rule.id, rule_name=rule.name, severity=rule.severity,
-                                threshold=rule.description, device_id=stored.device_id, device_name=device_name,
-                                action='clear' if decision == 'clear' else 'raise', at=reading.ts,
-                                key=reading.key, value=reading.value)
-                if decision == 'repeat' and rule.id in last and last[rule.id].action == 'raise':
-                    out[out.index(last[rule.id])] = firing  # one repeat per batch: the latest value
+                                threshold=rule.description, device_id=device_id, device_name=device_name,
+                                action='clear' if decision == 'clear' else 'raise', at=ts,
+                                key=key, value=values[key])
+                earlier = last.get(rule.id)
+                if decision == 'repeat' and earlier is not None and out[earlier].action == 'raise':
+                    out[earlier] = firing  # one repeat per batch: the latest value
                 else:
+                    last[rule.id] = len(out)
                     out.append(firing)
-                last[rule.id] = firing
         return out
 
     async def _tenant(self, tenant_id: UUID) -> TenantRules:
@@ -157,29 +218,39 @@ class RuleEngine:
         rules = await self._rules.list_for_engine(tenant_id)
         index = TenantRules.build(rules)
         index.maintenance = await self._maintenance.for_engine(tenant_id)
-        live = {rule.id for rule in rules if rule.enabled}
         async with self._db.tenant(tenant_id) as session:
             rows = await session.execute(text(
                 "SELECT rule_id, device_id FROM alarms WHERE tenant_id = :t AND status <> 'cleared'"),
                 {'t': tenant_id})
-            open_now = {(rule_id, device_id) for rule_id, device_id in rows}
-        disabled = {rule.id for rule in rules} - live
-        for key in [key for key in self._trackers if key[0] in disabled]:
-            del self._trackers[key]
-        for key in open_now:
-            self._trackers.setdefault(key, Tracker()).open = True
+            open_now = list(rows)
+        live = {rule.id.int for rule in rules if rule.enabled}
+        for state in self._state.values():  # trackers of disabled and deleted rules go
+            if state.tenant_id == tenant_id and any(number not in live for number in state.trackers):
+                state.trackers = {number: tracker for number, tracker in state.trackers.items() if number in live}
+        for rule_id, device_id in open_now:
+            trackers = self._device(tenant_id, device_id).trackers
+            trackers.setdefault(rule_id.int, Tracker()).open = True
         self._index[tenant_id] = index
         return index
 
-    async def _ensure_devices(self, tenant_id: UUID, device_ids: list[UUID]) -> None:
-        missing = [device_id for device_id in device_ids if device_id not in self._devices]
+    async def _describe(self, tenant_id: UUID, missing: list[tuple[UUID, DeviceState]]) -> None:
+        """Names and types of devices not seen since they (or the engine) changed."""
         if not missing:
             return
+        states = dict(missing)
         async with self._db.tenant(tenant_id) as session:
             rows = await session.execute(text('SELECT id, type, name FROM devices WHERE id = ANY(:ids)'),
-                                         {'ids': missing})
+                                         {'ids': list(states)})
             for device_id, device_type, name in rows:
-                self._devices[device_id] = (device_type, name)
+                states[device_id].described = (device_type, name)
+                states[device_id].rules_of = None
+
+
+def remember(values: Values, stored: TelemetryStored) -> None:
+    for message in stored.messages:  # not `readings`: that would build a tuple per reading for nothing
+        for key, value in message.readings:
+            if isinstance(value, SCALARS):
+                values[key] = value
 
 
 def may_raise(rule: CompiledRule, device_id: UUID, at: datetime, maintenance: list[MaintenancePublic]) -> bool:
@@ -190,5 +261,5 @@ def keep_recent(points: deque[tuple[datetime, float]], at: datetime, value: floa
     if points and at < points[-1][0]:
         return  # out of order: the rate is computed over readings in time order
     points.append((at, float(value)))
-    while points and at - points[0][0] > timedelta(seconds=HISTORY_S):
+    while points and at - points[0][0] > HISTORY:
         points.popleft()

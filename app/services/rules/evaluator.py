@@ -29,7 +29,7 @@ OPS: dict[Op, Callable[[float, float], bool]] = {
 def _number(value: Scalar | None) -> float | None:
     if isinstance(value, bool):
         return float(value)
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):  # a tuple: several times faster than `int | float` here
         return float(value)
     return None
 
@@ -56,43 +56,95 @@ def rate_per_minute(points: Sequence[tuple[datetime, float]], window_s: int) -> 
     if len(points) < 2:
         return None
     newest_at, newest = points[-1]
-    inside = [(at, value) for at, value in points if newest_at - at <= timedelta(seconds=window_s)]
-    oldest_at, oldest = inside[0]
+    window = timedelta(seconds=window_s)
+    oldest_at, oldest = next((at, value) for at, value in points if newest_at - at <= window)
     minutes = (newest_at - oldest_at).total_seconds() / 60
     return None if minutes <= 0 else (newest - oldest) / minutes
 
 
+Predicate = Callable[[Values, bool, History | None], bool | None]
+
+
 def evaluate(condition: AnyCondition, values: Values, *, active: bool, history: History | None = None) -> bool | None:
     """True / False, or None when a needed value is missing or not comparable. `active`: hysteresis state."""
+    return compile_condition(condition)(values, active, history)
+
+
+def compile_condition(condition: AnyCondition) -> Predicate:
+    """The condition as a closure, built once per rule: the engine calls it for every reading that concerns it."""
     if isinstance(condition, RateOfChange):
-        rate = rate_per_minute((history or {}).get(condition.key, ()), condition.window_s)
-        return None if rate is None else OPS[condition.op](rate, condition.per_minute)
+        return _rate(condition)
     if isinstance(condition, Threshold):
-        value = values.get(condition.key)
-        return None if value is None else _compare(value, condition.op, condition.value)
+        return _threshold(condition)
     if isinstance(condition, RangeCondition):
-        number = _number(values.get(condition.key))
+        return _range(condition)
+    if isinstance(condition, Comparison):
+        return _comparison(condition)
+    return _composite(condition)
+
+
+def _rate(condition: RateOfChange) -> Predicate:
+    key, test, limit, window_s = condition.key, OPS[condition.op], condition.per_minute, condition.window_s
+
+    def predicate(values: Values, active: bool, history: History | None) -> bool | None:
+        rate = rate_per_minute((history or {}).get(key, ()), window_s)
+        return None if rate is None else test(rate, limit)
+    return predicate
+
+
+def _threshold(condition: Threshold) -> Predicate:
+    key, op, limit = condition.key, condition.op, condition.value
+    number, test = _number(limit), OPS[op]
+
+    def predicate(values: Values, active: bool, history: History | None) -> bool | None:
+        value = values.get(key)
+        if value is None:
+            return None
+        if number is not None and type(value) is float:
+            return test(value, number)  # the common case, without the generic comparison
+        return _compare(value, op, limit)
+    return predicate
+
+
+def _range(condition: RangeCondition) -> Predicate:
+    key, raise_at, clear_at = condition.key, condition.raise_at, condition.clear_at
+    high = condition.direction == 'high'
+
+    def predicate(values: Values, active: bool, history: History | None) -> bool | None:
+        number = _number(values.get(key))
         if number is None:
             return None
-        high = condition.direction == 'high'
-        if active:
-            return number > condition.clear_at if high else number < condition.clear_at
-        return number > condition.raise_at if high else number < condition.raise_at
-    if isinstance(condition, Comparison):
-        left, right = _number(values.get(condition.left)), _number(values.get(condition.right))
+        limit = clear_at if active else raise_at
+        return number > limit if high else number < limit
+    return predicate
+
+
+def _comparison(condition: Comparison) -> Predicate:
+    left_key, right_key, test, offset = condition.left, condition.right, OPS[condition.op], condition.offset
+
+    def predicate(values: Values, active: bool, history: History | None) -> bool | None:
+        left, right = _number(values.get(left_key)), _number(values.get(right_key))
         if left is None or right is None:
             return None
-        return OPS[condition.op](left, right + condition.offset)
-    results = [evaluate(part, values, active=active, history=history) for part in condition.conditions]
-    if condition.mode == 'weighted':
-        if all(result is None for result in results):
-            return None
-        weights = condition.weights or []
-        return sum(w for w, result in zip(weights, results, strict=True) if result) >= condition.min_score
-    known = [result for result in results if result is not None]
-    if condition.mode == 'and':
-        return False if False in known else (None if len(known) < len(results) else True)
-    return True if True in known else (None if len(known) < len(results) else False)
+        return test(left, right + offset)
+    return predicate
+
+
+def _composite(condition: Composite) -> Predicate:
+    parts = [compile_condition(part) for part in condition.conditions]
+    mode, weights, min_score = condition.mode, condition.weights or [], condition.min_score
+
+    def predicate(values: Values, active: bool, history: History | None) -> bool | None:
+        results = [part(values, active, history) for part in parts]
+        if mode == 'weighted':
+            if all(result is None for result in results):
+                return None
+            return sum(w for w, result in zip(weights, results, strict=True) if result) >= min_score
+        known = [result for result in results if result is not None]
+        if mode == 'and':
+            return False if False in known else (None if len(known) < len(results) else True)
+        return True if True in known else (None if len(known) < len(results) else False)
+    return predicate
 
 
 @dataclass

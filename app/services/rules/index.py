@@ -10,7 +10,7 @@ from app.models.alarm_notice import Severity
 from app.models.maintenance import MaintenancePublic
 from app.models.rules import Comparison, Composite, RateOfChange, RuleOptions, RulePublic, Threshold, describe
 from app.models.rules import Range as RangeCondition
-from app.services.rules.evaluator import AnyCondition, keys_of
+from app.services.rules.evaluator import AnyCondition, Predicate, compile_condition, keys_of
 
 STREAM = (Threshold, RangeCondition, Comparison, RateOfChange, Composite)
 
@@ -32,12 +32,24 @@ class CompiledRule:
     options: RuleOptions
     keys: frozenset[str]
     description: str
+    number: int  # the id as an int: the engine's per-device trackers are keyed by it
+    test: Predicate  # the condition compiled once
+    key_order: tuple[str, ...]  # the condition's keys as written: an alarm shows the first one that changed
 
     @classmethod
     def of(cls, rule: RulePublic) -> CompiledRule:
         assert isinstance(rule.condition, STREAM)
         return cls(id=rule.id, name=rule.name, severity=rule.severity, condition=rule.condition,
-                   options=rule.options, keys=keys_of(rule.condition), description=describe(rule.condition))
+                   options=rule.options, keys=keys_of(rule.condition), description=describe(rule.condition),
+                   number=rule.id.int, test=compile_condition(rule.condition), key_order=ordered_keys(rule.condition))
+
+
+def ordered_keys(condition: AnyCondition) -> tuple[str, ...]:
+    if isinstance(condition, Comparison):
+        return (condition.left, condition.right)
+    if isinstance(condition, Composite):
+        return tuple(dict.fromkeys(key for part in condition.conditions for key in ordered_keys(part)))
+    return (condition.key,)
 
 
 @dataclass
@@ -47,6 +59,7 @@ class TenantRules:
     everywhere: list[CompiledRule] = field(default_factory=list)
     maintenance: list[MaintenancePublic] = field(default_factory=list)
     rate_keys: set[str] = field(default_factory=set)  # keys whose recent readings the engine keeps
+    _per_device: dict[tuple[UUID, str | None], list[CompiledRule]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, rules: list[RulePublic]) -> TenantRules:
@@ -73,7 +86,12 @@ class TenantRules:
         return bool(self.by_type)
 
     def for_device(self, device_id: UUID, device_type: str | None) -> list[CompiledRule]:
-        found = list(self.by_device.get(device_id, ()))
-        if device_type is not None:
-            found += self.by_type.get(device_type, ())
-        return found + self.everywhere
+        """The rules watching one device (kept: the index is rebuilt, not changed, when rules change)."""
+        found = self._per_device.get((device_id, device_type))
+        if found is None:
+            found = list(self.by_device.get(device_id, ()))
+            if device_type is not None:
+                found += self.by_type.get(device_type, ())
+            found += self.everywhere
+            self._per_device[(device_id, device_type)] = found
+        return found

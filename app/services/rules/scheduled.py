@@ -2,6 +2,9 @@
 
 The round runs under `pg_try_advisory_xact_lock`, so several instances never double-fire; the open alarms in the
 database (not memory) say what is raised, so whichever instance holds the lock continues where another left off.
+An alarm's count is the number of times its condition was found true anew: a stream rule's readings beyond the
+limit, but for these rules one per raise — a later round that still finds the condition true only moves the
+alarm's last-seen time and value on (silence for 3 hours is one event, not 1,080 of them).
 """
 
 from __future__ import annotations
@@ -124,8 +127,10 @@ class ScheduledRules:
         firings = []
         for device_id, (truth, value) in truths.items():
             quiet = not rule.options.active_at(now) or any(w.covers(device_id, now) for w in windows)
-            action: Literal['raise', 'clear']
-            if truth and (device_id in open_now or not quiet):
+            action: Literal['raise', 'clear', 'hold']
+            if truth and device_id in open_now:
+                action = 'hold'  # the same condition, seen again by the next round: not a new raise
+            elif truth and not quiet:
                 action = 'raise'
             elif not truth and device_id in open_now and rule.options.auto_clear:
                 action = 'clear'
