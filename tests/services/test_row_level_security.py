@@ -33,6 +33,7 @@ async def test_app_role_sees_no_row_of_another_tenant(running_platform: Platform
     await platform.sessions.create(tenant_a)  # a row in `sessions` (device creation wrote `audit_log`)
     await platform.api_tokens.create(tenant_a, name='RLS')  # a row in `api_tokens`
     await platform.account_links.invite(tenant_a, email=f'rls-{uuid4().hex[:8]}@example.com', role='viewer')
+    await platform.ingest_keys.claim(tenant_a.tenant_id, device.id, 'rls', body=b'{}', accepted=0, points=0)
     await platform.rules.create(tenant_a, RuleCreate.model_validate({  # the reading below raises an alarm
         'name': 'Any', 'condition': {'type': 'threshold', 'key': 't', 'op': '>', 'value': 0}}))
     await platform.maintenance.create(tenant_a, MaintenanceCreate(
