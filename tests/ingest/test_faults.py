@@ -1,0 +1,195 @@
+"""Faults during ingest, against the real services: PostgreSQL unreachable, Gito killed with SIGKILL.
+
+Nothing the broker accepted is lost and nothing is stored twice. The long variants are marked slow; the default
+suite runs a short one of each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from uuid import UUID
+
+import aiomqtt
+import asyncpg
+import httpx
+import orjson
+import pytest
+
+from app.ingest.mqtt_consumer import parse_mqtt_url
+from app.models.schemas import DeviceCreate
+from app.platform import Platform
+from tests.conftest import NewTenant
+from tests.faults import CuttableProxy, proxied_url, proxy_for
+from tests.support import GITO, free_port
+
+NOW_MS = int(time.time() * 1000) - 600_000  # every message has its own ts, ten minutes back and counting up
+
+
+@pytest.fixture
+async def pg_proxy(database_url: str, settings_env: None, monkeypatch: pytest.MonkeyPatch,
+                   ) -> AsyncIterator[CuttableProxy]:
+    """Gito's DATABASE_URL goes through a proxy the test can cut (request it before `platform`)."""
+    proxy = proxy_for(database_url)
+    await proxy.start()
+    monkeypatch.setenv('DATABASE_URL', proxied_url(database_url, proxy))
+    yield proxy
+    await proxy.stop()
+
+
+async def publish_series(mqtt_url: str, topic: str, count: int, *, per_second: float) -> None:
+    target = parse_mqtt_url(mqtt_url, client_id=f'fault-pub-{os.getpid()}-{time.monotonic_ns()}')
+    async with aiomqtt.Client(target.host, target.port, username=target.username, password=target.password,
+                              identifier=target.client_id) as client:
+        started = time.monotonic()
+        for seq in range(count):
+            payload = orjson.dumps({'level': float(seq), 'seq': seq, 'ts': NOW_MS + seq})
+            await client.publish(topic, payload, qos=1)
+            delay = started + (seq + 1) / per_second - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+
+async def stored_levels(database_url: str, device_id: UUID) -> list[float]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch('SELECT value FROM telemetry WHERE device_id = $1 ORDER BY ts', device_id)
+        return [row[0] for row in rows]
+    finally:
+        await connection.close()
+
+
+async def wait_for_count(database_url: str, device_id: UUID, count: int, *, seconds: float) -> list[float]:
+    deadline = time.monotonic() + seconds
+    while True:
+        levels = await stored_levels(database_url, device_id)
+        if len(levels) >= count or time.monotonic() > deadline:
+            return levels
+        await asyncio.sleep(0.5)
+
+
+async def outage(pg_proxy: CuttableProxy, platform: Platform, new_tenant: NewTenant, database_url: str,
+                 mqtt_url: str, *, cut_s: float, count: int) -> None:
+    admin = (await new_tenant()).principal
+    device, _ = await platform.devices.create(admin, DeviceCreate(name='Through the outage'))
+    await platform.start()
+    try:
+        for _ in range(100):
+            if platform.link.connected:
+                break
+            await asyncio.sleep(0.05)
+        topic = f'{admin.tenant_id}/devices/{device.id}/telemetry'
+        publishing = asyncio.create_task(publish_series(mqtt_url, topic, count, per_second=count / (cut_s + 3)))
+        await asyncio.sleep(1)
+        await pg_proxy.cut()
+        cut_at = time.monotonic()
+        while (await platform.ready())['database']:
+            assert time.monotonic() - cut_at < 5, '/readyz still says the database is fine 5 s into the outage'
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(max(0.0, cut_s - (time.monotonic() - cut_at)))
+        assert not platform.writer.healthy
+        await pg_proxy.restore()
+        await publishing
+        levels = await wait_for_count(database_url, device.id, count, seconds=30)
+        assert levels == [float(seq) for seq in range(count)]  # 0 lost, 0 stored twice, in order
+        assert (await platform.ready())['database']
+    finally:
+        await platform.stop()
+
+
+async def test_postgres_unreachable_for_a_few_seconds_loses_nothing(
+    pg_proxy: CuttableProxy, platform: Platform, new_tenant: NewTenant, database_url: str, mqtt_url: str,
+) -> None:
+    await outage(pg_proxy, platform, new_tenant, database_url, mqtt_url, cut_s=5, count=300)
+
+
+@pytest.mark.slow
+async def test_postgres_unreachable_for_30_seconds_loses_nothing(
+    pg_proxy: CuttableProxy, platform: Platform, new_tenant: NewTenant, database_url: str, mqtt_url: str,
+) -> None:
+    await outage(pg_proxy, platform, new_tenant, database_url, mqtt_url, cut_s=30, count=3000)
+
+
+@pytest.fixture
+def deep_broker(mqtt_url: str, tmp_path: Path) -> Iterator[str]:
+    """A Mosquitto configured like Gito's managed broker (deep queues, no in-flight cap): a default-configured one
+    drops QoS 1 messages past 1,000 queued for an offline session, which is the broker losing them, not Gito."""
+    if not shutil.which('mosquitto'):
+        yield mqtt_url
+        return
+    port = free_port()
+    config = tmp_path / 'mosquitto.conf'
+    config.write_text('\n'.join(['allow_anonymous true', 'max_inflight_messages 0', 'max_queued_messages 1000000',
+                                 'max_queued_bytes 0', 'persistence false', f'listener {port} 127.0.0.1', '']))
+    broker = subprocess.Popen(['mosquitto', '-c', str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        with socket.socket() as probe:
+            if probe.connect_ex(('127.0.0.1', port)) == 0:
+                break
+        time.sleep(0.05)
+    yield f'mqtt://127.0.0.1:{port}'
+    broker.terminate()
+    broker.wait(timeout=10)
+
+
+def serve(env: dict[str, str]) -> subprocess.Popen[str]:
+    process = subprocess.Popen([*GITO, 'serve'], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ''
+        try:
+            if httpx.get(f'http://127.0.0.1:{env["GITO_PORT"]}/readyz', timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise AssertionError('gito serve did not become ready within 60 s')
+
+
+async def kill_during_ingest(platform: Platform, new_tenant: NewTenant, cli_env: dict[str, str], database_url: str,
+                             mqtt_url: str, *, count: int, per_second: float) -> None:
+    admin = (await new_tenant()).principal
+    device, _ = await platform.devices.create(admin, DeviceCreate(name='Survivor'))
+    env = {**cli_env, 'MQTT_URL': mqtt_url, 'GITO_PORT': str(free_port()), 'GITO_MQTT_SESSION_EXPIRY_S': '300'}
+    first = await asyncio.to_thread(serve, env)  # the same port on restart: the same MQTT client id and session
+    topic = f'{admin.tenant_id}/devices/{device.id}/telemetry'
+    publishing = asyncio.create_task(publish_series(mqtt_url, topic, count, per_second=per_second))
+    try:
+        await asyncio.sleep(count / per_second / 3)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        before = len(await stored_levels(database_url, device.id))
+        await publishing  # the broker keeps what Gito did not acknowledge, and what arrives while it is down
+        second = await asyncio.to_thread(serve, env)
+        try:
+            levels = await wait_for_count(database_url, device.id, count, seconds=60)
+        finally:
+            second.terminate()
+            second.wait(timeout=20)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert 0 < before < count, 'the kill should land in the middle of the stream'
+    assert levels == [float(seq) for seq in range(count)]  # 0 lost, 0 duplicated
+
+
+async def test_gito_killed_during_ingest_loses_and_duplicates_nothing(
+    platform: Platform, new_tenant: NewTenant, cli_env: dict[str, str], database_url: str, deep_broker: str,
+) -> None:
+    await kill_during_ingest(platform, new_tenant, cli_env, database_url, deep_broker, count=1500, per_second=500)
+
+
+@pytest.mark.slow
+async def test_gito_killed_during_heavy_ingest_loses_and_duplicates_nothing(
+    platform: Platform, new_tenant: NewTenant, cli_env: dict[str, str], database_url: str, deep_broker: str,
+) -> None:
+    await kill_during_ingest(platform, new_tenant, cli_env, database_url, deep_broker, count=20_000, per_second=2000)
