@@ -16,6 +16,7 @@ from app.api.health import health_router
 from app.api.ingest import ingest_router
 from app.api.input_errors import database_input_problem
 from app.api.invites import invites_router, password_reset_router
+from app.api.metrics import metrics_router
 from app.api.notifications import notifications_router
 from app.api.problems import install_handler, install_problem_handlers
 from app.api.responses import ApiJSONResponse
@@ -46,6 +47,7 @@ def api_router(platform: Platform) -> APIRouter:
     api = APIRouter()
     api.include_router(v1)
     api.include_router(health_router(platform))
+    api.include_router(metrics_router(platform))
     return api
 
 

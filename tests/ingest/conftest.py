@@ -1,0 +1,55 @@
+"""Ingest fixtures: a broker with deep queues, and `gito serve` as a child process."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import GITO, free_port
+
+
+@pytest.fixture
+def deep_broker(mqtt_url: str, tmp_path: Path) -> Iterator[str]:
+    """A Mosquitto configured like Gito's managed broker (deep queues, no in-flight cap): a default-configured one
+    drops QoS 1 messages past 1,000 queued for an offline session, which is the broker losing them, not Gito."""
+    if not shutil.which('mosquitto'):
+        yield mqtt_url
+        return
+    port = free_port()
+    config = tmp_path / 'mosquitto.conf'
+    config.write_text('\n'.join(['allow_anonymous true', 'max_inflight_messages 0', 'max_queued_messages 1000000',
+                                 'max_queued_bytes 0', 'persistence false', f'listener {port} 127.0.0.1', '']))
+    broker = subprocess.Popen(['mosquitto', '-c', str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        with socket.socket() as probe:
+            if probe.connect_ex(('127.0.0.1', port)) == 0:
+                break
+        time.sleep(0.05)
+    yield f'mqtt://127.0.0.1:{port}'
+    broker.terminate()
+    broker.wait(timeout=10)
+
+
+def serve(env: dict[str, str]) -> subprocess.Popen[str]:
+    process = subprocess.Popen([*GITO, 'serve'], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ''
+        try:
+            if httpx.get(f'http://127.0.0.1:{env["GITO_PORT"]}/readyz', timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise AssertionError('gito serve did not become ready within 60 s')
+
+
