@@ -19,6 +19,7 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_KEYS = 1000
 MAX_KEY_LENGTH = 100
 MAX_TEXT_LENGTH = 4096
+MAX_DEPTH = 32  # objects and arrays kept as JSON values
 MAX_FUTURE = timedelta(minutes=10)
 MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
 RESERVED = frozenset({'ts', 'seq'})
@@ -141,8 +142,18 @@ def _reading(key: object, value: object) -> Reading:
             raise PayloadError(f'{key}: {value} is not a finite number', field=key)
         return Reading(key, number)
     if isinstance(value, dict | list):
+        if _depth(value) > MAX_DEPTH:
+            raise PayloadError(f'{key}: nested deeper than {MAX_DEPTH} levels', field=key)
         return Reading(key, value)
     raise PayloadError(f'{key}: unsupported value type', field=key)
+
+
+def _depth(value: object, level: int = 1) -> int:
+    """How deep a JSON value nests (stops counting past the limit)."""
+    if level > MAX_DEPTH:
+        return level
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return max((_depth(child, level + 1) for child in children if isinstance(child, dict | list)), default=level)
 
 
 def excerpt(body: bytes, limit: int = 200) -> str:

@@ -50,6 +50,11 @@ def test_array_gives_several_messages() -> None:
     (b'{"v": 1, "ts": true}', 'ts must be'),
     (b'[]', 'empty array'),
     (b'[{"v": 1}, {"w": null}]', 'element 1: w: null'),
+    (b'{"v": Infinity}', 'not valid JSON'),
+    (b'{"v": 1e999}', 'not valid JSON'),
+    (b'{"v": {"a": ' + b'[' * 40 + b']' * 40 + b'}}', 'v: nested deeper than 32 levels'),
+    (b'{"v": ' + b'[' * 2000 + b']' * 2000 + b'}', 'not valid JSON'),
+    (b'{"v": true, "ts": 1e30}', r'ts 1e\+30 is out of range'),
 ])
 def test_bad_payloads_are_rejected_with_a_reason(body: bytes, reason: str) -> None:
     with pytest.raises(PayloadError, match=reason):
