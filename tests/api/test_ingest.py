@@ -7,6 +7,7 @@ from uuid import UUID
 import orjson
 from sqlalchemy import text
 
+from app.api import ingest as ingest_api
 from app.ingest.payload import MAX_PAYLOAD_BYTES
 from tests.api.conftest import Api, Caller, DeviceMaker, SignIn
 from tests.api.helpers import eventually, problem
@@ -202,7 +203,7 @@ async def test_commit_timeout_answers_503(api: Api, sign_in: SignIn, make_device
                                           monkeypatch: Any) -> None:
     caller = await sign_in()
     device, credentials = await make_device(caller)
-    monkeypatch.setattr('app.api.ingest.COMMIT_TIMEOUT_S', 0.2)
+    monkeypatch.setattr(ingest_api, 'COMMIT_TIMEOUT_S', 0.2)  # the module object: NiceGUI's reset drops `app`
 
     async def never_commits(_item: object) -> None:
         return None
