@@ -250,6 +250,8 @@ async def gito_child(args: argparse.Namespace) -> None:
         'writer_insert_s': round(platform.writer.stats.insert_s, 1),
         'writer_flush_s': round(platform.writer.stats.flush_s, 1),
         'writer_prepare_s': round(platform.writer.stats.prepare_s, 1),
+        'writer_encode_s': round(platform.writer.stats.encode_s, 1),
+        'writer_finish_s': round(platform.writer.stats.finish_s, 1),
         'gito_cpu_s': round(sum(process.cpu_times()[:2]), 1), 'writer_backend_cpu_s': pg_cpu_s,
         'duplicates_dropped': platform.writer.stats.duplicates,
     }), flush=True)

@@ -104,7 +104,9 @@ class WriterStats:
     listeners_s: float = 0.0  # cumulative time in commit listeners (the rule engine): it is ingest time too
     insert_s: float = 0.0  # of commit_s: COPY and INSERT of telemetry rows
     flush_s: float = 0.0  # of commit_s: latest values and device counters
-    prepare_s: float = 0.0  # building rows in Python before the transaction
+    prepare_s: float = 0.0  # sequence and quality bookkeeping in Python before the transaction
+    encode_s: float = 0.0  # of commit_s: binary COPY rows built in Python
+    finish_s: float = 0.0  # of commit_s: the COMMIT
     failures: int = 0
 
 
@@ -396,7 +398,9 @@ class BatchWriter:
         """One transaction; returns the devices that came online and, per device, readings found to be duplicates."""
         connection = await self._connect()
         if prepared.copies is None:
+            started = time.perf_counter()
             await self._encode(connection, prepared)
+            self.stats.encode_s += time.perf_counter() - started
         assert prepared.copies is not None
         changes: list[tuple[UUID, UUID, str]] = []
         duplicates: dict[UUID, int] = {}
@@ -427,6 +431,8 @@ class BatchWriter:
                     await self.latest.write(connection, self._keys)
                 changes = await write_tallies(connection, self._tallies, duplicates, self._sequences.get)
                 self.stats.flush_s += time.perf_counter() - started
+            started = time.perf_counter()
+        self.stats.finish_s += time.perf_counter() - started  # COMMIT itself: the WAL written and flushed
         if flush:
             self.latest.written()
             self._tallies = {}
