@@ -47,22 +47,16 @@ PAYLOAD = b'{"t":%d.5,"h":%d,"p":1013.25,"v":3.3,"ts":%d,"seq":%d}'  # four nume
 
 # --- publisher process ---------------------------------------------------------------------------------------
 
-def _remaining_length(length: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, length = length % 128, length // 128
-        out.append(byte | (0x80 if length else 0))
-        if not length:
-            return bytes(out)
-
-
 def _packet(kind: int, body: bytes) -> bytes:
-    return bytes([kind]) + _remaining_length(len(body)) + body
+    from app.ingest.mqtt_wire import varint
+
+    return bytes([kind]) + varint(len(body)) + body
 
 
 def _utf8(text: str) -> bytes:
-    data = text.encode()
-    return len(data).to_bytes(2, 'big') + data
+    from app.ingest.mqtt_wire import utf8
+
+    return utf8(text)
 
 
 def publisher(args: argparse.Namespace) -> None:

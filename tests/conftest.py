@@ -11,7 +11,6 @@ import asyncio
 import gc
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from app.config import Settings
 from app.db import migrate
 from app.models.schemas import Principal
 from app.platform import Platform, Resolved, app_role_password
-from tests.support import GITO, SECRET, create_database, drop_database, free_port, simulated_app
+from tests.support import GITO, SECRET, broker_process, create_database, drop_database, free_port, simulated_app
 
 # Everything imported so far lives for the whole session: keep it out of the cyclic collector, which NiceGUI's
 # user simulation runs twice per test.
@@ -60,15 +59,8 @@ def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         config = tmp_path_factory.mktemp('amqtt') / 'amqtt.yaml'
         config.write_text(AMQTT_ANONYMOUS.format(port=port))
         command = [str(Path(sys.executable).parent / 'amqtt'), '-c', str(config)]
-    broker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        with socket.socket() as probe:
-            if probe.connect_ex(('127.0.0.1', port)) == 0:
-                break
-        time.sleep(0.05)
-    yield f'mqtt://127.0.0.1:{port}'
-    broker.terminate()
-    broker.wait(timeout=10)
+    with broker_process(command, port) as url:
+        yield url
 
 
 AMQTT_ANONYMOUS = """

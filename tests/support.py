@@ -8,9 +8,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,22 @@ from app.platform import Platform, Resolved
 
 PLATFORM: Platform | None = None
 SECRET = 'test-secret-key-not-for-production'
+
+
+@contextmanager
+def broker_process(command: list[str], port: int) -> Iterator[str]:
+    """An MQTT broker child process, once it listens on `port`; stopped afterwards."""
+    broker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(('127.0.0.1', port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield f'mqtt://127.0.0.1:{port}'
+    finally:
+        broker.terminate()
+        broker.wait(timeout=10)
 
 
 def free_port() -> int:

@@ -8,7 +8,8 @@ from app.components.formatting import utc_time
 from app.models.schemas import DevicePublic
 
 
-def _field(label: str, marker: str) -> ui.label:
+def detail_field(label: str, marker: str) -> ui.label:
+    """A label and, beside it, the value (returned) in a two-column detail grid."""
     ui.label(label).classes('text-sm text-grey-7')
     return ui.label().classes('text-base break-all').mark(marker)
 
@@ -34,17 +35,17 @@ class DataQuality:
         with ui.card().classes('w-full gap-2').mark('data-quality'):
             ui.label('Data quality').classes('text-lg font-semibold')
             with ui.grid().classes('w-full gap-x-4 gap-y-1 grid-cols-[max-content_1fr]'):
-                self.received = _field('Messages received', 'messages-received')
-                self.stored = _field('Readings stored', 'readings-stored')
-                self.duplicates = _field('Duplicate readings dropped', 'readings-duplicate')
-                self.out_of_order = _field('Out of order', 'messages-out-of-order')
-                self.missing = _field('Missing (seq gaps)', 'seq-missing')
-                self.gaps = _field('Open gaps', 'seq-gaps')
-                self.skew = _field('Clock skew (last / max)', 'clock-skew')
-                self.malformed = _field('Malformed', 'messages-malformed')
-                self.reason = _field('Last rejected because', 'malformed-reason')
-                self.excerpt = _field('Payload excerpt', 'malformed-excerpt')
-                self.malformed_at = _field('Rejected at', 'malformed-at')
+                self.received = detail_field('Messages received', 'messages-received')
+                self.stored = detail_field('Readings stored', 'readings-stored')
+                self.duplicates = detail_field('Duplicate readings dropped', 'readings-duplicate')
+                self.out_of_order = detail_field('Out of order', 'messages-out-of-order')
+                self.missing = detail_field('Missing (seq gaps)', 'seq-missing')
+                self.gaps = detail_field('Open gaps', 'seq-gaps')
+                self.skew = detail_field('Clock skew (last / max)', 'clock-skew')
+                self.malformed = detail_field('Malformed', 'messages-malformed')
+                self.reason = detail_field('Last rejected because', 'malformed-reason')
+                self.excerpt = detail_field('Payload excerpt', 'malformed-excerpt')
+                self.malformed_at = detail_field('Rejected at', 'malformed-at')
             self.excerpt.classes('font-mono text-sm bg-grey-2 rounded px-1')
         self.show(device)
 

@@ -6,15 +6,10 @@ import json
 
 from nicegui import ui
 
-from app.components.data_quality import DataQuality
+from app.components.data_quality import DataQuality, detail_field
 from app.components.formatting import relative_time, utc_time
 from app.components.status_badge import StatusBadge
 from app.models.schemas import DevicePublic
-
-
-def _field(label: str, marker: str) -> ui.label:
-    ui.label(label).classes('text-sm text-grey-7')
-    return ui.label().classes('text-base break-all').mark(marker)
 
 
 class DeviceDetails:
@@ -26,12 +21,12 @@ class DeviceDetails:
                 self.title = ui.label().classes('text-2xl font-semibold').mark('device-title')
                 self.badge = StatusBadge(device.status)
             with ui.grid().classes('w-full gap-x-4 gap-y-1 grid-cols-[max-content_1fr]'):
-                self.type = _field('Type', 'detail-type')
-                self.id = _field('Id', 'detail-id')
-                self.last_seen = _field('Last seen', 'detail-last-seen')
-                self.created = _field('Created', 'detail-created')
-                self.timeout = _field('Offline after', 'detail-offline-after')
-                self.metadata = _field('Metadata', 'detail-metadata')
+                self.type = detail_field('Type', 'detail-type')
+                self.id = detail_field('Id', 'detail-id')
+                self.last_seen = detail_field('Last seen', 'detail-last-seen')
+                self.created = detail_field('Created', 'detail-created')
+                self.timeout = detail_field('Offline after', 'detail-offline-after')
+                self.metadata = detail_field('Metadata', 'detail-metadata')
         self.quality = DataQuality(device)
         self.show(device)
 

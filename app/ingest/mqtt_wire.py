@@ -42,6 +42,19 @@ def varint(value: int) -> bytes:
             return bytes(out)
 
 
+def read_varint(data: bytes | bytearray, cursor: int, end: int) -> tuple[int, int]:
+    """A variable byte integer at `cursor`: (value, the position after it)."""
+    value, shift = 0, 0
+    while cursor < end:
+        byte = data[cursor]
+        cursor += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, cursor
+        shift += 7
+    raise ProtocolError('truncated variable byte integer')
+
+
 def utf8(text: str) -> bytes:
     data = text.encode()
     return len(data).to_bytes(2, 'big') + data
@@ -154,14 +167,7 @@ class PacketReader:
                     packet_id = bytes(view[cursor:cursor + 2])
                     cursor += 2
                 if mqtt5:
-                    properties, shift = 0, 0
-                    while cursor < body_end:
-                        byte = buffer[cursor]
-                        cursor += 1
-                        properties |= (byte & 0x7F) << shift
-                        if not byte & 0x80:
-                            break
-                        shift += 7
+                    properties, cursor = read_varint(buffer, cursor, body_end)
                     cursor += properties
                 if cursor > body_end:
                     raise ProtocolError('malformed PUBLISH')
@@ -183,13 +189,6 @@ def parse_suback(body: bytes, *, mqtt5: bool) -> Suback:
         raise ProtocolError('short SUBACK')
     cursor = 2
     if mqtt5:
-        length, shift = 0, 0
-        while True:
-            byte = body[cursor]
-            cursor += 1
-            length |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                break
-            shift += 7
+        length, cursor = read_varint(body, cursor, len(body))
         cursor += length
     return Suback(packet_id=int.from_bytes(body[:2], 'big'), reasons=body[cursor:])

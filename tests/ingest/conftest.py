@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import GITO, free_port
+from tests.support import GITO, broker_process, free_port
 
 
 @pytest.fixture
@@ -26,15 +25,8 @@ def deep_broker(mqtt_url: str, tmp_path: Path) -> Iterator[str]:
     config = tmp_path / 'mosquitto.conf'
     config.write_text('\n'.join(['allow_anonymous true', 'max_inflight_messages 0', 'max_queued_messages 1000000',
                                  'max_queued_bytes 0', 'persistence false', f'listener {port} 127.0.0.1', '']))
-    broker = subprocess.Popen(['mosquitto', '-c', str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        with socket.socket() as probe:
-            if probe.connect_ex(('127.0.0.1', port)) == 0:
-                break
-        time.sleep(0.05)
-    yield f'mqtt://127.0.0.1:{port}'
-    broker.terminate()
-    broker.wait(timeout=10)
+    with broker_process(['mosquitto', '-c', str(config)], port) as url:
+        yield url
 
 
 def serve(env: dict[str, str]) -> subprocess.Popen[str]:
