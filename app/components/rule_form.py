@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from app.components.composite_form import CompositeRows, scalar
 from app.components.schedule_form import ScheduleRows
 from app.models.alarm_notice import SEVERITIES
-from app.models.rules import RuleCreate, RulePublic
+from app.models.rules import SCHEDULED_TYPES, RuleCreate, RulePublic
 
 TYPES = {'threshold': 'Threshold', 'range': 'Range with hysteresis', 'comparison': 'Compare two keys',
          'rate': 'Rate of change', 'window': 'Statistic over a window', 'no_data': 'No data',
@@ -107,7 +107,12 @@ class RuleForm:
     def _option_fields(self, o: dict[str, Any]) -> None:
         f = self.fields
         ui.label('Noise control').classes('text-lg font-semibold')
-        with ui.row().classes('w-full items-center gap-3 flex-wrap'):
+        ui.label('Window and no-data rules are checked at each evaluation round: they raise when the condition '
+                 'holds and clear when it no longer does.').classes('text-sm text-grey-8') \
+            .bind_visibility_from(self.fields['type'], 'value', backward=lambda kind: kind in SCHEDULED_TYPES) \
+            .mark('scheduled-rule-note')
+        with ui.row().classes('w-full items-center gap-3 flex-wrap').bind_visibility_from(
+                self.fields['type'], 'value', backward=lambda kind: kind not in SCHEDULED_TYPES):
             f['options.debounce_s'] = _number('True for s before raising', o.get('debounce_s', 0)).mark('debounce')
             f['options.clear_after_s'] = _number('False for s before clearing', o.get('clear_after_s', 0))
             f['options.clear_after_readings'] = _number('Or false readings', o.get('clear_after_readings', 0))
@@ -146,7 +151,7 @@ class RuleForm:
         elif scope['kind'] == 'device_type':
             scope['device_type'] = self._v('scope.device_type')
         options: dict[str, Any] = {name.split('.', 1)[1]: int(self._v(name) or 0) for name in self.fields
-                                   if name.startswith('options.')}
+                                   if name.startswith('options.') and kind not in SCHEDULED_TYPES}
         options |= {'auto_clear': self.auto_clear.value, 'timezone': str(self.schedule.zone.value or 'UTC')}
         if self.scheduled.value:
             options['schedule'] = self.schedule.data()

@@ -154,6 +154,9 @@ class ScheduleWindow(BaseModel):
         return (local.weekday() - 1) % 7 in self.days and now < self.end
 
 
+SCHEDULED_TYPES = ('window', 'no_data')  # evaluated by the scheduler over stored data, not reading by reading
+
+
 class RuleOptions(BaseModel):
     model_config = ConfigDict(extra='forbid', frozen=True)
 

@@ -92,3 +92,18 @@ async def test_viewer_reads_only_and_technician_acknowledges(api: Api, sign_in: 
     response = await api.client.post('/api/v1/rules', headers=technician.headers,
                                      json={'name': 'No', 'condition': HOT})
     assert response.status_code == 403
+
+
+async def test_noise_options_that_window_rules_cannot_honour_are_refused(api: Api, sign_in: SignIn) -> None:
+    admin = await sign_in()
+    window = {'type': 'window', 'stat': 'avg', 'key': 'temperature', 'minutes': 10, 'op': '>', 'value': 80}
+    refused = await api.client.post('/api/v1/rules', headers=admin.headers, json={
+        'name': 'Hot on average', 'condition': window, 'options': {'debounce_s': 60}})
+    assert refused.status_code == 422
+    assert refused.json()['errors'][0]['field'] == 'options.debounce_s'
+    silent = await api.client.post('/api/v1/rules', headers=admin.headers, json={
+        'name': 'Silent', 'condition': {'type': 'no_data', 'minutes': 15}, 'options': {'cooldown_s': 300}})
+    assert (silent.status_code, silent.json()['errors'][0]['field']) == (422, 'options.cooldown_s')
+    plain = await api.client.post('/api/v1/rules', headers=admin.headers, json={
+        'name': 'Hot on average', 'condition': window})
+    assert plain.status_code == 201, plain.text

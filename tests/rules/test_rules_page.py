@@ -76,3 +76,23 @@ async def test_technician_sees_rules_without_editing(user: User, make_account: M
     await user.open('/rules')
     await user.should_see('No rules yet.')
     await user.should_not_see(marker='new-rule')
+
+
+async def test_a_window_rule_offers_no_noise_options_it_cannot_honour(user: User, app_platform: Platform,
+                                                                      make_account: MakeAccount) -> None:
+    account = await make_account('operator')
+    await sign_in(user, account)
+    await user.open('/rules/new')
+    await user.should_see(marker='debounce', retries=50)
+    await user.should_not_see(marker='scheduled-rule-note')
+    set_value(user, 'debounce', 30)  # typed before switching the type: not sent for a window rule
+    set_value(user, 'condition-type', 'window')
+    await user.should_see(marker='scheduled-rule-note', retries=20)
+    await user.should_not_see(marker='debounce')
+    user.find(marker='rule-name').type('Hot on average')
+    user.find(marker='window-key').type('temperature')
+    set_value(user, 'window-value', 80)
+    user.find(marker='save-rule').click()
+    await user.should_see(marker='new-rule', retries=50)  # saved: back on the list
+    (rule,) = await app_platform.rules.all(account.principal)
+    assert rule.condition.type == 'window' and rule.options.debounce_s == 0

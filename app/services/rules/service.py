@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from app.bus import AlarmChanged, EventBus
 from app.db import Database
-from app.models.rules import Condition, Rule, RuleCreate, RuleOptions, RulePublic, Scope
+from app.models.rules import SCHEDULED_TYPES, Condition, Rule, RuleCreate, RuleOptions, RulePublic, Scope
 from app.models.schemas import Principal
 from app.models.tables import Device
 from app.services.alarms import AlarmService
@@ -115,10 +115,18 @@ class RuleService:
             listener(tenant_id)
 
 
+NOT_FOR_SCHEDULED = ('debounce_s', 'clear_after_s', 'clear_after_readings', 'cooldown_s')
+
+
 def _columns(data: RuleCreate) -> dict[str, object]:
     name = data.name.strip()
     if not name:
         raise InvalidInput('A rule needs a name.', field='name')
+    if data.condition.type in SCHEDULED_TYPES:
+        for option in NOT_FOR_SCHEDULED:  # refused rather than silently ignored
+            if getattr(data.options, option):
+                raise InvalidInput('Window and no-data rules raise and clear at each evaluation: debounce, '
+                                   'clear-after and cooldown do not apply to them.', field=f'options.{option}')
     return {'name': name, 'enabled': data.enabled, 'severity': data.severity,
             'scope': data.scope.model_dump(mode='json'), 'condition': data.condition.model_dump(mode='json'),
             'options': data.options.model_dump(mode='json')}
