@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 TOPICS = ('+/devices/+/telemetry', '+/devices/+/status')
 SHARE_GROUP = 'gito'
 ROUTE_CACHE_LIMIT = 200_000
+ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 @binding.bindable_dataclass
@@ -101,6 +102,7 @@ class MqttConsumer:
         self._routes: dict[bytes, Route | None] = {}
         self._ackers: dict[Link, Acknowledge] = {}
         self._resolving: dict[UUID, list[tuple[Publish, Link]]] = {}  # devices being looked up: their messages
+        self._clock = datetime.min.replace(tzinfo=UTC)  # the receive time after the last one handed out
         self._idle = asyncio.Event()
         self._stopping = False
         self.received = 0
@@ -173,7 +175,7 @@ class MqttConsumer:
             return  # not acknowledged: the broker delivers them again to the next session
         self.received += len(publishes)
         acknowledge = self._acknowledger(link)
-        received_at = datetime.now(UTC)
+        received_at = self._now()
         items: list[Item] = []
         routes = self._routes
         resolving = self._resolving
@@ -196,10 +198,12 @@ class MqttConsumer:
                 self.inflight += 1
                 continue
             item = self._item(route, entry, payload, received_at, (acknowledge, packet_id or b''))
+            received_at += ONE_MICROSECOND
             if item is None:
                 self._ignore(topic, link, packet_id)
             else:
                 items.append(item)
+        self._clock = received_at
         if items:
             self.inflight += len(items)
             self._writer.offer(items)
@@ -215,18 +219,26 @@ class MqttConsumer:
             entry = None
         queued = self._resolving.pop(device_id, [])
         items: list[Item] = []
-        received_at = datetime.now(UTC)
+        received_at = self._now()
         for (topic, payload, packet_id), link in queued:
             route = self._routes.get(topic)
             item = None if route is None or entry is None else self._item(
                 route, entry, payload, received_at, (self._acknowledger(link), packet_id or b''))
+            received_at += ONE_MICROSECOND
             if item is None:
                 self._ignore(topic, link, packet_id)
                 self._settled(1)
             else:
                 items.append(item)
+        self._clock = received_at
         if items:
             self._writer.offer(items)
+
+    def _now(self) -> datetime:
+        """Receive time, one microsecond apart within a socket read and never going back: it is the timestamp
+        of messages that carry no `ts`, and two of one device at the same time would be one duplicate."""
+        now = datetime.now(UTC)
+        return now if now > self._clock else self._clock
 
     def _route(self, topic: bytes) -> Route | None:
         parts = topic.split(b'/')
