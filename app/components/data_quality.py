@@ -41,7 +41,7 @@ class DataQuality:
                 self.out_of_order = detail_field('Out of order', 'messages-out-of-order')
                 self.missing = detail_field('Missing (seq gaps)', 'seq-missing')
                 self.gaps = detail_field('Open gaps', 'seq-gaps')
-                self.skew = detail_field('Clock skew (last / max)', 'clock-skew')
+                self.skew = detail_field('Device ts vs receive time (last / largest)', 'clock-skew')
                 self.malformed = detail_field('Malformed', 'messages-malformed')
                 self.reason = detail_field('Last rejected because', 'malformed-reason')
                 self.excerpt = detail_field('Payload excerpt', 'malformed-excerpt')
