@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.ingest.mqtt_wire import utf8, varint
+
 NAMESPACE = uuid.UUID('6a1b0c4e-2f57-4d1e-9c55-0b3a8f7d2e10')
 BENCH_DB = 'gito_bench'
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,15 +50,7 @@ PAYLOAD = b'{"t":%d.5,"h":%d,"p":1013.25,"v":3.3,"ts":%d,"seq":%d}'  # four nume
 # --- publisher process ---------------------------------------------------------------------------------------
 
 def _packet(kind: int, body: bytes) -> bytes:
-    from app.ingest.mqtt_wire import varint
-
     return bytes([kind]) + varint(len(body)) + body
-
-
-def _utf8(text: str) -> bytes:
-    from app.ingest.mqtt_wire import utf8
-
-    return utf8(text)
 
 
 def publisher(args: argparse.Namespace) -> None:
@@ -68,7 +62,7 @@ def publisher(args: argparse.Namespace) -> None:
     sock = socket.create_connection((target.hostname or '127.0.0.1', target.port or 1883))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client_id = f'bench-pub-{uuid.uuid4().hex[:8]}'
-    sock.sendall(_packet(0x10, _utf8('MQTT') + bytes([4, 0x02]) + (60).to_bytes(2, 'big') + _utf8(client_id)))
+    sock.sendall(_packet(0x10, utf8('MQTT') + bytes([4, 0x02]) + (60).to_bytes(2, 'big') + utf8(client_id)))
     connack = sock.recv(4)
     if connack[:2] != b'\x20\x02' or connack[3] != 0:
         raise SystemExit(f'broker refused the publisher: {connack!r}')
@@ -85,8 +79,8 @@ def publisher(args: argparse.Namespace) -> None:
             pending %= 4
 
     threading.Thread(target=read_acks, daemon=True).start()
-    topics = [_utf8(f'{TENANT}/devices/{device}/telemetry') for device in device_ids(args.devices)]
-    topics = topics[args.index::args.of] if not args.topic else [_utf8(args.topic)]
+    topics = [utf8(f'{TENANT}/devices/{device}/telemetry') for device in device_ids(args.devices)]
+    topics = topics[args.index::args.of] if not args.topic else [utf8(args.topic)]
     flags = 0x30 | (args.qos << 1)
     count, seq, started = 0, 0, time.monotonic()
     rate = args.rate / args.of if args.rate else None

@@ -11,15 +11,12 @@ import asyncio
 import gc
 import os
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import uuid4
 
-import httpx
 import pytest
 from nicegui.testing import User
 
@@ -27,7 +24,7 @@ from app.config import Settings
 from app.db import migrate
 from app.models.schemas import Principal
 from app.platform import Platform, Resolved, app_role_password
-from tests.support import GITO, SECRET, broker_process, create_database, drop_database, free_port, simulated_app
+from tests.support import SECRET, broker_process, create_database, drop_database, free_port, serve, simulated_app
 
 # Everything imported so far lives for the whole session: keep it out of the cyclic collector, which NiceGUI's
 # user simulation runs twice per test.
@@ -180,22 +177,9 @@ def served(cli_env: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
     """`gito serve` with the managed broker on a free port, as a user starts it."""
     port, mqtt_port = free_port(), free_port()
     env = {**cli_env, 'GITO_PORT': str(port), 'GITO_MQTT_PORT': str(mqtt_port)}
-    process = subprocess.Popen([*GITO, 'serve'], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
-    base = f'http://127.0.0.1:{port}'
+    process = serve(env)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ''
-            try:
-                if httpx.get(f'{base}/readyz', timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail('gito serve did not become ready within 60 s')
-        yield base, env
+        yield f'http://127.0.0.1:{port}', env
     finally:
         process.terminate()
         process.wait(timeout=20)

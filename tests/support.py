@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 from nicegui.testing import User
 from nicegui.testing.user_simulation import user_simulation
 from sqlalchemy.engine import make_url
@@ -143,3 +144,22 @@ async def simulated_app(main_file: Path) -> AsyncIterator[User]:
         for cached in vars(models).values():
             if hasattr(cached, 'cache_clear'):
                 cached.cache_clear()
+
+
+def serve(env: dict[str, str]) -> subprocess.Popen[str]:
+    """`gito serve` as a child process, once its /readyz answers 200 (on `GITO_PORT` of `env`)."""
+    process = subprocess.Popen([*GITO, 'serve'], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ''
+        try:
+            if httpx.get(f'http://127.0.0.1:{env["GITO_PORT"]}/readyz', timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise AssertionError('gito serve did not become ready within 60 s')
+
+

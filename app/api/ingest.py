@@ -93,7 +93,7 @@ async def record_rejection(writer: BatchWriter, entry: DeviceEntry, reason: str,
     """Counted on the device as over MQTT; the device's answer does not wait for a full queue."""
     rejection = Rejection(entry.tenant_id, entry.device_id, reason, excerpt(body), at)
     try:
-        await asyncio.wait_for(writer.reject(rejection), REJECTION_TIMEOUT_S)
+        await asyncio.wait_for(writer.submit(rejection), REJECTION_TIMEOUT_S)
     except TimeoutError:
         log.warning('rejection not recorded, queue full', extra={'device_id': str(entry.device_id)})
 

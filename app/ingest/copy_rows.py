@@ -17,6 +17,16 @@ import orjson
 HEADER = b'PGCOPY\n\xff\r\n\x00' + b'\x00\x00\x00\x00' + b'\x00\x00\x00\x00'
 TRAILER = b'\xff\xff'
 COLUMNS = ('tenant_id', 'device_id', 'key_id', 'ts', 'value', 'text_value', 'bool_value', 'json_value')
+
+
+def stage_table(name: str) -> str:
+    """DDL of a per-connection staging table with the telemetry columns, emptied at each commit."""
+    return f"""
+CREATE TEMP TABLE IF NOT EXISTS {name} (
+    tenant_id uuid, device_id uuid, key_id integer, ts timestamptz,
+    value double precision, text_value text, bool_value boolean, json_value jsonb
+) ON COMMIT DELETE ROWS"""
+
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, PostgreSQL's epoch, in microseconds since 1970
 NULL = b'\xff\xff\xff\xff'
 _SERIES = struct.Struct('>hi16si16sii')

@@ -23,13 +23,10 @@ import orjson
 from sqlalchemy import text
 
 from app.db import Database
+from app.ingest.copy_rows import COLUMNS, stage_table
 from app.ingest.quality import SeqState
 
-CREATE_LATEST_STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS latest_stage (
-    tenant_id uuid, device_id uuid, key_id integer, ts timestamptz,
-    value double precision, text_value text, bool_value boolean, json_value jsonb
-) ON COMMIT DELETE ROWS"""
+CREATE_LATEST_STAGE = stage_table('latest_stage')
 UPSERT_LATEST = """
 INSERT INTO latest_values (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
 SELECT tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value
@@ -53,7 +50,6 @@ ON CONFLICT (device_id, key_id) DO UPDATE SET
     ts = EXCLUDED.ts, value = EXCLUDED.value, text_value = EXCLUDED.text_value,
     bool_value = EXCLUDED.bool_value, json_value = EXCLUDED.json_value
 WHERE latest_values.ts < EXCLUDED.ts"""
-COLUMNS = ('tenant_id', 'device_id', 'key_id', 'ts', 'value', 'text_value', 'bool_value', 'json_value')
 
 
 def _columns(value: Any) -> tuple[Any, Any, Any, Any]:

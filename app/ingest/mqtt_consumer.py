@@ -273,16 +273,5 @@ class MqttConsumer:
         if link is not None and packet_id:
             link.ack([packet_id])
 
-    async def handle(self, topic: str, payload: bytes, *, ack: Any = None) -> None:
-        """One message outside MQTT (tests, replays): decoded and handed to the writer like any other."""
-        route = self._route(topic.encode())
-        entry = None if route is None else await self._directory.get(route.device_id)
-        item = None if route is None else self._item(route, entry, payload, datetime.now(UTC), ack)
-        self.received += 1
-        if item is None:
-            self._ignore(topic.encode())
-            return
-        await self._writer.submit(item)
-
 
 _UNKNOWN: Any = object()

@@ -21,6 +21,7 @@ from app.ingest.mqtt_wire import (
     DISCONNECT,
     DISCONNECT_PACKET,
     PINGREQ_PACKET,
+    PINGRESP,
     SUBACK,
     ConnectOptions,
     PacketReader,
@@ -116,7 +117,7 @@ class Link(asyncio.Protocol):
             got, body = await self._control.get()
             if got == kind:
                 return body
-            if got != 13:  # PINGRESP
+            if got != PINGRESP:
                 raise ProtocolError(f'expected packet type {kind}, got {got}')
 
 

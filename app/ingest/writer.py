@@ -29,7 +29,16 @@ from uuid import UUID
 import asyncpg
 
 from app.bus import DeviceChanged, EventBus, TelemetryStored
-from app.ingest.copy_rows import COLUMNS, HEADER, TRAILER, micros, number_tail, other_tail, series_prefix
+from app.ingest.copy_rows import (
+    COLUMNS,
+    HEADER,
+    TRAILER,
+    micros,
+    number_tail,
+    other_tail,
+    series_prefix,
+    stage_table,
+)
 from app.ingest.device_tallies import DeviceTally, Tallies, correct, write_tallies
 from app.ingest.latest import LatestBuffer
 from app.ingest.payload import Message
@@ -37,11 +46,7 @@ from app.ingest.quality import QualityDelta, SeqState, skew, take
 
 log = logging.getLogger(__name__)
 
-CREATE_STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
-    tenant_id uuid, device_id uuid, key_id integer, ts timestamptz,
-    value double precision, text_value text, bool_value boolean, json_value jsonb
-) ON COMMIT DELETE ROWS"""
+CREATE_STAGE = stage_table('ingest_stage')
 INSERT_ROWS = """
 INSERT INTO telemetry (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
 SELECT tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value
@@ -50,11 +55,8 @@ SPEND_KEYS = """
 UPDATE ingest_keys SET state = 'stored'
 FROM unnest($2::uuid[], $3::text[]) AS spent(device_id, key)
 WHERE ingest_keys.tenant_id = $1 AND ingest_keys.device_id = spent.device_id AND ingest_keys.key = spent.key"""
-MOVE_ROWS = """
-WITH added AS (
-    INSERT INTO telemetry (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
-    SELECT tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value
-    FROM ingest_stage WHERE tenant_id = $1
+MOVE_ROWS = f"""
+WITH added AS ({INSERT_ROWS}
     ON CONFLICT DO NOTHING
     RETURNING device_id
 )
@@ -191,17 +193,11 @@ class BatchWriter:
         return self._pending_rows >= self._limit
 
     async def submit(self, item: Item) -> None:
-        """Queue one item, waiting while the queue is full."""
+        """Queue one item (data or a rejection to count), waiting while the queue is full."""
         while self.full:
             self._room.clear()
             await self._room.wait()
         self.offer([item])
-
-    async def reject(self, rejection: Rejection) -> None:
-        while self.full:
-            self._room.clear()
-            await self._room.wait()
-        self.offer([rejection])
 
     @property
     def backlog(self) -> int:

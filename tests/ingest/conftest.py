@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support import GITO, broker_process, free_port
+from tests.support import broker_process, free_port
 
 
 @pytest.fixture
@@ -27,21 +24,3 @@ def deep_broker(mqtt_url: str, tmp_path: Path) -> Iterator[str]:
                                  'max_queued_bytes 0', 'persistence false', f'listener {port} 127.0.0.1', '']))
     with broker_process(['mosquitto', '-c', str(config)], port) as url:
         yield url
-
-
-def serve(env: dict[str, str]) -> subprocess.Popen[str]:
-    process = subprocess.Popen([*GITO, 'serve'], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read() if process.stderr else ''
-        try:
-            if httpx.get(f'http://127.0.0.1:{env["GITO_PORT"]}/readyz', timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    process.kill()
-    raise AssertionError('gito serve did not become ready within 60 s')
-
-

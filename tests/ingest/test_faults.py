@@ -23,8 +23,7 @@ from app.models.schemas import DeviceCreate
 from app.platform import Platform
 from tests.conftest import NewTenant
 from tests.faults import CuttableProxy, proxied_url, proxy_for
-from tests.ingest.conftest import serve
-from tests.support import free_port
+from tests.support import free_port, serve
 
 NOW_MS = int(time.time() * 1000) - 600_000  # every message has its own ts, ten minutes back and counting up
 

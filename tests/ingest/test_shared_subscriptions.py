@@ -16,9 +16,8 @@ import orjson
 from app.models.schemas import DeviceCreate
 from app.platform import Platform
 from tests.conftest import NewTenant
-from tests.ingest.conftest import serve
 from tests.ingest.test_faults import stored_levels
-from tests.support import free_port
+from tests.support import free_port, serve
 
 NOW_MS = int(time.time() * 1000) - 600_000
 
