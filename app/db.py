@@ -31,7 +31,7 @@ APP_GRANTS = ('tenants', 'users', 'devices', 'telemetry_keys', 'telemetry', 'lat
               'api_tokens', 'audit_log', 'notification_channels', 'notification_deliveries', 'notification_attempts',
               'notification_settings', 'rules', 'alarms', 'alarm_events',
               'maintenance_windows', 'ingest_keys', 'telemetry_1m', 'telemetry_1h', 'storage_settings',
-              'account_links')
+              'account_links', 'raw_messages', 'raw_archive_settings')
 
 
 def async_url(url: str) -> str:

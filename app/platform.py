@@ -39,6 +39,7 @@ from app.services.oidc import OidcService
 from app.services.platform_admin import PlatformAdminService
 from app.services.presence import PresenceService
 from app.services.rate_limits import BucketLimit, SignInLimiter, create_limits
+from app.services.raw_archive import RawArchive, RawArchivePolicy
 from app.services.rules.backtest import Backtester
 from app.services.rules.engine import RuleEngine
 from app.services.rules.maintenance import MaintenanceService
@@ -128,6 +129,8 @@ class Platform:
             _plain_dsn(self.db), self.bus, max_rows=settings.ingest_batch_rows,
             max_delay_s=settings.ingest_batch_ms / 1000,
         )
+        self.archive_policy = RawArchivePolicy(self.db, self.writer)
+        self.raw_archive = RawArchive(self.db, self.writer, self.archive_policy)
         self.alarms = AlarmService(self.db, self.bus, notifier=self.outbox)
         self.rules = RuleService(self.db, self.bus, self.alarms)
         self.maintenance = MaintenanceService(self.db)
@@ -155,6 +158,7 @@ class Platform:
         await self.directory.start()
         await recover_latest(self.db)  # latest values a crash left unwritten
         self.writer.restore_sequences(await load_sequences(self.db))
+        await self.archive_policy.refresh()
         await self.writer.start()
         if self.resolved.mqtt_url is None:
             await self._start_managed_broker()
@@ -172,6 +176,7 @@ class Platform:
         await self.presence.start()
         await self.storage_jobs.start(loop=self.settings.storage_jobs)
         self.audit_retention.job.start()
+        self.archive_policy.job.start()
         await self.scheduled_rules.start()
         self.notifications.start()
         self.started = True
@@ -184,6 +189,7 @@ class Platform:
         await self.presence.stop()
         await self.storage_jobs.stop()
         await self.audit_retention.job.stop()
+        await self.archive_policy.job.stop()
         await self.consumer.stop()
         await self.writer.stop()
         await self.rule_engine.stop()  # writes the last batches' alarm changes

@@ -18,9 +18,10 @@ from pydantic import BaseModel
 
 from app.api.problems import problem_responses
 from app.api.security import device_scheme
+from app.ingest.batch_items import Inbound, Rejection
 from app.ingest.directory import DeviceEntry
 from app.ingest.payload import MAX_PAYLOAD_BYTES, Message, PayloadError, decode, excerpt
-from app.ingest.writer import BatchWriter, Inbound, Rejection
+from app.ingest.writer import BatchWriter
 from app.platform import Platform
 from app.services.errors import AuthenticationFailed, DomainError, PermissionDenied, Unavailable
 from app.services.ingest_keys import MAX_KEY_LENGTH
@@ -91,7 +92,9 @@ async def read_body(request: Request) -> bytes:
 
 async def record_rejection(writer: BatchWriter, entry: DeviceEntry, reason: str, body: bytes, at: datetime) -> None:
     """Counted on the device as over MQTT; the device's answer does not wait for a full queue."""
-    rejection = Rejection(entry.tenant_id, entry.device_id, reason, excerpt(body), at)
+    archived = body if entry.tenant_id in writer.archiving else None
+    rejection = Rejection(entry.tenant_id, entry.device_id, reason, excerpt(body), at, payload=archived,
+                          transport='http')
     try:
         await asyncio.wait_for(writer.submit(rejection), REJECTION_TIMEOUT_S)
     except TimeoutError:
@@ -150,8 +153,9 @@ def ingest_router(platform: Platform) -> APIRouter:
                 response.headers['Idempotent-Replayed'] = 'true'
                 return IngestAccepted(accepted=claim.accepted, points=claim.points)
         try:
+            archived = body if entry.tenant_id in platform.writer.archiving else None
             await store(platform.writer, Inbound(entry.tenant_id, entry.device_id, messages, received_at,
-                                                 idempotency_key=idempotency_key))
+                                                 idempotency_key=idempotency_key, payload=archived, transport='http'))
         except Unavailable:
             if idempotency_key is not None:
                 await platform.ingest_keys.release(entry.tenant_id, entry.device_id, idempotency_key)

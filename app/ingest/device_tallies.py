@@ -25,14 +25,14 @@ TOUCH_DEVICES = """
 WITH seen AS (
     SELECT * FROM unnest($2::uuid[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
                          $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::jsonb[],
-                         $14::bigint[], $15::bigint[])
+                         $14::bigint[], $15::bigint[], $16::boolean[])
         AS s(id, at, received, malformed, reason, excerpt, stored, duplicate, out_of_order, missing, last_seq, gaps,
-             skew, max_skew)
+             skew, max_skew, live)
 ), old AS (
     SELECT d.id, d.status FROM devices d JOIN seen ON seen.id = d.id WHERE d.tenant_id = $1 FOR UPDATE OF d
 )
 UPDATE devices d SET
-    last_seen = greatest(d.last_seen, seen.at), status = 'online',
+    last_seen = greatest(d.last_seen, seen.at), status = CASE WHEN seen.live THEN 'online' ELSE d.status END,
     messages_received = d.messages_received + seen.received,
     messages_malformed = d.messages_malformed + seen.malformed,
     last_malformed_reason = coalesce(seen.reason, d.last_malformed_reason),
@@ -65,6 +65,7 @@ class DeviceTally:
     missing: int = 0  # net change of missing sequence numbers
     skew_ms: int | None = None
     max_skew_ms: int | None = None
+    live: bool = False  # something arrived from the device (not only readings replayed from the raw archive)
 
     def add_quality(self, delta: QualityDelta) -> None:
         self.duplicate += delta.duplicates
@@ -76,7 +77,35 @@ class DeviceTally:
                 self.max_skew_ms = delta.max_skew_ms
 
 
+    def absorb(self, older: DeviceTally) -> None:
+        """Add counts taken before these (a flush that failed and is put back)."""
+        self.received += older.received
+        self.malformed += older.malformed
+        self.stored += older.stored
+        self.duplicate += older.duplicate
+        self.out_of_order += older.out_of_order
+        self.missing += older.missing
+        self.at = max(self.at, older.at)
+        self.live = self.live or older.live
+        if self.reason is None:
+            self.reason, self.excerpt = older.reason, older.excerpt
+        if self.skew_ms is None:
+            self.skew_ms = older.skew_ms
+        if older.max_skew_ms is not None and (self.max_skew_ms is None
+                                              or abs(older.max_skew_ms) > abs(self.max_skew_ms)):
+            self.max_skew_ms = older.max_skew_ms
+
+
 Tallies = dict[UUID, DeviceTally]  # by device
+
+
+def restore(tallies: Tallies, older: Tallies) -> None:
+    for device_id, tally in older.items():
+        current = tallies.get(device_id)
+        if current is None:
+            tallies[device_id] = tally
+        else:
+            current.absorb(tally)
 
 
 def correct(tallies: Tallies, duplicates: dict[UUID, int]) -> None:
@@ -110,6 +139,9 @@ async def write_tallies(
             [orjson.dumps(s.gaps).decode() if s is not None and s.highest is not None else None
              for _, _, s, _ in entries],
             [t.skew_ms for _, t, _, _ in entries], [t.max_skew_ms for _, t, _, _ in entries],
+            [t.live for _, t, _, _ in entries],
         )
-        changes += [(tenant_id, row['id'], 'online') for row in previous if row['status'] != 'online']
+        live = {device_id for device_id, tally, _, _ in entries if tally.live}
+        changes += [(tenant_id, row['id'], 'online') for row in previous
+                    if row['status'] != 'online' and row['id'] in live]
     return changes

@@ -3,8 +3,9 @@
 Upserting every (device, key) of every batch caps PostgreSQL at ~80k rows/s on this class of machine; most of
 those upserts are overwritten a moment later. So the writer keeps the newest reading per (device, key) here
 (newest timestamp wins, not newest arrival) and writes them in the same transaction as a batch when the queue
-is idle (so under light load latest values commit with their rows, as before) or, under load, every `interval_s`
-(longer when a flush itself is slow, so that flushing never takes more than a tenth of the writer's time).
+is idle (so under light load latest values commit with their rows) or, under load, every `interval_s` (longer
+when a flush itself is slow) in a transaction of its own on a second connection, taken between two batches, so
+that no batch waits for it (see `state_flush.py`).
 
 Telemetry rows are the source of truth; `latest_values` is derived. A crash can lose at most the last interval
 of latest-value updates, never a reading: `recover_latest` recomputes, at start, the latest values of every
@@ -14,6 +15,7 @@ device seen in the recovery window from the telemetry table (one index lookup pe
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -63,6 +65,17 @@ def _columns(value: Any) -> tuple[Any, Any, Any, Any]:
     return None, None, None, orjson.dumps(value).decode()
 
 
+@dataclass
+class LatestSnapshot:
+    """Latest values taken out of the buffer to be written: per device, key name → (ts, value); device → tenant."""
+
+    values: dict[UUID, dict[str, tuple[datetime, Any]]]
+    tenants: dict[UUID, UUID]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
 class LatestBuffer:
     """Newest reading per (device, key) not yet written to `latest_values`: per device, key name → (ts, value)."""
 
@@ -71,7 +84,6 @@ class LatestBuffer:
         self._pending: dict[UUID, dict[str, tuple[datetime, Any]]] = {}
         self._tenants: dict[UUID, UUID] = {}
         self._last_flush = time.monotonic()
-        self._write_started = 0.0
         self._write_s = 0.0
         self.flushes = 0
 
@@ -86,34 +98,43 @@ class LatestBuffer:
             self._tenants[device_id] = tenant_id
         return values
 
-    def due(self, *, idle: bool) -> bool:
-        return bool(self._pending) and (idle or self.interval_elapsed())
-
     def interval_elapsed(self) -> bool:
         """At least `interval_s`, and long enough that flushing takes at most a tenth of the writer's time."""
         return time.monotonic() - self._last_flush >= max(self.interval_s, 9 * self._write_s)
 
-    async def write(self, connection: asyncpg.Connection, key_ids: dict[tuple[UUID, str], int]) -> int:
-        """Upsert everything pending inside the caller's transaction; call `written` after it commits."""
-        self._write_started = time.monotonic()
-        await connection.execute(CREATE_LATEST_STAGE)
-        tenants = self._tenants
-        records = [(tenants[device_id], device_id, key_ids[(tenants[device_id], key)], ts, *_columns(value))
-                   for device_id, values in self._pending.items() for key, (ts, value) in values.items()]
-        await connection.copy_records_to_table('latest_stage', records=records, columns=COLUMNS)
-        for tenant_id in {record[0] for record in records}:
-            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
-            await connection.execute(UPSERT_LATEST, tenant_id)
-        return len(records)
+    def take(self) -> LatestSnapshot:
+        """Everything pending, to be written; the buffer starts empty (see `restore` if the write fails)."""
+        snapshot = LatestSnapshot(self._pending, self._tenants)
+        self._pending, self._tenants = {}, {}
+        return snapshot
 
-    def written(self) -> None:
-        self._pending.clear()
-        self._tenants.clear()
+    def restore(self, snapshot: LatestSnapshot) -> None:
+        """Put back what could not be written, under what arrived since (newest timestamp still wins)."""
+        for device_id, values in snapshot.values.items():
+            current = self.for_device(snapshot.tenants[device_id], device_id)
+            for key, held in values.items():
+                newer = current.get(key)
+                if newer is None or newer[0] < held[0]:
+                    current[key] = held
+
+    def written(self, seconds: float) -> None:
         self._last_flush = time.monotonic()
-        if self._write_started:
-            self._write_s = self._last_flush - self._write_started
-            self._write_started = 0.0
+        self._write_s = seconds
         self.flushes += 1
+
+
+async def write_latest(connection: asyncpg.Connection, snapshot: LatestSnapshot,
+                       key_ids: dict[tuple[UUID, str], int]) -> int:
+    """Upsert a snapshot inside the caller's transaction, per tenant (row-level security checks each)."""
+    await connection.execute(CREATE_LATEST_STAGE)
+    tenants = snapshot.tenants
+    records = [(tenants[device_id], device_id, key_ids[(tenants[device_id], key)], ts, *_columns(value))
+               for device_id, values in snapshot.values.items() for key, (ts, value) in values.items()]
+    await connection.copy_records_to_table('latest_stage', records=records, columns=COLUMNS)
+    for tenant_id in {record[0] for record in records}:
+        await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
+        await connection.execute(UPSERT_LATEST, tenant_id)
+    return len(records)
 
 
 async def recover_latest(db: Database, *, window_s: int = 86_400) -> None:

@@ -23,11 +23,12 @@ from uuid import UUID
 
 from nicegui import binding
 
+from app.ingest.batch_items import Acknowledge, Inbound, Item, Rejection
 from app.ingest.directory import DeviceDirectory, DeviceEntry
 from app.ingest.mqtt_reader import Link, MqttReader
 from app.ingest.mqtt_wire import ConnectOptions, Publish
-from app.ingest.payload import PayloadError, decode, excerpt
-from app.ingest.writer import Acknowledge, BatchWriter, Inbound, Item, Rejection
+from app.ingest.payload import MAX_PAYLOAD_BYTES, PayloadError, decode, excerpt
+from app.ingest.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -258,14 +259,16 @@ class MqttConsumer:
               ack: tuple[Acknowledge, bytes]) -> Item | None:
         if entry is None or entry.tenant_id != route.tenant_id or not entry.accepts_data:
             return None
+        kept = payload[:MAX_PAYLOAD_BYTES] if entry.tenant_id in self._writer.archiving else None  # raw archive
         if route.kind == 's':
-            return Inbound(entry.tenant_id, route.device_id, [], received_at, ack=ack)
+            return Inbound(entry.tenant_id, route.device_id, [], received_at, ack=ack, payload=kept)
         try:
             messages = decode(payload, received_at=received_at)
         except PayloadError as error:
             log.info('payload rejected', extra={'device_id': str(route.device_id), 'reason': str(error)})
-            return Rejection(entry.tenant_id, route.device_id, str(error), excerpt(payload), received_at, ack=ack)
-        return Inbound(entry.tenant_id, route.device_id, messages, received_at, ack=ack)
+            return Rejection(entry.tenant_id, route.device_id, str(error), excerpt(payload), received_at, ack=ack,
+                             payload=kept)
+        return Inbound(entry.tenant_id, route.device_id, messages, received_at, ack=ack, payload=kept)
 
     def _ignore(self, topic: bytes, link: Link | None = None, packet_id: bytes | None = None) -> None:
         self.ignored += 1

@@ -4,10 +4,11 @@ Accepted messages are grouped into batches (by row count or a few tens of millis
 batch is prepared once in memory (sequence duplicates dropped, data-quality counters taken, rows built), then
 copied into a per-connection staging table with binary COPY and moved into `telemetry` per tenant, with
 `app.tenant_id` set for each tenant's rows so row-level security checks every insert; the rows a tenant's insert
-really added are counted per device (the rest were duplicates of the same device, key and timestamp). Latest
-values and the devices' last_seen, status and counters are collapsed in memory and written in a batch's
-transaction when the queue is idle or at least every second (see `latest.py` and `device_tallies.py`). Only after
-the commit are waiters released (HTTP answers, MQTT acks, in bulk) and events published.
+really added are counted per device (the rest were duplicates of the same device, key and timestamp). The payloads
+of tenants that keep a raw archive are stored as received in the same transaction (`raw_rows.py`). Latest values
+and the devices' last_seen, status and counters are collapsed in memory and written with a batch when the queue
+is idle, else aside at least every second (`state_flush.py`). Only after the commit are waiters released (HTTP
+answers, MQTT acks, in bulk) and events published.
 
 When PostgreSQL is unreachable the batch is retried until it commits. The queue in front is bounded in rows:
 `offer` (the MQTT reader, synchronous) always takes what it is given and reports `full`, so the reader pauses its
@@ -22,13 +23,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
 from app.bus import DeviceChanged, EventBus, TelemetryStored
+from app.ingest.batch_items import Acknowledge, Inbound, Item, Prepared, Rejection, WriterStats, rows_in
 from app.ingest.copy_rows import (
     COLUMNS,
     HEADER,
@@ -39,10 +40,14 @@ from app.ingest.copy_rows import (
     series_prefix,
     stage_table,
 )
-from app.ingest.device_tallies import DeviceTally, Tallies, correct, write_tallies
+from app.ingest.device_tallies import DeviceTally, correct
 from app.ingest.latest import LatestBuffer
 from app.ingest.payload import Message
 from app.ingest.quality import QualityDelta, SeqState, skew, take
+from app.ingest.raw_rows import CREATE_RAW_STAGE, INSERT_RAW, RAW_COLUMNS, archive_rows
+from app.ingest.state_flush import Changes, StateFlush, StateSnapshot, publish_online
+
+__all__ = ['Acknowledge', 'BatchWriter', 'Inbound', 'Item', 'Rejection']
 
 log = logging.getLogger(__name__)
 
@@ -62,64 +67,7 @@ WITH added AS ({INSERT_ROWS}
 )
 SELECT device_id, count(*) AS added FROM added GROUP BY device_id"""
 
-Acknowledge = Callable[[list[bytes]], None]
-
-
-@dataclass
-class Inbound:
-    """What one device sent in one MQTT message or HTTP request. No messages: a sign of life only."""
-
-    tenant_id: UUID
-    device_id: UUID
-    messages: list[Message]
-    received_at: datetime
-    done: asyncio.Future[None] | None = None
-    # (acknowledge, id): once the batch holding it is committed, `acknowledge` is called with the ids of all of its
-    # messages that share it (MQTT PUBACKs in one write); b'' for messages that need no PUBACK (QoS 0)
-    ack: tuple[Acknowledge, bytes] | None = None
-    idempotency_key: str | None = None  # HTTP ingest: marked stored in the same transaction as the rows
-
-
-@dataclass(frozen=True)
-class Rejection:
-    tenant_id: UUID
-    device_id: UUID
-    reason: str
-    excerpt: str
-    at: datetime
-    ack: tuple[Acknowledge, bytes] | None = None
-
-
-Item = Inbound | Rejection
 CommitListener = Callable[[list[TelemetryStored]], Awaitable[None]]
-
-
-@dataclass
-class WriterStats:
-    batches: int = 0
-    rows: int = 0
-    messages: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    last_commit_ms: float = 0.0
-    commit_s: float = 0.0  # cumulative time in PostgreSQL transactions
-    listeners_s: float = 0.0  # cumulative time in commit listeners (the rule engine): it is ingest time too
-    insert_s: float = 0.0  # of commit_s: COPY and INSERT of telemetry rows
-    flush_s: float = 0.0  # of commit_s: latest values and device counters
-    prepare_s: float = 0.0  # sequence and quality bookkeeping in Python before the transaction
-    encode_s: float = 0.0  # of commit_s: binary COPY rows built in Python
-    finish_s: float = 0.0  # of commit_s: the COMMIT
-    failures: int = 0
-
-
-@dataclass
-class Prepared:
-    """A batch made ready once (duplicates out, counters taken), encoded once, committed as often as it takes."""
-
-    items: list[Item]
-    messages: dict[UUID, list[tuple[UUID, Message]]] = field(default_factory=dict)  # per tenant: (device, message)
-    offered: dict[UUID, tuple[UUID, int]] = field(default_factory=dict)  # device → (tenant, readings inserted)
-    copies: dict[UUID, bytearray] | None = None  # per tenant: its rows in binary COPY format
 
 
 class BatchWriter:
@@ -127,28 +75,32 @@ class BatchWriter:
         self, dsn: str, bus: EventBus, *, max_rows: int = 5000, max_delay_s: float = 0.05,
         queue_limit: int = 100_000, latest_interval_s: float = 1.0,
     ) -> None:
-        self.latest = LatestBuffer(interval_s=latest_interval_s)
-        self._tallies: Tallies = {}  # device counters of prepared batches not yet written
         self._sequences: dict[UUID, SeqState] = {}
+        self._keys: dict[tuple[UUID, str], int] = {}
+        self.state = StateFlush(dsn, bus, self._keys, self._sequences.get, interval_s=latest_interval_s)
+        self.archiving: frozenset[UUID] = frozenset()  # tenants keeping a raw archive (see RawArchivePolicy)
         self._stopping = False
         self._dsn = dsn
         self._bus = bus
         self._max_rows = max_rows
         self._max_delay_s = max_delay_s
         self._limit = queue_limit  # rows waiting before `full`
-        self._pending: deque[Item] = deque()
+        self._pending: deque[tuple[list[Item], int]] = deque()  # as offered: (items, their rows)
         self._pending_rows = 0
         self._has_items = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
         self._drained: list[Callable[[], None]] = []
-        self._keys: dict[tuple[UUID, str], int] = {}
         self._prefixes: dict[UUID, dict[str, bytes]] = {}  # per device, key name → its rows' first columns
         self._connection: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self.healthy = True
         self.stats = WriterStats()
         self._listeners: list[CommitListener] = []
+
+    @property
+    def latest(self) -> LatestBuffer:
+        return self.state.latest
 
     def on_committed(self, listener: CommitListener) -> None:
         """Call `listener` with each committed batch's readings (per device), before the next batch is taken.
@@ -173,6 +125,7 @@ class BatchWriter:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self._task, timeout=10)
+        await self.state.close()
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 await self._connection.close()
@@ -181,8 +134,8 @@ class BatchWriter:
         """Queue items without waiting (the caller checks `full` and stops reading)."""
         rows = 0
         for item in items:
-            rows += _rows_in(item)
-        self._pending.extend(items)
+            rows += rows_in(item)
+        self._pending.append((items, rows))
         self._pending_rows += rows
         self._has_items.set()
         if self._pending_rows >= self._limit:
@@ -201,11 +154,11 @@ class BatchWriter:
 
     @property
     def backlog(self) -> int:
-        return len(self._pending)
+        return sum(len(items) for items, _ in self._pending)
 
     def discard_pending(self) -> int:
         """Forget what is queued and not yet taken (a crash, in tests); returns how many items."""
-        count = len(self._pending)
+        count = self.backlog
         self._pending.clear()
         self._pending_rows = 0
         self._room.set()
@@ -220,18 +173,28 @@ class BatchWriter:
                 self.stats.prepare_s += time.perf_counter() - started
                 await self._commit_until_done(prepared)
             elif self._stopping:
-                if len(self.latest) or self._tallies:
+                await self.state.wait()
+                if self.state.pending:
                     await self._commit_until_done(Prepared([]))  # pending latest values: write them first
                 return
+            elif not self.state.busy and self.state.pending:
+                await self._commit_until_done(Prepared([]))  # idle again after a flush aside: the rest now
 
     async def _collect(self) -> list[Item]:
-        """The next batch: up to `max_rows` rows, waiting at most `max_delay_s` after the first item."""
+        """The next batch: about `max_rows` rows (whole offers), waiting at most `max_delay_s` after the first.
+        Empty when stopping, or when idle with latest values left to write."""
         pending = self._pending
         while not pending:
             if self._stopping:
                 return []
             self._has_items.clear()
-            await self._has_items.wait()
+            if self.state.pending:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._has_items.wait(), self._max_delay_s)
+                if not pending:
+                    return []
+            else:
+                await self._has_items.wait()
         items: list[Item] = []
         rows = 0
         deadline = time.monotonic() + self._max_delay_s
@@ -244,9 +207,9 @@ class BatchWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._has_items.wait(), remaining)
                 continue
-            item = pending.popleft()
-            items.append(item)
-            rows += _rows_in(item)
+            offered, weight = pending.popleft()
+            items += offered
+            rows += weight
         self._pending_rows -= rows
         if not self._room.is_set() and self._pending_rows < self._limit // 2:
             self._room.set()
@@ -257,8 +220,7 @@ class BatchWriter:
     def _prepare(self, items: list[Item]) -> Prepared:
         """Sequence duplicates out, counters taken: once per batch (it is then retried until it commits)."""
         prepared = Prepared(items)
-        tallies = self._tallies
-        sequences = self._sequences
+        tallies = self.state.tallies
         for item in items:
             device_id = item.device_id
             tally = tallies.get(device_id)
@@ -267,38 +229,51 @@ class BatchWriter:
             if isinstance(item, Rejection):
                 tally.received += 1
                 tally.malformed += 1
+                tally.live = True
                 tally.reason, tally.excerpt = item.reason, item.excerpt
                 if item.at > tally.at:
                     tally.at = item.at
                 continue
-            tally.received += len(item.messages)
-            if item.received_at > tally.at:
-                tally.at = item.received_at
+            replayed = item.replayed
+            if not replayed:
+                tally.received += len(item.messages)
+                tally.live = True
+                if item.received_at > tally.at:
+                    tally.at = item.received_at
             if not item.messages:
                 continue
-            state = sequences.get(device_id)
-            if state is None:
-                state = sequences[device_id] = SeqState()
-            delta = QualityDelta()
             accepted = prepared.messages.get(item.tenant_id)
             if accepted is None:
                 accepted = prepared.messages[item.tenant_id] = []
-            offered = 0
-            sent_ts = None
-            for message in item.messages:
-                if take(state, delta, seq=message.seq, ts=message.ts, readings=len(message.readings)):
-                    accepted.append((device_id, message))
-                    offered += len(message.readings)
-                    if message.ts_sent:
-                        sent_ts = message.ts
-            if sent_ts is not None:
-                skew(delta, ts=sent_ts, received_at=item.received_at)
+            if replayed:  # old data: its seq is not news; duplicates are caught by (device, key, ts)
+                accepted += [(device_id, message) for message in item.messages]
+                offered = sum(len(message.readings) for message in item.messages)
+            else:
+                offered = self._take_sequenced(item, accepted, tally)
             if offered:
                 tally.stored += offered
                 held = prepared.offered.get(device_id)
                 prepared.offered[device_id] = (item.tenant_id, offered + (held[1] if held else 0))
-            tally.add_quality(delta)
         return prepared
+
+    def _take_sequenced(self, item: Inbound, accepted: list[tuple[UUID, Message]], tally: DeviceTally) -> int:
+        """Messages taken (not `seq` duplicates) into `accepted`; the readings they hold."""
+        state = self._sequences.get(item.device_id)
+        if state is None:
+            state = self._sequences[item.device_id] = SeqState()
+        delta = QualityDelta()
+        offered = 0
+        sent_ts = None
+        for message in item.messages:
+            if take(state, delta, seq=message.seq, ts=message.ts, readings=len(message.readings)):
+                accepted.append((item.device_id, message))
+                offered += len(message.readings)
+                if message.ts_sent:
+                    sent_ts = message.ts
+        if sent_ts is not None:
+            skew(delta, ts=sent_ts, received_at=item.received_at)
+        tally.add_quality(delta)
+        return offered
 
     async def _encode(self, connection: asyncpg.Connection, prepared: Prepared) -> None:
         """Every accepted reading as a binary COPY row; latest values updated (once: the batch will commit)."""
@@ -311,6 +286,7 @@ class BatchWriter:
                 assert not isinstance(encoded, set)
             copies[tenant_id] = encoded
         prepared.copies = copies
+        prepared.archive = archive_rows(prepared.items, self.archiving) if self.archiving else {}
 
     def _encode_tenant(self, tenant_id: UUID, entries: list[tuple[UUID, Message]]) -> bytearray | set[str]:
         out = bytearray(HEADER)
@@ -369,6 +345,9 @@ class BatchWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         stored = self._after_commit(prepared, changes, duplicates)
+        if (self._pending and not self._stopping and not self.state.busy and self.state.pending
+                and self.latest.interval_elapsed()):
+            self.state.start_aside()
         started = time.perf_counter()
         for listener in self._listeners:
             try:
@@ -387,10 +366,11 @@ class BatchWriter:
         if self._connection is None or self._connection.is_closed():
             connection = await asyncpg.connect(self._dsn, timeout=5)
             await connection.execute(CREATE_STAGE)
+            await connection.execute(CREATE_RAW_STAGE)
             self._connection = connection
         return self._connection
 
-    async def _commit(self, prepared: Prepared) -> tuple[list[tuple[UUID, UUID, str]], dict[UUID, int]]:
+    async def _commit(self, prepared: Prepared) -> tuple[Changes, dict[UUID, int]]:
         """One transaction; returns the devices that came online and, per device, readings found to be duplicates."""
         connection = await self._connect()
         if prepared.copies is None:
@@ -398,43 +378,55 @@ class BatchWriter:
             await self._encode(connection, prepared)
             self.stats.encode_s += time.perf_counter() - started
         assert prepared.copies is not None
-        changes: list[tuple[UUID, UUID, str]] = []
+        assert prepared.archive is not None
+        changes: Changes = []
         duplicates: dict[UUID, int] = {}
-        async with connection.transaction():
-            started = time.perf_counter()
-            for tenant_id, rows in prepared.copies.items():
-                if len(rows) <= len(HEADER) + len(TRAILER):
-                    continue
-                await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
-                await connection.copy_to_table('ingest_stage', source=rows, columns=COLUMNS, format='binary')
-                try:  # duplicates are rare: a plain INSERT first, about a third cheaper than ON CONFLICT
-                    async with connection.transaction():
-                        await connection.execute(INSERT_ROWS, tenant_id)
-                except asyncpg.UniqueViolationError:
-                    added = {record[0]: record[1] for record in await connection.fetch(MOVE_ROWS, tenant_id)}
-                    for device_id, (tenant, offered) in prepared.offered.items():
-                        if tenant == tenant_id and offered != added.get(device_id, 0):
-                            duplicates[device_id] = offered - added.get(device_id, 0)
-            self.stats.insert_s += time.perf_counter() - started
-            for tenant_id, keys in _idempotency_keys(prepared.items).items():
-                await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
-                await connection.execute(SPEND_KEYS, tenant_id, [device for device, _ in keys], [k for _, k in keys])
-            idle = self._stopping or not self._pending
-            flush = self.latest.due(idle=idle) or (bool(self._tallies) and (idle or self.latest.interval_elapsed()))
-            if flush:
+        snapshot: StateSnapshot | None = None
+        try:
+            async with connection.transaction():
                 started = time.perf_counter()
-                if len(self.latest):
-                    await self.latest.write(connection, self._keys)
-                changes = await write_tallies(connection, self._tallies, duplicates, self._sequences.get)
-                self.stats.flush_s += time.perf_counter() - started
-            started = time.perf_counter()
+                for tenant_id, rows in prepared.copies.items():
+                    if len(rows) > len(HEADER) + len(TRAILER):
+                        await self._insert_rows(connection, tenant_id, rows, prepared, duplicates)
+                for tenant_id, rows in prepared.archive.items():
+                    await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
+                    await connection.copy_to_table('raw_stage', source=rows, columns=RAW_COLUMNS, format='binary')
+                    await connection.execute(INSERT_RAW, tenant_id)
+                self.stats.insert_s += time.perf_counter() - started
+                for tenant_id, keys in _idempotency_keys(prepared.items).items():
+                    await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
+                    await connection.execute(SPEND_KEYS, tenant_id, [device for device, _ in keys],
+                                             [k for _, k in keys])
+                idle = self._stopping or not self._pending
+                if idle and not self.state.busy and self.state.pending:
+                    started = time.perf_counter()
+                    snapshot = self.state.take()
+                    changes = await self.state.write(connection, snapshot, duplicates)
+                    flush_s = time.perf_counter() - started
+                started = time.perf_counter()
+        except BaseException:
+            if snapshot is not None:
+                self.state.put_back(snapshot)
+            raise
         self.stats.finish_s += time.perf_counter() - started  # COMMIT itself: the WAL written and flushed
-        if flush:
-            self.latest.written()
-            self._tallies = {}
+        if snapshot is not None:
+            self.state.written(flush_s)
         else:
-            correct(self._tallies, duplicates)
+            correct(self.state.tallies, duplicates)
         return changes, duplicates
+
+    async def _insert_rows(self, connection: asyncpg.Connection, tenant_id: UUID, rows: bytearray,
+                           prepared: Prepared, duplicates: dict[UUID, int]) -> None:
+        await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
+        await connection.copy_to_table('ingest_stage', source=rows, columns=COLUMNS, format='binary')
+        try:  # duplicates are rare: a plain INSERT first, about a third cheaper than ON CONFLICT
+            async with connection.transaction():
+                await connection.execute(INSERT_ROWS, tenant_id)
+        except asyncpg.UniqueViolationError:
+            added = {record[0]: record[1] for record in await connection.fetch(MOVE_ROWS, tenant_id)}
+            for device_id, (tenant, offered) in prepared.offered.items():
+                if tenant == tenant_id and offered != added.get(device_id, 0):
+                    duplicates[device_id] = offered - added.get(device_id, 0)
 
     async def _add_keys(self, connection: asyncpg.Connection, tenant_id: UUID, names: list[str]) -> None:
         """Add key names to the tenant's key dictionary (a transaction of its own: keys are never taken back)."""
@@ -453,8 +445,7 @@ class BatchWriter:
         for device_id, state in states.items():
             self._sequences.setdefault(device_id, state)
 
-    def _after_commit(self, prepared: Prepared, changes: list[tuple[UUID, UUID, str]],
-                      duplicates: dict[UUID, int]) -> list[TelemetryStored]:
+    def _after_commit(self, prepared: Prepared, changes: Changes, duplicates: dict[UUID, int]) -> list[TelemetryStored]:
         self.stats.batches += 1
         acks: dict[Acknowledge, list[bytes]] = {}
         rejected: set[tuple[UUID, UUID]] = set()
@@ -487,23 +478,18 @@ class BatchWriter:
         dropped = sum(duplicates.values())
         self.stats.rows += sum(offered for _, offered in prepared.offered.values()) - dropped
         self.stats.duplicates += dropped
+        self.stats.archived += sum(1 for item in prepared.items if item.payload is not None
+                                   and item.tenant_id in self.archiving)
         events = [
             TelemetryStored(tenant_id, device_id, tuple(messages), last_seen)
             for (tenant_id, device_id), (messages, last_seen) in stored.items()
         ]
         for event in events:
             self._bus.telemetry_stored.publish(event)
-        for tenant_id, device_id, _ in changes:
-            self._bus.device_changed.publish(DeviceChanged(tenant_id=tenant_id, device_id=device_id, change='online'))
+        publish_online(self._bus, changes)
         for tenant_id, device_id in rejected:
             self._bus.device_changed.publish(DeviceChanged(tenant_id=tenant_id, device_id=device_id, change='rejected'))
         return events
-
-
-def _rows_in(item: Item) -> int:
-    if isinstance(item, Rejection):
-        return 1
-    return max(1, sum(len(message.readings) for message in item.messages))
 
 
 def _idempotency_keys(items: list[Item]) -> dict[UUID, list[tuple[UUID, str]]]:

@@ -24,11 +24,13 @@ class Permission(StrEnum):
     ACKNOWLEDGE_ALARMS = 'acknowledge_alarms'
     SEND_COMMANDS = 'send_commands'
     MANAGE_STORAGE = 'manage_storage'
+    REPLAY_DATA = 'replay_data'
 
 
 _TECHNICIAN = frozenset({Permission.VIEW, Permission.MANAGE_DEVICES, Permission.COMMISSION_DEVICES,
                          Permission.ACKNOWLEDGE_ALARMS})
-_OPERATOR = _TECHNICIAN | {Permission.MANAGE_RULES, Permission.MANAGE_ALARMS, Permission.SEND_COMMANDS}
+_OPERATOR = _TECHNICIAN | {Permission.MANAGE_RULES, Permission.MANAGE_ALARMS, Permission.SEND_COMMANDS,
+                           Permission.REPLAY_DATA}
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     'admin': frozenset(Permission),
     'operator': _OPERATOR,
@@ -43,6 +45,7 @@ MESSAGES = {
     Permission.VIEW_AUDIT: 'Only an admin can read the audit log.',
     Permission.MANAGE_DEVICES: 'Your role can only view devices.',
     Permission.MANAGE_STORAGE: 'Only an admin can manage data retention.',
+    Permission.REPLAY_DATA: 'Only an operator or admin can replay archived messages.',
 }
 
 

@@ -15,6 +15,7 @@ from alembic import op
 from sqlalchemy import text
 
 from app.services.storage.native_sql import (
+    DAY_PARTITION_FUNCTION,
     PARTITION_FUNCTION,
     PARTITION_RLS_FUNCTION,
     PARTITIONED_TELEMETRY,
@@ -60,6 +61,7 @@ def upgrade() -> None:
             op.execute(statement)
     else:
         op.execute(PARTITION_RLS_FUNCTION)
+        op.execute(DAY_PARTITION_FUNCTION)
         op.execute(PARTITION_FUNCTION)
         run_script(PARTITIONED_TELEMETRY)
         tenant_rls('telemetry')

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import Database
 from app.services.storage import timescale
 from app.services.storage.native_sql import DEFAULT_PARTITION
+from app.services.storage.raw_retention import apply_raw_retention, ensure_raw_partitions
 from app.services.storage.retention import (
     DEFAULT_RETENTION,
     Retention,
@@ -67,23 +68,25 @@ class StorageMaintenance:
 
     async def ensure_partitions(self, *, today: date | None = None, ahead: int = DAYS_AHEAD) -> list[date]:
         """Daily partitions from yesterday to `ahead` days on, and for the days of rows parked in the default
-        partition (within the longest retention); returns the days created. No-op on TimescaleDB."""
-        if self.backend != 'native':
-            return []
+        partition (within the longest retention); returns the days created (of telemetry on plain PostgreSQL,
+        TimescaleDB makes its own chunks; of the raw archive on both)."""
         today = today or datetime.now(UTC).date()
+        days = [today + timedelta(days=offset) for offset in range(-1, ahead + 1)]
         created = []
         async with self._db.system() as session:
             if not await session.scalar(text(TRY_LOCK), {'id': HOUSEKEEPING_LOCK_ID}):
                 return []
-            longest = max((r.raw_days for r in (await tenant_retentions(session)).values()),
-                          default=DEFAULT_RETENTION.raw_days)
-            parked = (await session.scalars(text(DEFAULT_DAYS), {'days': longest})).all()
-            days = sorted({today + timedelta(days=offset) for offset in range(-1, ahead + 1)} | set(parked))
-            for day in days:
-                if await session.scalar(text('SELECT gito_telemetry_partition(:day)'), {'day': day}):
-                    created.append(day)
-        if created:
-            log.info('telemetry partitions created', extra={'days': [d.isoformat() for d in created]})
+            if self.backend == 'native':
+                longest = max((r.raw_days for r in (await tenant_retentions(session)).values()),
+                              default=DEFAULT_RETENTION.raw_days)
+                parked = (await session.scalars(text(DEFAULT_DAYS), {'days': longest})).all()
+                for day in sorted(set(days) | set(parked)):
+                    if await session.scalar(text('SELECT gito_telemetry_partition(:day)'), {'day': day}):
+                        created.append(day)
+            raw_created = await ensure_raw_partitions(session, days)
+        if created or raw_created:
+            log.info('partitions created', extra={'telemetry': [d.isoformat() for d in created],
+                                                   'raw_archive': [d.isoformat() for d in raw_created]})
         return created
 
     async def refresh_rollups(self) -> RollupRun:
@@ -104,7 +107,10 @@ class StorageMaintenance:
                 run = await apply_native_retention(session, now=now)
             else:
                 run, policies = await timescale_retention(session, policies)
+            raw = await apply_raw_retention(session, now=now)
         self._policies = policies  # committed
+        run = RetentionRun(dropped_partitions=run.dropped_partitions + raw.dropped_partitions,
+                           deleted_rows=run.deleted_rows + raw.deleted_rows)
         if run.dropped_partitions or run.deleted_rows:
             log.info('retention applied', extra={'dropped': list(run.dropped_partitions), 'deleted': run.deleted_rows})
         return run

@@ -6,12 +6,13 @@ The migration creates these functions and the scheduled job calls them (as the o
   every tenant table, and no privilege for anyone but the owner. The app role reaches partitions only through
   the parent (whose policies PostgreSQL applies); naming a partition directly is refused, so a partition is no
   way around row-level security.
-- `gito_telemetry_partition(day)`: the partition of one UTC day, created once. Rows of that day that landed in
-  the default partition meanwhile (the scheduler was down, or late data) are moved into it in the same
-  transaction, so creating a partition never loses or strands a row.
+- `gito_day_partition(parent, column, day)`: the partition `<parent>_pYYYYMMDD` of one UTC day, created once.
+  Rows of that day that landed in the default partition `<parent>_default` meanwhile (the scheduler was down,
+  or late data) are moved into it in the same transaction, so creating a partition never loses or strands a
+  row. `gito_telemetry_partition(day)` is that for `telemetry`; the raw archive (`raw_messages`) uses it too.
 """
 
-PARTITION_PREFIX = 'telemetry_p'
+PARTITION_PREFIX = 'telemetry_p'  # the names gito_day_partition gives
 DEFAULT_PARTITION = 'telemetry_default'
 
 PARTITION_RLS_FUNCTION = """
@@ -26,10 +27,12 @@ BEGIN
     EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', partition);
 END $$"""
 
-PARTITION_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION gito_telemetry_partition(day date) RETURNS boolean LANGUAGE plpgsql AS $$
+DAY_PARTITION_FUNCTION = """
+CREATE OR REPLACE FUNCTION gito_day_partition(parent text, ts_column text, day date) RETURNS boolean
+LANGUAGE plpgsql AS $$
 DECLARE
-    name text := '{PARTITION_PREFIX}' || to_char(day, 'YYYYMMDD');
+    name text := parent || '_p' || to_char(day, 'YYYYMMDD');
+    fallback text := parent || '_default';
     low timestamptz := day::timestamp AT TIME ZONE 'UTC';
     high timestamptz := (day + 1)::timestamp AT TIME ZONE 'UTC';
 BEGIN
@@ -37,13 +40,19 @@ BEGIN
         RETURN false;
     END IF;
     -- Writers wait a moment: no row of that day may reach the default partition between the move and the attach.
-    LOCK TABLE {DEFAULT_PARTITION} IN ACCESS EXCLUSIVE MODE;
-    EXECUTE format('CREATE TABLE %I (LIKE telemetry INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
-    EXECUTE format('WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE ts >= $1 AND ts < $2 RETURNING *)
-                    INSERT INTO %I SELECT * FROM moved', name) USING low, high;
-    EXECUTE format('ALTER TABLE telemetry ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', name, low, high);
+    EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', fallback);
+    EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name, parent);
+    EXECUTE format('WITH moved AS (DELETE FROM %I WHERE %I >= $1 AND %I < $2 RETURNING *)
+                    INSERT INTO %I SELECT * FROM moved', fallback, ts_column, ts_column, name) USING low, high;
+    EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', parent, name, low, high);
     PERFORM gito_partition_rls(name::regclass);
     RETURN true;
+END $$"""
+
+PARTITION_FUNCTION = """
+CREATE OR REPLACE FUNCTION gito_telemetry_partition(day date) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN gito_day_partition('telemetry', 'ts', day);
 END $$"""
 
 PARTITIONED_TELEMETRY = f"""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from uuid import UUID
@@ -23,7 +22,6 @@ class Retention:
 
 
 DEFAULT_RETENTION = Retention(raw_days=30, minute_days=180, hour_days=730)
-PARTITION_NAME = re.compile(rf'^{PARTITION_PREFIX}(\d{{8}})$')
 
 TENANT_RETENTION = f"""
 SELECT t.id, coalesce(s.raw_days, {DEFAULT_RETENTION.raw_days}),
@@ -31,7 +29,7 @@ SELECT t.id, coalesce(s.raw_days, {DEFAULT_RETENTION.raw_days}),
 FROM tenants t LEFT JOIN storage_settings s ON s.tenant_id = t.id"""
 PARTITIONS = """
 SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-WHERE i.inhparent = 'telemetry'::regclass ORDER BY 1"""
+WHERE i.inhparent = CAST(:parent AS regclass) ORDER BY 1"""
 TRIM = {
     'raw': 'DELETE FROM telemetry WHERE tenant_id = :tenant AND ts < :cutoff',
     'minute': 'DELETE FROM telemetry_1m WHERE tenant_id = :tenant AND bucket < :cutoff',
@@ -45,9 +43,24 @@ class RetentionRun:
     deleted_rows: int
 
 
-def partition_day(name: str) -> date | None:
-    match = PARTITION_NAME.match(name)
-    return datetime.strptime(match.group(1), '%Y%m%d').date() if match else None
+def partition_day(name: str, prefix: str = PARTITION_PREFIX) -> date | None:
+    """The UTC day of a partition named `<prefix>YYYYMMDD`."""
+    digits = name.removeprefix(prefix)
+    if digits == name or len(digits) != 8 or not digits.isdigit():
+        return None
+    return datetime.strptime(digits, '%Y%m%d').date()
+
+
+async def drop_partitions_before(session: AsyncSession, parent: str, horizon: datetime) -> list[str]:
+    """Drop `parent`'s daily partitions that end at or before `horizon`; their names."""
+    dropped = []
+    for name in (await session.scalars(text(PARTITIONS), {'parent': parent})).all():
+        day = partition_day(name, f'{parent}_p')
+        if day is not None and datetime(day.year, day.month, day.day, tzinfo=horizon.tzinfo) + timedelta(days=1) \
+                <= horizon:
+            await session.execute(text(f'DROP TABLE "{name}"'))
+            dropped.append(name)
+    return dropped
 
 
 async def tenant_retentions(session: AsyncSession) -> dict[UUID, Retention]:
@@ -59,13 +72,7 @@ async def apply_native_retention(session: AsyncSession, *, now: datetime) -> Ret
     """In the caller's owner transaction (under the job's advisory lock)."""
     retentions = await tenant_retentions(session)
     longest = max((r.raw_days for r in retentions.values()), default=DEFAULT_RETENTION.raw_days)
-    horizon = now - timedelta(days=longest)
-    dropped = []
-    for name in (await session.scalars(text(PARTITIONS))).all():
-        day = partition_day(name)
-        if day is not None and datetime(day.year, day.month, day.day, tzinfo=now.tzinfo) + timedelta(days=1) <= horizon:
-            await session.execute(text(f'DROP TABLE "{name}"'))
-            dropped.append(name)
+    dropped = await drop_partitions_before(session, 'telemetry', now - timedelta(days=longest))
     deleted = 0
     for tenant_id, retention in retentions.items():
         for kind, days in (('raw', retention.raw_days), ('minute', retention.minute_days),

@@ -1,0 +1,89 @@
+"""What the batch writer takes (an `Inbound` message or a `Rejection` to count) and what it keeps per batch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from app.models.telemetry import Message
+
+Acknowledge = Callable[[list[bytes]], None]
+Transport = Literal['mqtt', 'http', 'replay']
+
+
+@dataclass
+class Inbound:
+    """What one device sent in one MQTT message or HTTP request. No messages: a sign of life only."""
+
+    tenant_id: UUID
+    device_id: UUID
+    messages: list[Message]
+    received_at: datetime
+    done: asyncio.Future[None] | None = None
+    # (acknowledge, id): once the batch holding it is committed, `acknowledge` is called with the ids of all of its
+    # messages that share it (MQTT PUBACKs in one write); b'' for messages that need no PUBACK (QoS 0)
+    ack: tuple[Acknowledge, bytes] | None = None
+    idempotency_key: str | None = None  # HTTP ingest: marked stored in the same transaction as the rows
+    payload: bytes | None = None  # as received, for the raw archive of tenants that keep one (None: not archived)
+    transport: Transport = 'mqtt'
+
+    @property
+    def replayed(self) -> bool:
+        """From the raw archive: not counted as received again, and its `seq` not tracked (it is old)."""
+        return self.transport == 'replay'
+
+
+@dataclass(frozen=True)
+class Rejection:
+    tenant_id: UUID
+    device_id: UUID
+    reason: str
+    excerpt: str
+    at: datetime
+    ack: tuple[Acknowledge, bytes] | None = None
+    payload: bytes | None = None
+    transport: Transport = 'mqtt'
+
+
+Item = Inbound | Rejection
+
+
+def rows_in(item: Item) -> int:
+    """Its weight in the writer's queue: telemetry rows (at least one)."""
+    if isinstance(item, Rejection):
+        return 1
+    return max(1, sum(len(message.readings) for message in item.messages))
+
+
+@dataclass
+class WriterStats:
+    batches: int = 0
+    rows: int = 0
+    messages: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    archived: int = 0  # payloads kept in the raw archive
+    last_commit_ms: float = 0.0
+    commit_s: float = 0.0  # cumulative time in PostgreSQL transactions
+    listeners_s: float = 0.0  # cumulative time in commit listeners (the rule engine): it is ingest time too
+    insert_s: float = 0.0  # of commit_s: COPY and INSERT of telemetry rows
+    flush_s: float = 0.0  # latest values and device counters
+    prepare_s: float = 0.0  # sequence and quality bookkeeping in Python before the transaction
+    encode_s: float = 0.0  # of commit_s: binary COPY rows built in Python
+    finish_s: float = 0.0  # of commit_s: the COMMIT
+    failures: int = 0
+
+
+@dataclass
+class Prepared:
+    """A batch made ready once (duplicates out, counters taken), encoded once, committed as often as it takes."""
+
+    items: list[Item]
+    messages: dict[UUID, list[tuple[UUID, Message]]] = field(default_factory=dict)  # per tenant: (device, message)
+    offered: dict[UUID, tuple[UUID, int]] = field(default_factory=dict)  # device → (tenant, readings inserted)
+    copies: dict[UUID, bytearray] | None = None  # per tenant: its rows in binary COPY format
+    archive: dict[UUID, bytearray] | None = None  # per tenant: its raw payloads in binary COPY format
