@@ -176,6 +176,8 @@ async def gito_child(args: argparse.Namespace) -> None:
                                                           'mqtt_password_hash'),
                                       records=[(d, TENANT, f'd{i}', 'x', 'x') for i, d in
                                                enumerate(device_ids(args.devices))])
+    if args.archive:
+        await owner.execute('INSERT INTO raw_archive_settings (tenant_id, enabled, days) VALUES ($1, true, 1)', TENANT)
     platform = Platform(settings, Resolved(database_url=args.database_url, mqtt_url=args.mqtt_url))
     latencies: list[float] = []
     committed = [0, 0]  # messages (readings / 4), batches
@@ -218,11 +220,12 @@ async def gito_child(args: argparse.Namespace) -> None:
         await asyncio.sleep(0.1)
     drain_s = time.monotonic() - first_at
     sampler.cancel()
-    writer_backend = platform.writer._connection
     pg_cpu_s = None
-    if writer_backend is not None:  # CPU the writer's PostgreSQL backend used: a figure the machine's load hardly moves
-        backend = psutil.Process(writer_backend.get_server_pid())
-        pg_cpu_s = round(sum(backend.cpu_times()[:2]), 1)
+    for connection in (platform.writer._connection, platform.writer.state._connection):
+        if connection is not None:  # CPU the writer's PostgreSQL backends used: a figure load hardly moves
+            backend = psutil.Process(connection.get_server_pid())
+            pg_cpu_s = round((pg_cpu_s or 0) + sum(backend.cpu_times()[:2]), 1)
+    archived = await owner.fetchval('SELECT count(*) FROM raw_messages WHERE tenant_id = $1', TENANT)
     rows = await owner.fetchval('SELECT count(*) FROM telemetry WHERE tenant_id = $1', TENANT)
     latest = await owner.fetchval('SELECT count(*) FROM latest_values WHERE tenant_id = $1', TENANT)
     await platform.stop()
@@ -237,7 +240,8 @@ async def gito_child(args: argparse.Namespace) -> None:
         'writer_commit_s': round(platform.writer.stats.commit_s, 1),
         'writer_listeners_s': round(platform.writer.stats.listeners_s, 1),
         'writer_insert_s': round(platform.writer.stats.insert_s, 1),
-        'writer_flush_s': round(platform.writer.stats.flush_s, 1),
+        'state_flush_s': round(platform.writer.state.seconds, 1),
+        'state_flushes_aside': platform.writer.state.aside_writes, 'archived_messages': archived,
         'writer_prepare_s': round(platform.writer.stats.prepare_s, 1),
         'writer_encode_s': round(platform.writer.stats.encode_s, 1),
         'writer_finish_s': round(platform.writer.stats.finish_s, 1),
@@ -252,7 +256,7 @@ def gito_run(args: argparse.Namespace, bench_url: str) -> dict[str, Any]:
            'GITO_MQTT_SESSION_EXPIRY_S': '60'}
     child = subprocess.Popen([sys.executable, __file__, '--role', 'gito', '--database-url', bench_url,
                               '--mqtt-url', args.mqtt_url, '--devices', str(args.devices),
-                              *(['--verbose'] if args.verbose else [])],
+                              *(['--verbose'] if args.verbose else []), *(['--archive'] if args.archive else [])],
                              env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     assert child.stdin is not None
@@ -302,6 +306,7 @@ def main() -> None:
     parser.add_argument('--own-broker', action=argparse.BooleanOptionalAction, default=True,
                         help='start a tuned Mosquitto for the run (--no-own-broker: use MQTT_URL as it is)')
     parser.add_argument('--verbose', action='store_true', help='progress of the Gito child on stderr')
+    parser.add_argument('--archive', action='store_true', help="the bench tenant keeps a raw archive")
     args = parser.parse_args()
     if args.role == 'publisher':
         return publisher(args)

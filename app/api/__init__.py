@@ -19,6 +19,7 @@ from app.api.invites import invites_router, password_reset_router
 from app.api.metrics import metrics_router
 from app.api.notifications import notifications_router
 from app.api.problems import install_handler, install_problem_handlers
+from app.api.raw_archive import raw_archive_router
 from app.api.responses import ApiJSONResponse
 from app.api.rules import rules_router
 from app.api.storage import storage_router
@@ -44,6 +45,7 @@ def api_router(platform: Platform) -> APIRouter:
     v1.include_router(rules_router(platform))
     v1.include_router(alarms_router(platform))
     v1.include_router(storage_router(platform))
+    v1.include_router(raw_archive_router(platform))
     api = APIRouter()
     api.include_router(v1)
     api.include_router(health_router(platform))

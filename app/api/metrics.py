@@ -26,6 +26,10 @@ def metrics_text(platform: Platform) -> str:
         ('gito_ingest_rejected_total', 'counter', 'Payloads rejected as malformed', writer.stats.rejected),
         ('gito_ingest_batches_total', 'counter', 'Batches committed', writer.stats.batches),
         ('gito_ingest_failures_total', 'counter', 'Batch commits that failed and were retried', writer.stats.failures),
+        ('gito_ingest_archived_total', 'counter', 'Payloads kept in the raw archive', writer.stats.archived),
+        ('gito_ingest_state_flush_failures_total', 'counter',
+         'Flushes of latest values and device counters that failed (put back, written with the next)',
+         writer.state.failures),
         ('gito_ingest_backlog', 'gauge', 'Items waiting for the batch writer', writer.backlog),
         ('gito_ingest_healthy', 'gauge', 'Whether the last commit succeeded', int(writer.healthy)),
     ]

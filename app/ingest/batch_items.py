@@ -71,7 +71,6 @@ class WriterStats:
     commit_s: float = 0.0  # cumulative time in PostgreSQL transactions
     listeners_s: float = 0.0  # cumulative time in commit listeners (the rule engine): it is ingest time too
     insert_s: float = 0.0  # of commit_s: COPY and INSERT of telemetry rows
-    flush_s: float = 0.0  # latest values and device counters
     prepare_s: float = 0.0  # sequence and quality bookkeeping in Python before the transaction
     encode_s: float = 0.0  # of commit_s: binary COPY rows built in Python
     finish_s: float = 0.0  # of commit_s: the COMMIT
@@ -87,3 +86,4 @@ class Prepared:
     offered: dict[UUID, tuple[UUID, int]] = field(default_factory=dict)  # device → (tenant, readings inserted)
     copies: dict[UUID, bytearray] | None = None  # per tenant: its rows in binary COPY format
     archive: dict[UUID, bytearray] | None = None  # per tenant: its raw payloads in binary COPY format
+    archived: int = 0  # payloads in `archive`

@@ -49,9 +49,12 @@ def raw_row(item: Item) -> bytes:
     ))
 
 
-def archive_rows(items: list[Item], archiving: frozenset[UUID] | set[UUID]) -> dict[UUID, bytearray]:
-    """Per tenant that keeps an archive, its items' payloads as one COPY body."""
+def archive_rows(items: list[Item], archiving: frozenset[UUID]) -> tuple[dict[UUID, bytearray], int]:
+    """Per tenant that keeps an archive, its items' payloads as one COPY body; and how many payloads."""
     copies: dict[UUID, bytearray] = {}
+    count = 0
+    if not archiving:
+        return copies, count
     for item in items:
         if item.payload is None or item.tenant_id not in archiving:
             continue
@@ -59,6 +62,7 @@ def archive_rows(items: list[Item], archiving: frozenset[UUID] | set[UUID]) -> d
         if out is None:
             out = copies[item.tenant_id] = bytearray(HEADER)
         out += raw_row(item)
+        count += 1
     for out in copies.values():
         out += TRAILER
-    return copies
+    return copies, count

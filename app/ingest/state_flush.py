@@ -48,6 +48,7 @@ class StateFlush:
         self._connection: asyncpg.Connection | None = None
         self._aside: asyncio.Task[None] | None = None
         self.seconds = 0.0  # cumulative time writing
+        self.aside_writes = 0
         self.failures = 0
 
     @property
@@ -116,6 +117,7 @@ class StateFlush:
                         extra={'error': type(error).__name__})
             return
         self.written(time.perf_counter() - started)
+        self.aside_writes += 1
         publish_online(self._bus, changes)
 
 

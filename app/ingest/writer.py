@@ -30,21 +30,14 @@ import asyncpg
 
 from app.bus import DeviceChanged, EventBus, TelemetryStored
 from app.ingest.batch_items import Acknowledge, Inbound, Item, Prepared, Rejection, WriterStats, rows_in
-from app.ingest.copy_rows import (
-    COLUMNS,
-    HEADER,
-    TRAILER,
-    micros,
-    number_tail,
-    other_tail,
-    series_prefix,
-    stage_table,
-)
-from app.ingest.device_tallies import DeviceTally, correct
+from app.ingest.batch_prepare import prepare
+from app.ingest.copy_rows import COLUMNS, HEADER, TRAILER, stage_table
+from app.ingest.device_tallies import correct
 from app.ingest.latest import LatestBuffer
 from app.ingest.payload import Message
-from app.ingest.quality import QualityDelta, SeqState, skew, take
+from app.ingest.quality import SeqState
 from app.ingest.raw_rows import CREATE_RAW_STAGE, INSERT_RAW, RAW_COLUMNS, archive_rows
+from app.ingest.row_encoder import RowEncoder
 from app.ingest.state_flush import Changes, StateFlush, StateSnapshot, publish_online
 
 __all__ = ['Acknowledge', 'BatchWriter', 'Inbound', 'Item', 'Rejection']
@@ -76,8 +69,9 @@ class BatchWriter:
         queue_limit: int = 100_000, latest_interval_s: float = 1.0,
     ) -> None:
         self._sequences: dict[UUID, SeqState] = {}
-        self._keys: dict[tuple[UUID, str], int] = {}
-        self.state = StateFlush(dsn, bus, self._keys, self._sequences.get, interval_s=latest_interval_s)
+        key_ids: dict[tuple[UUID, str], int] = {}  # (tenant, key name) → key id, shared by encoder and flushes
+        self.state = StateFlush(dsn, bus, key_ids, self._sequences.get, interval_s=latest_interval_s)
+        self._encoder = RowEncoder(self.state.latest, key_ids)
         self.archiving: frozenset[UUID] = frozenset()  # tenants keeping a raw archive (see RawArchivePolicy)
         self._stopping = False
         self._dsn = dsn
@@ -91,7 +85,6 @@ class BatchWriter:
         self._room = asyncio.Event()
         self._room.set()
         self._drained: list[Callable[[], None]] = []
-        self._prefixes: dict[UUID, dict[str, bytes]] = {}  # per device, key name → its rows' first columns
         self._connection: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self.healthy = True
@@ -169,7 +162,7 @@ class BatchWriter:
             items = await self._collect()
             if items:
                 started = time.perf_counter()
-                prepared = self._prepare(items)
+                prepared = prepare(items, self.state.tallies, self._sequences)
                 self.stats.prepare_s += time.perf_counter() - started
                 await self._commit_until_done(prepared)
             elif self._stopping:
@@ -216,108 +209,6 @@ class BatchWriter:
             for callback in self._drained:
                 callback()
         return items
-
-    def _prepare(self, items: list[Item]) -> Prepared:
-        """Sequence duplicates out, counters taken: once per batch (it is then retried until it commits)."""
-        prepared = Prepared(items)
-        tallies = self.state.tallies
-        for item in items:
-            device_id = item.device_id
-            tally = tallies.get(device_id)
-            if tally is None:
-                tally = tallies[device_id] = DeviceTally(item.tenant_id)
-            if isinstance(item, Rejection):
-                tally.received += 1
-                tally.malformed += 1
-                tally.live = True
-                tally.reason, tally.excerpt = item.reason, item.excerpt
-                if item.at > tally.at:
-                    tally.at = item.at
-                continue
-            replayed = item.replayed
-            if not replayed:
-                tally.received += len(item.messages)
-                tally.live = True
-                if item.received_at > tally.at:
-                    tally.at = item.received_at
-            if not item.messages:
-                continue
-            accepted = prepared.messages.get(item.tenant_id)
-            if accepted is None:
-                accepted = prepared.messages[item.tenant_id] = []
-            if replayed:  # old data: its seq is not news; duplicates are caught by (device, key, ts)
-                accepted += [(device_id, message) for message in item.messages]
-                offered = sum(len(message.readings) for message in item.messages)
-            else:
-                offered = self._take_sequenced(item, accepted, tally)
-            if offered:
-                tally.stored += offered
-                held = prepared.offered.get(device_id)
-                prepared.offered[device_id] = (item.tenant_id, offered + (held[1] if held else 0))
-        return prepared
-
-    def _take_sequenced(self, item: Inbound, accepted: list[tuple[UUID, Message]], tally: DeviceTally) -> int:
-        """Messages taken (not `seq` duplicates) into `accepted`; the readings they hold."""
-        state = self._sequences.get(item.device_id)
-        if state is None:
-            state = self._sequences[item.device_id] = SeqState()
-        delta = QualityDelta()
-        offered = 0
-        sent_ts = None
-        for message in item.messages:
-            if take(state, delta, seq=message.seq, ts=message.ts, readings=len(message.readings)):
-                accepted.append((item.device_id, message))
-                offered += len(message.readings)
-                if message.ts_sent:
-                    sent_ts = message.ts
-        if sent_ts is not None:
-            skew(delta, ts=sent_ts, received_at=item.received_at)
-        tally.add_quality(delta)
-        return offered
-
-    async def _encode(self, connection: asyncpg.Connection, prepared: Prepared) -> None:
-        """Every accepted reading as a binary COPY row; latest values updated (once: the batch will commit)."""
-        copies: dict[UUID, bytearray] = {}
-        for tenant_id, entries in prepared.messages.items():
-            encoded = self._encode_tenant(tenant_id, entries)
-            if isinstance(encoded, set):  # keys this tenant never sent before: add them, then encode again
-                await self._add_keys(connection, tenant_id, sorted(encoded))
-                encoded = self._encode_tenant(tenant_id, entries)
-                assert not isinstance(encoded, set)
-            copies[tenant_id] = encoded
-        prepared.copies = copies
-        prepared.archive = archive_rows(prepared.items, self.archiving) if self.archiving else {}
-
-    def _encode_tenant(self, tenant_id: UUID, entries: list[tuple[UUID, Message]]) -> bytearray | set[str]:
-        out = bytearray(HEADER)
-        prefixes = self._prefixes
-        keys = self._keys
-        missing: set[str] = set()
-        for device_id, message in entries:
-            device_prefixes = prefixes.get(device_id)
-            if device_prefixes is None:
-                device_prefixes = prefixes[device_id] = {}
-            latest = self.latest.for_device(tenant_id, device_id)
-            ts = message.ts
-            ts_us = micros(ts)
-            for key, value in message.readings:
-                prefix = device_prefixes.get(key)
-                if prefix is None:
-                    key_id = keys.get((tenant_id, key))
-                    if key_id is None:
-                        missing.add(key)
-                        continue
-                    prefix = device_prefixes[key] = series_prefix(tenant_id, device_id, key_id)
-                out += prefix
-                kind = type(value)
-                out += number_tail(ts_us, value) if kind is float or kind is int else other_tail(ts_us, value)  # type: ignore[arg-type]
-                held = latest.get(key)
-                if held is None or held[0] <= ts:
-                    latest[key] = (ts, value)
-        if missing:
-            return missing
-        out += TRAILER
-        return out
 
     async def _commit_until_done(self, prepared: Prepared) -> None:
         delay = 0.2
@@ -375,7 +266,8 @@ class BatchWriter:
         connection = await self._connect()
         if prepared.copies is None:
             started = time.perf_counter()
-            await self._encode(connection, prepared)
+            await self._encoder.encode(connection, prepared)
+            prepared.archive, prepared.archived = archive_rows(prepared.items, self.archiving)
             self.stats.encode_s += time.perf_counter() - started
         assert prepared.copies is not None
         assert prepared.archive is not None
@@ -428,18 +320,6 @@ class BatchWriter:
                 if tenant == tenant_id and offered != added.get(device_id, 0):
                     duplicates[device_id] = offered - added.get(device_id, 0)
 
-    async def _add_keys(self, connection: asyncpg.Connection, tenant_id: UUID, names: list[str]) -> None:
-        """Add key names to the tenant's key dictionary (a transaction of its own: keys are never taken back)."""
-        async with connection.transaction():
-            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
-            await connection.execute(
-                'INSERT INTO telemetry_keys (tenant_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING',
-                tenant_id, names)
-            for record in await connection.fetch(
-                'SELECT id, name FROM telemetry_keys WHERE tenant_id = $1 AND name = ANY($2::text[])', tenant_id, names,
-            ):
-                self._keys[(tenant_id, record['name'])] = record['id']
-
     def restore_sequences(self, states: dict[UUID, SeqState]) -> None:
         """Sequence state as the last flush left it (see `latest.load_sequences`), before `start`."""
         for device_id, state in states.items():
@@ -478,8 +358,7 @@ class BatchWriter:
         dropped = sum(duplicates.values())
         self.stats.rows += sum(offered for _, offered in prepared.offered.values()) - dropped
         self.stats.duplicates += dropped
-        self.stats.archived += sum(1 for item in prepared.items if item.payload is not None
-                                   and item.tenant_id in self.archiving)
+        self.stats.archived += prepared.archived
         events = [
             TelemetryStored(tenant_id, device_id, tuple(messages), last_seen)
             for (tenant_id, device_id), (messages, last_seen) in stored.items()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 DEFAULT_ARCHIVE_DAYS = 7
 
@@ -28,8 +28,8 @@ class RawMessage(BaseModel):
 
 
 class ReplayRequest(BaseModel):
-    start: datetime
-    end: datetime
+    start: AwareDatetime
+    end: AwareDatetime
 
 
 class ReplayResult(BaseModel):

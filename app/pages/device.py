@@ -1,9 +1,11 @@
-"""The device page: details, edit/delete/rotate, data quality, latest values and a live chart."""
+"""The device page: details, edit/delete/rotate, data quality, latest values, a live chart, alarms and the
+last raw messages."""
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 from uuid import UUID
@@ -19,6 +21,7 @@ from app.components.device_form import DeviceFields, confirm, open_device_dialog
 from app.components.frame import TOUCH, frame
 from app.components.latest_values import LatestValues
 from app.components.live_chart import LiveChart
+from app.components.raw_messages import RawMessages
 from app.models.schemas import DeviceCredentials, DevicePublic, DeviceUpdate, Principal, Series
 from app.pages import session
 from app.platform import Platform
@@ -57,6 +60,7 @@ class DeviceView:
             ui.button('Download CSV', icon='download', on_click=self.download).props('outline') \
                 .classes(TOUCH).mark('download-csv')
         self.alarms = DeviceAlarms(platform, principal, device.id)
+        self.raw = RawMessages(platform, principal, device.id)
         self.stored = platform.bus.telemetry_stored.subscribe(maxsize=2000, where=self.is_mine)
         self.changed = platform.bus.device_changed.subscribe(maxsize=100, where=self.is_mine)
         ui.timer(0.1, self.load, once=True)
@@ -85,6 +89,7 @@ class DeviceView:
             latest = await self.platform.telemetry.latest(self.principal, self.device.id)
             self.latest.update((value.key, value.ts, value.value) for value in latest)
             await self.chart.reload()
+            await self.raw.load()
         except NotFound:
             self.mark_deleted()
 
@@ -111,6 +116,7 @@ class DeviceView:
             return
         self.details.show(self.device)
         self.show_disabled()
+        await self.raw.load()
 
     def show_disabled(self) -> None:
         self.disabled_note.set_visibility(self.device.disabled)
@@ -185,19 +191,34 @@ def not_found(device_id: str) -> None:
         ui.button('Back to the fleet', on_click=lambda: ui.navigate.to('/')).classes(TOUCH)
 
 
+Export = Callable[[Principal], Awaitable[AsyncIterator[bytes]]]
+
+
+async def session_download(platform: Platform, export: Export, *, media_type: str, filename: str) -> Response:
+    """A page's download: the browser's sign-in session instead of an API token; errors as plain text."""
+    principal = await session.current_principal(platform)
+    if principal is None:
+        return PlainTextResponse('Sign in first.', status_code=401)
+    try:
+        body = await export(principal)
+    except DomainError as error:
+        return PlainTextResponse(str(error), status_code=error.status)
+    return StreamingResponse(body, media_type=media_type,
+                             headers={'Content-Disposition': f'attachment; filename="{filename}"'})
+
+
 def register(platform: Platform) -> None:
     @app.get('/devices/{device_id}/export.csv', include_in_schema=False)
     async def export_csv(device_id: UUID, start: datetime, end: datetime) -> Response:
-        """The device page's download: the browser's sign-in session instead of an API token."""
-        principal = await session.current_principal(platform)
-        if principal is None:
-            return PlainTextResponse('Sign in first.', status_code=401)
-        try:
-            body = await platform.export.csv(principal, device_id, start=start, end=end)
-        except DomainError as error:
-            return PlainTextResponse(str(error), status_code=error.status)
-        return StreamingResponse(body, media_type='text/csv', headers={
-            'Content-Disposition': f'attachment; filename="telemetry-{device_id}.csv"'})
+        return await session_download(
+            platform, lambda principal: platform.export.csv(principal, device_id, start=start, end=end),
+            media_type='text/csv', filename=f'telemetry-{device_id}.csv')
+
+    @app.get('/devices/{device_id}/raw.ndjson', include_in_schema=False)
+    async def export_raw(device_id: UUID, start: datetime, end: datetime) -> Response:
+        return await session_download(
+            platform, lambda principal: platform.raw_archive.export(principal, device_id, start=start, end=end),
+            media_type='application/x-ndjson', filename=f'raw-{device_id}.ndjson')
 
     @ui.page('/devices/{device_id}')
     async def device_page(device_id: str, client: Client) -> RedirectResponse | None:

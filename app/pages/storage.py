@@ -1,4 +1,5 @@
-"""The storage page for admins: how long data is kept (raw, 1-minute, 1-hour) and how much disk it takes."""
+"""The storage page for admins: how long data is kept (raw, 1-minute, 1-hour), the raw archive, and how much
+disk it takes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from app.components.frame import TOUCH, frame
+from app.models.raw_archive import RawArchiveSettings
 from app.models.schemas import Principal
 from app.models.storage import RetentionSettings, StorageUsage
 from app.pages import session
@@ -24,7 +26,8 @@ def human_bytes(count: int) -> str:
 
 
 class StorageView:
-    def __init__(self, platform: Platform, principal: Principal, retention: RetentionSettings) -> None:
+    def __init__(self, platform: Platform, principal: Principal, retention: RetentionSettings,
+                 archive: RawArchiveSettings) -> None:
         self.platform = platform
         self.principal = principal
         with ui.card().classes('w-full max-w-xl gap-3').mark('retention-card'):
@@ -38,6 +41,15 @@ class StorageView:
             ui.label('Older data is deleted by the storage job within about ten minutes of a change.') \
                 .classes('text-sm text-grey-8')
             ui.button('Save', icon='save', on_click=self.save).classes(TOUCH).mark('save-retention')
+        with ui.card().classes('w-full max-w-xl gap-3').mark('raw-archive-card'):
+            ui.label('Raw archive').classes('text-lg font-semibold')
+            ui.label('Keeps every inbound payload exactly as received, accepted or rejected: shown on each device '
+                     'page (last 50 messages), downloadable, and replayable into the pipeline. Costs disk and some '
+                     'ingest speed.').classes('text-sm text-grey-8')
+            self.archive_on = ui.switch('Keep raw payloads', value=archive.enabled).mark('raw-archive-enabled')
+            self.archive_days = ui.number('Days kept', value=archive.days, min=1, max=365, precision=0) \
+                .props('outlined').mark('raw-archive-days')
+            ui.button('Save', icon='save', on_click=self.save_archive).classes(TOUCH).mark('save-raw-archive')
         with ui.card().classes('w-full max-w-xl gap-1').mark('usage-card'):
             ui.label('Disk used').classes('text-lg font-semibold')
             self.usage = ui.column().classes('gap-1')
@@ -52,6 +64,16 @@ class StorageView:
             ui.notify(str(error), type='negative')
             return
         ui.notify('Retention saved', type='positive')
+
+    async def save_archive(self) -> None:
+        try:
+            settings = RawArchiveSettings.model_construct(enabled=bool(self.archive_on.value),
+                                                          days=int(self.archive_days.value or 0))
+            await self.platform.raw_archive.update_settings(self.principal, settings)
+        except DomainError as error:
+            ui.notify(str(error), type='negative')
+            return
+        ui.notify('Raw archive on' if settings.enabled else 'Raw archive off', type='positive')
 
     async def show_usage(self) -> None:
         usage: StorageUsage = await self.platform.storage.usage(self.principal)
@@ -79,6 +101,7 @@ def register(platform: Platform) -> None:
             if not can(principal, Permission.MANAGE_STORAGE):
                 ui.label('Only an admin can manage data retention.').classes('text-grey-8').mark('not-allowed')
                 return None
-            view = StorageView(platform, principal, await platform.storage.retention(principal))
+            view = StorageView(platform, principal, await platform.storage.retention(principal),
+                               await platform.raw_archive.settings(principal))
             await view.show_usage()
         return None

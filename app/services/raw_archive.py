@@ -44,7 +44,7 @@ ORDER BY received_at DESC LIMIT :limit"""
 PAGE = """
 SELECT received_at, ctid::text, transport, kind, accepted, reason, payload FROM raw_messages
 WHERE tenant_id = :tenant AND device_id = :device AND received_at >= :start AND received_at < :end
-  AND (received_at, ctid) > (:after, CAST(:after_ctid AS tid))
+  AND (received_at, ctid) > (:after, CAST(CAST(:after_ctid AS text) AS tid))
 ORDER BY received_at, ctid LIMIT :limit"""
 FIRST_CTID = '(0,0)'
 MAX_RECENT = 200

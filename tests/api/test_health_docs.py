@@ -46,6 +46,8 @@ async def test_openapi_lists_the_api_and_its_sign_in(api: Api) -> None:
         '/api/v1/devices/{device_id}/telemetry', '/api/v1/devices/{device_id}/telemetry/latest',
         '/api/v1/devices/{device_id}/telemetry/aggregate', '/api/v1/devices/{device_id}/telemetry/export.csv',
         '/api/v1/storage/retention', '/api/v1/storage/usage', '/healthz', '/readyz',
+        '/api/v1/storage/raw-archive', '/api/v1/devices/{device_id}/raw',
+        '/api/v1/devices/{device_id}/raw/export.ndjson', '/api/v1/devices/{device_id}/raw/replay',
         '/api/v1/users', '/api/v1/users/{user_id}', '/api/v1/tokens', '/api/v1/tokens/{token_id}',
         '/api/v1/audit', '/api/v1/audit.csv',
         '/api/v1/notifications/channels', '/api/v1/notifications/channels/{channel_id}',

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from app.ingest.batch_items import Item
 from app.ingest.latest import recover_latest
 from app.ingest.payload import Message, Reading
-from app.ingest.writer import Inbound
+from app.ingest.writer import BatchWriter, Inbound
 from app.platform import Platform
 from tests.conftest import NewTenant
 from tests.ingest.test_mqtt_ingest import make_device
@@ -57,3 +58,37 @@ async def test_latest_values_lost_in_a_crash_are_recomputed_from_telemetry(
     await recover_latest(platform.db)
     latest = await platform.telemetry.latest(admin, device.id)
     assert [(v.key, v.value) for v in latest] == [('temperature', 23.5)]
+
+
+async def test_under_load_latest_values_and_counters_are_written_aside_and_end_exact(
+    platform: Platform, new_tenant: NewTenant,
+) -> None:
+    """A backlog of small batches: the flushes run on the second connection while batches go on, and what they
+    leave is exactly what an idle writer would have written."""
+    admin = (await new_tenant()).principal
+    devices = [await make_device(platform, admin) for _ in range(3)]
+    writer = BatchWriter(platform.writer._dsn, platform.bus, max_rows=20, latest_interval_s=0.0)
+    items: list[Item] = []
+    waits = []
+    for index in range(600):
+        device = devices[index % 3]
+        inbound = Inbound(admin.tenant_id, device.id, [Message(T0 + timedelta(seconds=index), None,
+                                                                (Reading('load', float(index)),))], datetime.now(UTC))
+        inbound.done = asyncio.get_running_loop().create_future()
+        waits.append(inbound.done)
+        items.append(inbound)
+    for start in range(0, len(items), 20):  # one backlog of socket reads: the queue is never idle until the end
+        writer.offer(items[start:start + 20])
+    await writer.start()
+    try:
+        await asyncio.wait_for(asyncio.gather(*waits), 60)
+    finally:
+        await writer.stop()
+    assert writer.state.aside_writes > 0
+    assert not writer.state.pending
+    for offset, device in enumerate(devices):
+        latest = await platform.telemetry.latest(admin, device.id)
+        newest = max(index for index in range(600) if index % 3 == offset)
+        assert [(value.ts, value.value) for value in latest] == [(T0 + timedelta(seconds=newest), float(newest))]
+        state = await platform.devices.get(admin, device.id)
+        assert (state.messages_received, state.readings_stored, state.status) == (200, 200, 'online')
