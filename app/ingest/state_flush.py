@@ -30,10 +30,24 @@ log = logging.getLogger(__name__)
 Changes = list[tuple[UUID, UUID, str]]  # (tenant, device, 'online')
 
 
+CHUNK_DEVICES = 1000  # per transaction of a flush aside
+
+
 @dataclass
 class StateSnapshot:
     latest: LatestSnapshot
     tallies: Tallies
+
+    def chunks(self, size: int) -> list[StateSnapshot]:
+        """The same in parts of at most `size` devices each."""
+        devices = list(self.latest.values.keys() | self.tallies.keys())
+        parts = []
+        for start in range(0, len(devices), size):
+            part = devices[start:start + size]
+            values = {d: self.latest.values[d] for d in part if d in self.latest.values}
+            parts.append(StateSnapshot(LatestSnapshot(values, {d: self.latest.tenants[d] for d in values}),
+                                       {d: self.tallies[d] for d in part if d in self.tallies}))
+        return parts
 
 
 class StateFlush:
@@ -100,25 +114,35 @@ class StateFlush:
             self._connection = None
 
     async def _write_aside(self, snapshot: StateSnapshot) -> None:
-        started = time.perf_counter()
-        try:
-            if self._connection is None or self._connection.is_closed():
-                self._connection = await asyncpg.connect(self._dsn, timeout=5)
-            async with self._connection.transaction():
-                changes = await self.write(self._connection, snapshot, {})
-        except Exception as error:
-            self.failures += 1
-            self.put_back(snapshot)
-            if self._connection is not None:
-                with contextlib.suppress(Exception):
-                    self._connection.terminate()
-                self._connection = None
-            log.warning('latest values and device counters not written, kept for the next flush',
-                        extra={'error': type(error).__name__})
-            return
-        self.written(time.perf_counter() - started)
+        """A chunk of devices per transaction, each followed by a pause as long as it took: at most half of a
+        core of PostgreSQL, and the event loop (which builds each chunk's rows) free between chunks."""
+        busy = 0.0
+        parts = snapshot.chunks(CHUNK_DEVICES)
+        for index, part in enumerate(parts):
+            chunk_started = time.perf_counter()
+            try:
+                if self._connection is None or self._connection.is_closed():
+                    self._connection = await asyncpg.connect(self._dsn, timeout=5)
+                async with self._connection.transaction():
+                    changes = await self.write(self._connection, part, {})
+            except Exception as error:
+                self.failures += 1
+                for unwritten in parts[index:]:
+                    self.put_back(unwritten)
+                if self._connection is not None:
+                    with contextlib.suppress(Exception):
+                        self._connection.terminate()
+                    self._connection = None
+                log.warning('latest values and device counters not written, kept for the next flush',
+                            extra={'error': type(error).__name__})
+                return
+            publish_online(self._bus, changes)
+            took = time.perf_counter() - chunk_started
+            busy += took
+            if index + 1 < len(parts):
+                await asyncio.sleep(took)
+        self.written(busy)
         self.aside_writes += 1
-        publish_online(self._bus, changes)
 
 
 def publish_online(bus: EventBus, changes: Changes) -> None:
