@@ -6,7 +6,9 @@
 PostgreSQL is the server named by DATABASE_URL (a scratch database `gito_bench` is created there and dropped
 afterwards). The broker is a Mosquitto the bench starts, tuned like Gito's managed broker (no in-flight cap,
 deep queues); `--no-own-broker` uses MQTT_URL as it is (a default-configured Mosquitto drops QoS 1 messages past
-1000 queued per client under this load). `MQTT_URL` is ignored otherwise. Three phases in one run:
+1000 queued per client under this load); `--amqtt` runs against Gito's embedded amqtt broker, started as `gito
+serve` starts it where Mosquitto is not installed (password and topic checks included). `MQTT_URL` is ignored
+otherwise. `--archive` has the bench tenant keep a raw archive. Three phases in one run:
 1. the publishers' own ceiling and the broker's delivery ceiling: QoS 1 as fast as possible to `mosquitto_sub -q 1`;
 2. Gito's platform (writer, consumer, latest values, the live bus; no web UI) in a child process, its devices
    provisioned directly, while `--publishers` processes publish `--rate` msg/s of four numeric keys each,
@@ -30,7 +32,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from app.ingest.mqtt_wire import utf8, varint
 
@@ -63,7 +65,12 @@ def publisher(args: argparse.Namespace) -> None:
     sock = socket.create_connection((target.hostname or '127.0.0.1', target.port or 1883))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client_id = f'bench-pub-{uuid.uuid4().hex[:8]}'
-    sock.sendall(_packet(0x10, utf8('MQTT') + bytes([4, 0x02]) + (60).to_bytes(2, 'big') + utf8(client_id)))
+    login = b''
+    flags = 0x02  # clean session
+    if target.username:
+        login = utf8(unquote(target.username)) + utf8(unquote(target.password or ''))
+        flags |= 0xC0
+    sock.sendall(_packet(0x10, utf8('MQTT') + bytes([4, flags]) + (60).to_bytes(2, 'big') + utf8(client_id) + login))
     connack = sock.recv(4)
     if connack[:2] != b'\x20\x02' or connack[3] != 0:
         raise SystemExit(f'broker refused the publisher: {connack!r}')
@@ -135,8 +142,10 @@ def collect(processes: list[subprocess.Popen[str]]) -> dict[str, float]:
 def broker_ceiling(args: argparse.Namespace) -> dict[str, float]:
     target = urlsplit(args.mqtt_url)
     topic = f'bench/{uuid.uuid4().hex[:8]}/ceiling'
-    sub = subprocess.Popen(['mosquitto_sub', '-V', '5', '-h', target.hostname or '127.0.0.1',
-                            '-p', str(target.port or 1883), '-q', str(args.qos), '-t', topic], stdout=subprocess.PIPE)
+    login = ['-u', unquote(target.username), '-P', unquote(target.password or '')] if target.username else []
+    sub = subprocess.Popen(['mosquitto_sub', '-V', '311' if args.amqtt else '5', '-h', target.hostname or '127.0.0.1',
+                            '-p', str(target.port or 1883), '-q', str(args.qos), '-t', topic, *login],
+                           stdout=subprocess.PIPE)
     stamps: list[float] = []
 
     def count() -> None:
@@ -180,6 +189,7 @@ async def gito_child(args: argparse.Namespace) -> None:
     if args.archive:
         await owner.execute('INSERT INTO raw_archive_settings (tenant_id, enabled, days) VALUES ($1, true, 1)', TENANT)
     platform = Platform(settings, Resolved(database_url=args.database_url, mqtt_url=args.mqtt_url))
+    platform.consumer.mqtt5 = not args.amqtt  # amqtt speaks MQTT 3.1.1 only (as `gito serve` knows for itself)
     latencies: list[tuple[float, float]] = []  # (sent at, publish → commit seconds)
     committed = [0, 0]  # messages (readings / 4), batches
 
@@ -265,7 +275,8 @@ def gito_run(args: argparse.Namespace, bench_url: str) -> dict[str, Any]:
            'GITO_MQTT_SESSION_EXPIRY_S': '60'}
     child = subprocess.Popen([sys.executable, __file__, '--role', 'gito', '--database-url', bench_url,
                               '--mqtt-url', args.mqtt_url, '--devices', str(args.devices),
-                              *(['--verbose'] if args.verbose else []), *(['--archive'] if args.archive else [])],
+                              *(['--verbose'] if args.verbose else []), *(['--archive'] if args.archive else []),
+                              *(['--amqtt'] if args.amqtt else [])],
                              env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     assert child.stdin is not None
@@ -316,6 +327,8 @@ def main() -> None:
                         help='start a tuned Mosquitto for the run (--no-own-broker: use MQTT_URL as it is)')
     parser.add_argument('--verbose', action='store_true', help='progress of the Gito child on stderr')
     parser.add_argument('--archive', action='store_true', help="the bench tenant keeps a raw archive")
+    parser.add_argument('--amqtt', action='store_true',
+                        help='run against the embedded amqtt broker, as `gito serve` starts it without Mosquitto')
     args = parser.parse_args()
     if args.role == 'publisher':
         return publisher(args)
@@ -326,6 +339,13 @@ def main() -> None:
     if not args.database_url:
         raise SystemExit('Set DATABASE_URL to a PostgreSQL server the bench may create a scratch database on.')
     load = os.getloadavg()[0]
+    if args.amqtt:
+        amqtt = amqtt_broker(args)
+        try:
+            report(args, load)
+        finally:
+            asyncio.run(amqtt.stop())
+        return
     broker = own_broker(args) if args.own_broker else None
     try:
         report(args, load)
@@ -333,6 +353,26 @@ def main() -> None:
         if broker is not None:
             broker.terminate()
             broker.wait(timeout=10)
+
+
+def amqtt_broker(args: argparse.Namespace) -> Any:
+    """Gito's managed amqtt broker (its plugins check the password and every topic), one account for all."""
+    import socket
+    import tempfile
+
+    from app.ingest.broker import BrokerCredential, ManagedBroker
+    from app.services.credentials import mosquitto_hash
+
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    broker = ManagedBroker(data_dir=Path(tempfile.mkdtemp(prefix='gito-bench-amqtt-')), host='127.0.0.1', port=port,
+                           kind='amqtt')
+    password = uuid.uuid4().hex
+    asyncio.run(broker.start([BrokerCredential('bench', mosquitto_hash(password), None)]))
+    args.broker_pid = broker.pid
+    args.mqtt_url = f'mqtt://bench:{password}@127.0.0.1:{port}'
+    return broker
 
 
 def own_broker(args: argparse.Namespace) -> subprocess.Popen[bytes]:
@@ -375,7 +415,7 @@ def report(args: argparse.Namespace, load: float) -> None:
         'devices': args.devices, 'target_rate': args.rate, 'seconds': args.seconds, 'qos': args.qos,
         'load_before': round(load, 2), **ceiling, **gito,
         'ratio_to_broker_ceiling': round(gito['sustained_msg_s'] / ceiling['broker_delivery_ceiling_msg_s'], 2),
-        'broker': 'own mosquitto (tuned)' if args.own_broker else args.mqtt_url,
+        'broker': 'embedded amqtt' if args.amqtt else 'own mosquitto (tuned)' if args.own_broker else args.mqtt_url,
     }, indent=2))
 
 

@@ -103,7 +103,7 @@ class RawMessages:
 
 
 def message_row(message: RawMessage) -> None:
-    with ui.column().classes('w-full gap-0 border-b border-grey-3 py-1').mark('raw-message'):
+    with ui.column().classes('w-full gap-0 border-b border-gray-200 py-1').mark('raw-message'):
         with ui.row().classes('w-full items-center gap-2 flex-wrap text-sm'):
             ui.label(utc_time(message.received_at)).classes('text-grey-8')
             ui.badge(message.transport.upper(), color='grey-7')

@@ -37,6 +37,7 @@ class DeviceView:
         self.device = device
         self.deleted = False
         self._refetched = time.monotonic()
+        self._stale = False  # data arrived since the last refetch of counters and raw messages
         with ui.row().classes('w-full items-center gap-2 flex-wrap'):
             ui.link('← Fleet', '/').classes('text-base min-h-[32px]').mark('back-to-fleet')
             ui.space()
@@ -104,11 +105,14 @@ class DeviceView:
         self.chart.flush()
         if any(change.change == 'deleted' for change in changes):
             self.mark_deleted()
-        elif changes or (stored and time.monotonic() - self._refetched >= REFETCH_EVERY_S):
+        elif changes or ((stored or self._stale) and time.monotonic() - self._refetched >= REFETCH_EVERY_S):
             await self.refetch()
+        elif stored:
+            self._stale = True  # the last of a burst is shown once the interval is up, even if nothing follows
 
     async def refetch(self) -> None:
         self._refetched = time.monotonic()
+        self._stale = False
         try:
             self.device = await self.platform.devices.get(self.principal, self.device.id)
         except NotFound:

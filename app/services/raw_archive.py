@@ -74,9 +74,9 @@ def export_line(row: Any) -> bytes:
 
 class RawArchivePolicy:
     """Which tenants keep an archive, for the batch writer: read at start, after a change here, and every
-    `every_s` (a change made through another instance)."""
+    `every_s` (a change made through another instance; one small query)."""
 
-    def __init__(self, db: Database, writer: BatchWriter, *, every_s: float = 10.0) -> None:
+    def __init__(self, db: Database, writer: BatchWriter, *, every_s: float = 2.0) -> None:
         self._db = db
         self._writer = writer
         self.job = PeriodicTask(self.refresh, every_s=every_s, name='raw-archive-policy')
@@ -99,7 +99,7 @@ class RawArchive:
         return RawArchiveSettings() if row is None else RawArchiveSettings(enabled=row[0], days=row[1])
 
     async def update_settings(self, principal: Principal, settings: RawArchiveSettings) -> RawArchiveSettings:
-        """Archiving starts or stops within a second on this instance (ten on others); what is archived is
+        """Archiving starts or stops at once on this instance (within two seconds on others); what is archived is
         kept for `days` either way and deleted by the storage job."""
         require(principal, Permission.MANAGE_STORAGE)
         if not 1 <= settings.days <= 365:  # pages build it unvalidated
