@@ -29,7 +29,8 @@ class StorageUsage(BaseModel):
     raw: TableUsage
     minute: TableUsage
     hour: TableUsage
+    archive: TableUsage = Field(description='raw archive: payloads as received')
 
     @property
     def total_bytes(self) -> int:
-        return self.raw.bytes + self.minute.bytes + self.hour.bytes
+        return self.raw.bytes + self.minute.bytes + self.hour.bytes + self.archive.bytes

@@ -81,7 +81,8 @@ class StorageView:
         with self.usage:
             for label, table, mark in (('Raw readings', usage.raw, 'usage-raw'),
                                        ('1-minute rollups', usage.minute, 'usage-minute'),
-                                       ('1-hour rollups', usage.hour, 'usage-hour')):
+                                       ('1-hour rollups', usage.hour, 'usage-hour'),
+                                       ('Raw archive', usage.archive, 'usage-archive')):
                 ui.label(f'{label}: {table.rows:,} rows, about {human_bytes(table.bytes)}').mark(mark)
             ui.label(f'Total: about {human_bytes(usage.total_bytes)} '
                      f'({"TimescaleDB" if usage.backend == "timescaledb" else "PostgreSQL partitions"})') \

@@ -17,6 +17,7 @@ from tests.api.helpers import problem
 from tests.conftest import NewTenant
 from tests.pages.conftest import MakeAccount, sign_in
 from tests.storage.conftest import new_device, store
+from tests.storage.test_raw_archive_retention import archive
 from tests.support import roll_up
 
 
@@ -48,10 +49,14 @@ async def test_usage_counts_only_the_tenants_own_data(storage: Platform, new_ten
     now = datetime.now(UTC)
     await store(storage, admin, device.id, [(now - timedelta(minutes=i), 'power', float(i)) for i in range(150)])
     await roll_up(storage)
+    for index in range(3):
+        await archive(storage, admin.tenant_id, device.id, now - timedelta(seconds=index), b'{"power": 1.0}')
     usage = await storage.storage.usage(admin)
     assert usage.raw.rows == 150 and usage.minute.rows == 150 and 3 <= usage.hour.rows <= 4
-    assert usage.raw.bytes > 0 and usage.total_bytes > usage.raw.bytes
-    assert (await storage.storage.usage(other)).raw.rows == 0
+    assert usage.archive.rows == 3 and usage.archive.bytes > 0
+    assert usage.raw.bytes > 0 and usage.total_bytes > usage.raw.bytes + usage.archive.bytes
+    elsewhere = await storage.storage.usage(other)
+    assert (elsewhere.raw.rows, elsewhere.archive.rows, elsewhere.archive.bytes) == (0, 0, 0)
     viewer = (await new_tenant('viewer')).principal
     with pytest.raises(PermissionDenied):
         await storage.storage.usage(viewer)
@@ -80,6 +85,7 @@ async def test_storage_page(user: User, make_account: MakeAccount) -> None:
     await user.open('/storage')
     await user.should_see('Retention (days)')
     await user.should_see(marker='usage-total')
+    await user.should_see('Raw archive: 0 rows')
     raw = next(iter(user.find(marker='raw-days').elements))
     assert isinstance(raw, ui.number)
     raw.value = 500  # longer than the 1-minute rollups

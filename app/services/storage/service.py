@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from pydantic import ValidationError
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
 from app.models.schemas import Principal
@@ -33,8 +36,29 @@ TIMESCALE_ROW_BYTES = f"""
 SELECT relation, coalesce(hypertable_size(name)::float8 / nullif(approximate_row_count(name), 0), 0)
 FROM (VALUES ('raw', '{SCHEMA}.telemetry'::regclass), ('minute', '{SCHEMA}.telemetry_1m'::regclass),
              ('hour', '{SCHEMA}.telemetry_1h'::regclass)) v(relation, name)"""
+ARCHIVE_SIZE = """
+SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0), coalesce(sum(greatest(c.reltuples, 0)), 0)
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'raw_messages'::regclass"""
+# The tenant's share of the archive: counted exactly while it is small, else from a 1% sample of its pages.
+ARCHIVE_SHARE = 'SELECT count(*) FILTER (WHERE tenant_id = :tenant), count(*) FROM raw_messages'
+ARCHIVE_SHARE_SAMPLED = f'{ARCHIVE_SHARE} TABLESAMPLE SYSTEM (1)'
+EXACT_ARCHIVE_ROWS = 1_000_000
 LABELS = {'raw_days': 'Raw readings', 'minute_days': '1-minute rollups', 'hour_days': '1-hour rollups'}
 FALLBACK_ROW_BYTES = {'raw': 100.0, 'minute': 120.0, 'hour': 120.0}  # before the first ANALYZE
+
+
+async def archive_usage(session: AsyncSession, tenant_id: UUID) -> TableUsage:
+    """One tenant's rows and bytes of the raw archive: the archive's size times the tenant's share of its rows
+    (a system path: only the share leaves it)."""
+    size, estimated_rows = (await session.execute(text(ARCHIVE_SIZE))).one()
+    sampled = float(estimated_rows) > EXACT_ARCHIVE_ROWS
+    own, seen = (await session.execute(text(ARCHIVE_SHARE_SAMPLED if sampled else ARCHIVE_SHARE),
+                                       {'tenant': tenant_id})).one()
+    if not seen:
+        return TableUsage(rows=0, bytes=0)
+    share = own / seen
+    rows = round(share * float(estimated_rows)) if sampled else int(own)
+    return TableUsage(rows=rows, bytes=round(share * float(size)))
 
 
 class StorageService:
@@ -81,8 +105,10 @@ class StorageService:
         async with self._db.system() as session:
             sizes: dict[str, float] = dict((await session.execute(text(
                 TIMESCALE_ROW_BYTES if backend == 'timescaledb' else NATIVE_ROW_BYTES))).all())
+            archive = await archive_usage(session, principal.tenant_id)
         per_row = {name: float(sizes.get(name) or FALLBACK_ROW_BYTES[name]) for name in FALLBACK_ROW_BYTES}
         return StorageUsage(
+            archive=archive,
             backend=backend,
             raw=TableUsage(rows=int(raw), bytes=int(int(raw) * per_row['raw'])),
             minute=TableUsage(rows=int(minute), bytes=int(int(minute) * per_row['minute'])),
