@@ -11,7 +11,7 @@ from app.config import Settings
 from app.db import migrate, redact
 from app.ingest.broker import ensure_port_free
 from app.logs import configure_logging
-from app.platform import Platform, Resolved, app_role_password
+from app.platform import Platform, Resolved, app_role_password, tune_garbage_collector
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ def run(settings: Settings, *, demo: bool = False) -> None:
     if resolved.mqtt_url is None:
         ensure_port_free(platform.mqtt_target.host, platform.mqtt_target.port)  # fail before serving anything
     build(platform)
+    app.on_startup(tune_garbage_collector)  # after the platform has started: its objects are frozen too
     if resolved.embedded_database is not None:
         app.on_shutdown(resolved.embedded_database.cleanup)  # after the platform has closed its connections
     if demo:
