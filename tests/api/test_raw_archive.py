@@ -12,6 +12,7 @@ from tests.api.conftest import Api, Caller, DeviceMaker, SignIn
 from tests.api.helpers import eventually, problem
 from tests.api.test_ingest import device_auth, device_state
 from tests.ingest.test_mqtt_ingest import publish
+from tests.rules.test_api import HOT, alarms, send
 
 
 async def switch_on(api: Api, caller: Caller, days: int = 3) -> None:
@@ -146,3 +147,20 @@ async def test_roles_and_bad_input(api: Api, sign_in: SignIn, make_device: Devic
     viewer_replay = await api.client.post(f'/api/v1/devices/{device["id"]}/raw/replay', headers=viewer.headers,
                                           json={'start': '2026-01-01T00:00:00Z', 'end': '2026-01-02T00:00:00Z'})
     assert problem(viewer_replay, 403)  # another tenant's viewer: refused before the device is even looked up
+
+
+async def test_a_rule_made_later_sees_replayed_readings(api: Api, sign_in: SignIn, make_device: DeviceMaker) -> None:
+    admin = await sign_in()
+    await switch_on(api, admin)
+    device, credentials = await make_device(admin, 'Boiler')
+    await send(api, device, credentials, {'temperature': 95})  # before any rule: no alarm
+    await archived(api, admin, device, 1)
+    created = await api.client.post('/api/v1/rules', headers=admin.headers, json={
+        'name': 'Too hot', 'condition': HOT, 'scope': {'kind': 'device', 'device_id': device['id']}})
+    assert created.status_code == 201, created.text
+    assert await alarms(api, admin, status='open') == []
+    window = {'start': (datetime.now(UTC) - timedelta(hours=1)).isoformat(), 'end': datetime.now(UTC).isoformat()}
+    replay = await api.client.post(f'/api/v1/devices/{device["id"]}/raw/replay', json=window, headers=admin.headers)
+    assert replay.json()['replayed'] == 1
+    found = await eventually(lambda: alarms(api, admin, status='open'), lambda rows: len(rows) == 1, seconds=5)
+    assert [(alarm['rule_name'], alarm['value']) for alarm in found] == [('Too hot', '95')]
