@@ -174,7 +174,8 @@ class BatchWriter:
                 await self._commit_until_done(Prepared([]))  # idle again after a flush aside: the rest now
 
     async def _collect(self) -> list[Item]:
-        """The next batch: about `max_rows` rows (whole offers), waiting at most `max_delay_s` after the first.
+        """The next batch: whole offers up to `max_rows` rows (one larger offer alone), waiting at most `max_delay_s`
+        after the first.
         Empty when stopping, or when idle with latest values left to write."""
         pending = self._pending
         while not pending:
@@ -200,7 +201,10 @@ class BatchWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._has_items.wait(), remaining)
                 continue
-            offered, weight = pending.popleft()
+            offered, weight = pending[0]
+            if items and rows + weight > self._max_rows:
+                break  # the next batch takes it whole
+            pending.popleft()
             items += offered
             rows += weight
         self._pending_rows -= rows
