@@ -53,7 +53,7 @@ def raw_archive_router(platform: Platform) -> APIRouter:
         return StreamingResponse(body, media_type='application/x-ndjson', headers={
             'Content-Disposition': f'attachment; filename="raw-{device_id}.ndjson"'})
 
-    @router.post('/devices/{device_id}/raw/replay')
+    @router.post('/devices/{device_id}/raw/replay', responses=problem_responses(503))
     async def replay_raw_messages(caller: Caller, device_id: UUID, window: ReplayRequest) -> ReplayResult:
         """Decode the telemetry archived in [start, end) again and write it (rules evaluate it too); readings
         already stored are dropped as duplicates, so repeating a replay is safe. Answers after the commits."""

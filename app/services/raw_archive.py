@@ -25,7 +25,7 @@ from app.ingest.writer import BatchWriter
 from app.models.raw_archive import RawArchiveSettings, RawMessage, ReplayResult
 from app.models.schemas import Principal
 from app.services import audit
-from app.services.errors import InvalidInput
+from app.services.errors import InvalidInput, Unavailable
 from app.services.periodic import PeriodicTask
 from app.services.permissions import Permission, require
 from app.services.telemetry import check_device, check_range
@@ -51,6 +51,8 @@ MAX_RECENT = 200
 PAGE_ROWS = 2000
 MAX_REPLAY = 100_000
 REPLAY_TIMEOUT_S = 300.0
+NOT_WRITTEN = ('Telemetry storage is not accepting writes right now; what was replayed so far is written once it '
+               'is back. Replay again later: readings already stored are skipped.')
 
 
 def to_message(row: Any) -> RawMessage:
@@ -163,6 +165,8 @@ class RawArchive:
         check_range(start, end)
         async with self._db.tenant(principal.tenant_id) as session:
             await check_device(session, principal, device_id)
+        if not self._writer.healthy:
+            raise Unavailable(NOT_WRITTEN)
         messages = replayed = readings = rejected = 0
         waits: list[asyncio.Future[None]] = []
         async for rows in self._pages(principal, device_id, start, end):
@@ -186,7 +190,10 @@ class RawArchive:
             if messages == MAX_REPLAY:
                 break
         if waits:
-            await asyncio.wait_for(asyncio.gather(*waits), REPLAY_TIMEOUT_S)
+            try:
+                await asyncio.wait_for(asyncio.gather(*waits), REPLAY_TIMEOUT_S)
+            except TimeoutError:
+                raise Unavailable(NOT_WRITTEN) from None
         result = ReplayResult(messages=messages, replayed=replayed, readings=readings, rejected=rejected,
                               truncated=messages == MAX_REPLAY)
         async with self._db.tenant(principal.tenant_id) as session:
