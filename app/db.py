@@ -113,6 +113,7 @@ async def migrate(owner_url: str, *, role: str, password: str) -> None:
                 await _grant(connection, role=role)
                 await connection.commit()
             finally:
+                await connection.rollback()  # after a failure: the unlock must not hide the error
                 await connection.execute(text('SELECT pg_advisory_unlock(:id)'), {'id': MIGRATION_LOCK_ID})
                 await connection.commit()
     finally:
@@ -132,7 +133,14 @@ async def _ensure_app_role(connection: AsyncConnection, *, role: str, password: 
             EXCEPTION WHEN duplicate_object THEN NULL;
             END $$"""))
     else:
-        await connection.execute(text(f"ALTER ROLE {quoted} LOGIN NOBYPASSRLS PASSWORD '{literal}'"))
+        # The role is cluster-wide but the migration lock is per database: two databases migrating at once (test
+        # workers, tenants of one server) race here, and PostgreSQL refuses the loser ("tuple concurrently
+        # updated", internal_error). The winner set the same attributes and password (from the same secret).
+        await connection.execute(text(f"""
+            DO $$ BEGIN
+                ALTER ROLE {quoted} LOGIN NOBYPASSRLS PASSWORD '{literal}';
+            EXCEPTION WHEN internal_error THEN NULL;
+            END $$"""))
 
 
 async def _grant(connection: AsyncConnection, *, role: str) -> None:
