@@ -21,6 +21,7 @@ from app.services.permissions import Permission, can
 
 SHOWN = 50
 PREVIEW_CHARS = 240
+SHOWN_BYTES = 8192  # of each payload on the page (refreshed every few seconds while data flows); Download has all
 REPLAY_SPANS = {'Last hour': timedelta(hours=1), 'Last 24 hours': timedelta(days=1),
                 'Last 7 days': timedelta(days=7)}
 
@@ -55,7 +56,8 @@ class RawMessages:
 
     async def load(self) -> None:
         self.settings = await self.platform.raw_archive.settings(self.principal)
-        messages = await self.platform.raw_archive.recent(self.principal, self.device_id, limit=SHOWN)
+        messages = await self.platform.raw_archive.recent(self.principal, self.device_id, limit=SHOWN,
+                                                          max_bytes=SHOWN_BYTES)
         self.note.set_text(archive_note(self.settings, len(messages)))
         self.rows.clear()
         with self.rows:
@@ -117,5 +119,6 @@ def message_row(message: RawMessage) -> None:
         preview = message.payload if len(message.payload) <= PREVIEW_CHARS else message.payload[:PREVIEW_CHARS] + '…'
         ui.label(preview).classes('font-mono text-sm break-all whitespace-pre-wrap').mark('raw-payload')
         if len(message.payload) > PREVIEW_CHARS:
-            with ui.expansion('Whole payload').classes('w-full text-sm'):
+            cut = message.size > SHOWN_BYTES
+            with ui.expansion(f'First {SHOWN_BYTES // 1024} KB' if cut else 'Whole payload').classes('w-full text-sm'):
                 ui.label(message.payload).classes('font-mono text-sm break-all whitespace-pre-wrap')

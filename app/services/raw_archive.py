@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from app.db import Database
 from app.ingest.batch_items import Inbound
-from app.ingest.payload import PayloadError, decode
+from app.ingest.payload import MAX_PAYLOAD_BYTES, PayloadError, decode
 from app.ingest.writer import BatchWriter
 from app.models.raw_archive import RawArchiveSettings, RawMessage, ReplayResult
 from app.models.schemas import Principal
@@ -36,7 +36,8 @@ INSERT INTO raw_archive_settings (tenant_id, enabled, days) VALUES (:tenant, :en
 ON CONFLICT (tenant_id) DO UPDATE SET enabled = :enabled, days = :days, updated_at = now()"""
 ARCHIVING = 'SELECT tenant_id FROM raw_archive_settings WHERE enabled'
 RECENT = """
-SELECT received_at, transport, kind, accepted, reason, payload FROM raw_messages
+SELECT received_at, transport, kind, accepted, reason, substring(payload FROM 1 FOR :max_bytes) AS payload,
+       octet_length(payload) AS size FROM raw_messages
 WHERE tenant_id = :tenant AND device_id = :device AND received_at < :before
 ORDER BY received_at DESC LIMIT :limit"""
 # Pages in (received_at, ctid) order: rows with one receive time are in one daily partition, where ctid is
@@ -56,9 +57,8 @@ NOT_WRITTEN = ('Telemetry storage is not accepting writes right now; what was re
 
 
 def to_message(row: Any) -> RawMessage:
-    payload = bytes(row.payload)
     return RawMessage(received_at=row.received_at, transport=row.transport, kind=row.kind, accepted=row.accepted,
-                      reason=row.reason, payload=payload.decode('utf-8', errors='replace'), size=len(payload))
+                      reason=row.reason, payload=bytes(row.payload).decode('utf-8', errors='replace'), size=row.size)
 
 
 def export_line(row: Any) -> bytes:
@@ -115,9 +115,10 @@ class RawArchive:
         await self._policy.refresh()
         return settings
 
-    async def recent(self, principal: Principal, device_id: UUID, *, limit: int = 50,
-                     before: datetime | None = None) -> list[RawMessage]:
-        """The device's newest archived messages, newest first (`before`: older than that, to page back)."""
+    async def recent(self, principal: Principal, device_id: UUID, *, limit: int = 50, before: datetime | None = None,
+                     max_bytes: int = MAX_PAYLOAD_BYTES) -> list[RawMessage]:
+        """The device's newest archived messages, newest first (`before`: older than that, to page back); each
+        payload cut at `max_bytes` (`size` is the whole)."""
         require(principal, Permission.VIEW)
         if not 1 <= limit <= MAX_RECENT:
             raise InvalidInput(f'limit must be between 1 and {MAX_RECENT}.', field='limit')
@@ -126,7 +127,7 @@ class RawArchive:
         async with self._db.tenant(principal.tenant_id) as session:
             await check_device(session, principal, device_id)
             rows = (await session.execute(text(RECENT), {
-                'tenant': principal.tenant_id, 'device': device_id, 'limit': limit,
+                'tenant': principal.tenant_id, 'device': device_id, 'limit': limit, 'max_bytes': max_bytes,
                 'before': before or datetime.max.replace(tzinfo=UTC)})).all()
         return [to_message(row) for row in rows]
 
