@@ -24,6 +24,7 @@ from app.services.storage.retention import (
     Retention,
     RetentionRun,
     apply_native_retention,
+    create_day_partitions,
     tenant_retentions,
 )
 from app.services.storage.rollups import RollupRun, refresh_rollups
@@ -72,7 +73,7 @@ class StorageMaintenance:
         TimescaleDB makes its own chunks; of the raw archive on both)."""
         today = today or datetime.now(UTC).date()
         days = [today + timedelta(days=offset) for offset in range(-1, ahead + 1)]
-        created = []
+        created: list[date] = []
         async with self._db.system() as session:
             if not await session.scalar(text(TRY_LOCK), {'id': HOUSEKEEPING_LOCK_ID}):
                 return []
@@ -80,9 +81,7 @@ class StorageMaintenance:
                 longest = max((r.raw_days for r in (await tenant_retentions(session)).values()),
                               default=DEFAULT_RETENTION.raw_days)
                 parked = (await session.scalars(text(DEFAULT_DAYS), {'days': longest})).all()
-                for day in sorted(set(days) | set(parked)):
-                    if await session.scalar(text('SELECT gito_telemetry_partition(:day)'), {'day': day}):
-                        created.append(day)
+                created = await create_day_partitions(session, 'telemetry', 'ts', set(days) | set(parked))
             raw_created = await ensure_raw_partitions(session, days)
         if created or raw_created:
             log.info('partitions created', extra={'telemetry': [d.isoformat() for d in created],

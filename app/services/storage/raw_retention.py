@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models.raw_archive import DEFAULT_ARCHIVE_DAYS
-from app.services.storage.retention import RetentionRun, drop_partitions_before
+from app.services.storage.retention import RetentionRun, create_day_partitions, drop_partitions_before
 
 PARENT = 'raw_messages'
 TENANT_DAYS = f"""
@@ -25,12 +25,7 @@ TRIM = f'DELETE FROM {PARENT} WHERE tenant_id = :tenant AND received_at < :cutof
 async def ensure_raw_partitions(session: AsyncSession, days: list[date]) -> list[date]:
     """Partitions for `days` and for the days of rows parked in the default partition; the days created."""
     parked = (await session.scalars(text(PARKED_DAYS))).all()
-    created = []
-    for day in sorted(set(days) | set(parked)):
-        if await session.scalar(text('SELECT gito_day_partition(:parent, :column, :day)'),
-                                {'parent': PARENT, 'column': 'received_at', 'day': day}):
-            created.append(day)
-    return created
+    return await create_day_partitions(session, PARENT, 'received_at', set(days) | set(parked))
 
 
 async def apply_raw_retention(session: AsyncSession, *, now: datetime) -> RetentionRun:

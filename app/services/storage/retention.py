@@ -51,6 +51,17 @@ def partition_day(name: str, prefix: str = PARTITION_PREFIX) -> date | None:
     return datetime.strptime(digits, '%Y%m%d').date()
 
 
+async def create_day_partitions(session: AsyncSession, parent: str, column: str, days: set[date]) -> list[date]:
+    """`parent`'s daily partitions for `days` (`gito_day_partition`: rows parked in the default partition are
+    moved in); the days created."""
+    created = []
+    for day in sorted(days):
+        if await session.scalar(text('SELECT gito_day_partition(:parent, :column, :day)'),
+                                {'parent': parent, 'column': column, 'day': day}):
+            created.append(day)
+    return created
+
+
 async def drop_partitions_before(session: AsyncSession, parent: str, horizon: datetime) -> list[str]:
     """Drop `parent`'s daily partitions that end at or before `horizon`; their names."""
     dropped = []
