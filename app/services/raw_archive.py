@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from app.db import Database
@@ -104,8 +105,10 @@ class RawArchive:
         """Archiving starts or stops at once on this instance (within two seconds on others); what is archived is
         kept for `days` either way and deleted by the storage job."""
         require(principal, Permission.MANAGE_STORAGE)
-        if not 1 <= settings.days <= 365:  # pages build it unvalidated
-            raise InvalidInput('Raw archive: keep between 1 and 365 days.', field='days')
+        try:  # pages build it unvalidated
+            settings = RawArchiveSettings.model_validate(settings.model_dump())
+        except ValidationError as error:
+            raise InvalidInput('Raw archive: keep between 1 and 365 days.', field='days') from error
         before = await self.settings(principal)
         async with self._db.tenant(principal.tenant_id) as session:
             await session.execute(text(WRITE_SETTINGS), {'tenant': principal.tenant_id, 'enabled': settings.enabled,
