@@ -92,8 +92,7 @@ async def read_body(request: Request) -> bytes:
 
 async def record_rejection(writer: BatchWriter, entry: DeviceEntry, reason: str, body: bytes, at: datetime) -> None:
     """Counted on the device as over MQTT; the device's answer does not wait for a full queue."""
-    archived = body if entry.tenant_id in writer.archiving else None
-    rejection = Rejection(entry.tenant_id, entry.device_id, reason, excerpt(body), at, payload=archived,
+    rejection = Rejection(entry.tenant_id, entry.device_id, reason, excerpt(body), at, payload=body,
                           transport='http')
     try:
         await asyncio.wait_for(writer.submit(rejection), REJECTION_TIMEOUT_S)
@@ -153,9 +152,8 @@ def ingest_router(platform: Platform) -> APIRouter:
                 response.headers['Idempotent-Replayed'] = 'true'
                 return IngestAccepted(accepted=claim.accepted, points=claim.points)
         try:
-            archived = body if entry.tenant_id in platform.writer.archiving else None
             await store(platform.writer, Inbound(entry.tenant_id, entry.device_id, messages, received_at,
-                                                 idempotency_key=idempotency_key, payload=archived, transport='http'))
+                                                 idempotency_key=idempotency_key, payload=body, transport='http'))
         except Unavailable:
             if idempotency_key is not None:
                 await platform.ingest_keys.release(entry.tenant_id, entry.device_id, idempotency_key)

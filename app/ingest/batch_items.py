@@ -28,7 +28,7 @@ class Inbound:
     # messages that share it (MQTT PUBACKs in one write); b'' for messages that need no PUBACK (QoS 0)
     ack: tuple[Acknowledge, bytes] | None = None
     idempotency_key: str | None = None  # HTTP ingest: marked stored in the same transaction as the rows
-    payload: bytes | None = None  # as received, for the raw archive of tenants that keep one (None: not archived)
+    payload: bytes | None = None  # as received; archived if the tenant keeps a raw archive (None: never)
     transport: Transport = 'mqtt'
 
     @property
@@ -70,7 +70,7 @@ class WriterStats:
     last_commit_ms: float = 0.0
     commit_s: float = 0.0  # cumulative time in PostgreSQL transactions
     listeners_s: float = 0.0  # cumulative time in commit listeners (the rule engine): it is ingest time too
-    insert_s: float = 0.0  # of commit_s: COPY and INSERT of telemetry rows
+    insert_s: float = 0.0  # of commit_s: COPY and INSERT of telemetry rows (and of archived payloads)
     prepare_s: float = 0.0  # sequence and quality bookkeeping in Python before the transaction
     encode_s: float = 0.0  # of commit_s: binary COPY rows built in Python
     finish_s: float = 0.0  # of commit_s: the COMMIT

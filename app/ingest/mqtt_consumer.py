@@ -259,7 +259,7 @@ class MqttConsumer:
               ack: tuple[Acknowledge, bytes]) -> Item | None:
         if entry is None or entry.tenant_id != route.tenant_id or not entry.accepts_data:
             return None
-        kept = payload[:MAX_PAYLOAD_BYTES] if entry.tenant_id in self._writer.archiving else None  # raw archive
+        kept = payload[:MAX_PAYLOAD_BYTES]  # for the raw archive, if the tenant keeps one (the writer decides)
         if route.kind == 's':
             return Inbound(entry.tenant_id, route.device_id, [], received_at, ack=ack, payload=kept)
         try:
