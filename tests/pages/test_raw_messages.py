@@ -42,7 +42,7 @@ async def test_device_page_shows_the_last_messages_and_replays_them(
     await broker_connected(app_platform)
     await sign_in(user, operator)
     await user.open(f'/devices/{device.id}')
-    await user.should_see('The raw archive is off for this organisation')
+    await user.should_see('The raw archive is off for this organisation', retries=50)  # after the page's first load
     await app_platform.raw_archive.update_settings(admin.principal, RawArchiveSettings(enabled=True, days=7))
     await publish(app_platform, device, b'{"pressure": 2.5}')
     await publish(app_platform, device, b'{"pressure": "high"')
