@@ -41,6 +41,7 @@ def prepare(items: list[Item], tallies: Tallies, sequences: dict[UUID, SeqState]
         if accepted is None:
             accepted = prepared.messages[item.tenant_id] = []
         if replayed:  # old data: its seq is not news; duplicates are caught by (device, key, ts)
+            prepared.replayed.add(device_id)
             accepted += [(device_id, message) for message in item.messages]
             offered = sum(len(message.readings) for message in item.messages)
         else:

@@ -36,7 +36,7 @@ FROM latest_stage WHERE tenant_id = $1
 ON CONFLICT (device_id, key_id) DO UPDATE SET
     ts = EXCLUDED.ts, value = EXCLUDED.value, text_value = EXCLUDED.text_value,
     bool_value = EXCLUDED.bool_value, json_value = EXCLUDED.json_value
-WHERE latest_values.ts <= EXCLUDED.ts"""
+WHERE latest_values.ts < EXCLUDED.ts"""  # an equal timestamp is a duplicate: the first one stays
 RECOVER_LATEST = """
 INSERT INTO latest_values (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
 SELECT t.tenant_id, t.device_id, t.key_id, t.ts, t.value, t.text_value, t.bool_value, t.json_value

@@ -58,7 +58,7 @@ class RowEncoder:
                 kind = type(value)
                 out += number_tail(ts_us, value) if kind is float or kind is int else other_tail(ts_us, value)  # type: ignore[arg-type]
                 held = latest.get(key)
-                if held is None or held[0] <= ts:
+                if held is None or held[0] < ts:  # at an equal timestamp the first is stored, later ones are duplicates
                     latest[key] = (ts, value)
         if missing:
             return missing

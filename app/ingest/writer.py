@@ -31,7 +31,7 @@ import asyncpg
 from app.bus import DeviceChanged, EventBus, TelemetryStored
 from app.ingest.batch_items import Acknowledge, Inbound, Item, Prepared, Rejection, WriterStats, rows_in
 from app.ingest.batch_prepare import prepare
-from app.ingest.copy_rows import COLUMNS, HEADER, TRAILER, stage_table
+from app.ingest.copy_rows import COLUMNS, HEADER, TRAILER, micros, stage_table
 from app.ingest.device_tallies import correct
 from app.ingest.latest import LatestBuffer
 from app.ingest.payload import Message
@@ -53,12 +53,9 @@ SPEND_KEYS = """
 UPDATE ingest_keys SET state = 'stored'
 FROM unnest($2::uuid[], $3::text[]) AS spent(device_id, key)
 WHERE ingest_keys.tenant_id = $1 AND ingest_keys.device_id = spent.device_id AND ingest_keys.key = spent.key"""
-MOVE_ROWS = f"""
-WITH added AS ({INSERT_ROWS}
-    ON CONFLICT DO NOTHING
-    RETURNING device_id
-)
-SELECT device_id, count(*) AS added FROM added GROUP BY device_id"""
+MOVE_ROWS = f"""{INSERT_ROWS}
+ON CONFLICT DO NOTHING
+RETURNING device_id, key_id, ts"""
 
 CommitListener = Callable[[list[TelemetryStored]], Awaitable[None]]
 
@@ -277,13 +274,14 @@ class BatchWriter:
         assert prepared.archive is not None
         changes: Changes = []
         duplicates: dict[UUID, int] = {}
+        inserted: dict[UUID, set[tuple[int, int]]] = {}
         snapshot: StateSnapshot | None = None
         try:
             async with connection.transaction():
                 started = time.perf_counter()
                 for tenant_id, rows in prepared.copies.items():
                     if len(rows) > len(HEADER) + len(TRAILER):
-                        await self._insert_rows(connection, tenant_id, rows, prepared, duplicates)
+                        await self._insert_rows(connection, tenant_id, rows, prepared, duplicates, inserted)
                 for tenant_id, rows in prepared.archive.items():
                     await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
                     await connection.copy_to_table('raw_stage', source=rows, columns=RAW_COLUMNS, format='binary')
@@ -305,6 +303,7 @@ class BatchWriter:
                 self.state.put_back(snapshot)
             raise
         self.stats.finish_s += time.perf_counter() - started  # COMMIT itself: the WAL written and flushed
+        prepared.inserted = inserted
         if snapshot is not None:
             self.state.written(flush_s)
         else:
@@ -312,17 +311,23 @@ class BatchWriter:
         return changes, duplicates
 
     async def _insert_rows(self, connection: asyncpg.Connection, tenant_id: UUID, rows: bytearray,
-                           prepared: Prepared, duplicates: dict[UUID, int]) -> None:
+                           prepared: Prepared, duplicates: dict[UUID, int],
+                           inserted: dict[UUID, set[tuple[int, int]]]) -> None:
         await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
         await connection.copy_to_table('ingest_stage', source=rows, columns=COLUMNS, format='binary')
         try:  # duplicates are rare: a plain INSERT first, about a third cheaper than ON CONFLICT
             async with connection.transaction():
                 await connection.execute(INSERT_ROWS, tenant_id)
         except asyncpg.UniqueViolationError:
-            added = {record[0]: record[1] for record in await connection.fetch(MOVE_ROWS, tenant_id)}
+            added: dict[UUID, set[tuple[int, int]]] = {}
+            for device_id, key_id, ts in await connection.fetch(MOVE_ROWS, tenant_id):
+                added.setdefault(device_id, set()).add((key_id, micros(ts)))
             for device_id, (tenant, offered) in prepared.offered.items():
-                if tenant == tenant_id and offered != added.get(device_id, 0):
-                    duplicates[device_id] = offered - added.get(device_id, 0)
+                kept = added.get(device_id, set())
+                if tenant == tenant_id and offered != len(kept):
+                    duplicates[device_id] = offered - len(kept)
+                    if device_id not in prepared.replayed:  # a replay is asked for: its rules run again
+                        inserted[device_id] = kept
 
     def restore_sequences(self, states: dict[UUID, SeqState]) -> None:
         """Sequence state as the last flush left it (see `latest.load_sequences`), before `start`."""
@@ -333,7 +338,7 @@ class BatchWriter:
         self.stats.batches += 1
         acks: dict[Acknowledge, list[bytes]] = {}
         rejected: set[tuple[UUID, UUID]] = set()
-        stored: dict[tuple[UUID, UUID], tuple[list[Message], datetime]] = {}
+        last_seen: dict[UUID, datetime] = {}
         for item in prepared.items:
             if item.ack is not None:
                 acknowledge, packet_id = item.ack
@@ -350,29 +355,53 @@ class BatchWriter:
             if item.done is not None and not item.done.done():
                 item.done.set_result(None)
             if item.messages:
-                slot = (item.tenant_id, item.device_id)
-                held = stored.get(slot)
-                if held is None:
-                    held = stored[slot] = ([], item.received_at)
-                elif item.received_at > held[1]:
-                    stored[slot] = held = (held[0], item.received_at)
-                held[0].extend(item.messages)
+                seen = last_seen.get(item.device_id)
+                if seen is None or item.received_at > seen:
+                    last_seen[item.device_id] = item.received_at
         for acknowledge, ids in acks.items():
             acknowledge(ids)
         dropped = sum(duplicates.values())
         self.stats.rows += sum(offered for _, offered in prepared.offered.values()) - dropped
         self.stats.duplicates += dropped
         self.stats.archived += prepared.archived
-        events = [
-            TelemetryStored(tenant_id, device_id, tuple(messages), last_seen)
-            for (tenant_id, device_id), (messages, last_seen) in stored.items()
-        ]
+        events = self._stored_events(prepared, last_seen)
         for event in events:
             self._bus.telemetry_stored.publish(event)
         publish_online(self._bus, changes)
         for tenant_id, device_id in rejected:
             self._bus.device_changed.publish(DeviceChanged(tenant_id=tenant_id, device_id=device_id, change='rejected'))
         return events
+
+    def _stored_events(self, prepared: Prepared, last_seen: dict[UUID, datetime]) -> list[TelemetryStored]:
+        """Per device, the messages whose readings were stored: `seq` duplicates were left out by `prepare`, and
+        readings found to be duplicates at insert are left out here (a retransmission must not re-run rules)."""
+        events = []
+        inserted = prepared.inserted
+        for tenant_id, entries in prepared.messages.items():
+            per_device: dict[UUID, list[Message]] = {}
+            for device_id, message in entries:
+                held = per_device.get(device_id)
+                if held is None:
+                    held = per_device[device_id] = []
+                held.append(message)
+            for device_id, messages in per_device.items():
+                kept = inserted.get(device_id)
+                if kept is not None:
+                    messages = self._only_inserted(tenant_id, messages, kept)
+                    if not messages:
+                        continue
+                events.append(TelemetryStored(tenant_id, device_id, tuple(messages), last_seen[device_id]))
+        return events
+
+    def _only_inserted(self, tenant_id: UUID, messages: list[Message], kept: set[tuple[int, int]]) -> list[Message]:
+        keys = self._encoder.keys
+        out = []
+        for message in messages:
+            ts_us = micros(message.ts)
+            readings = tuple(reading for reading in message.readings if (keys[(tenant_id, reading.key)], ts_us) in kept)
+            if readings:
+                out.append(message._replace(readings=readings))
+        return out
 
 
 def _idempotency_keys(items: list[Item]) -> dict[UUID, list[tuple[UUID, str]]]:
