@@ -53,7 +53,8 @@ class TelemetryStored:
 
     @property
     def readings(self) -> tuple[ReadingValue, ...]:
-        return tuple(ReadingValue(reading.key, message.ts, reading.value)
+        new = tuple.__new__  # not the named tuple's generated __new__, a Python-level call per reading
+        return tuple(new(ReadingValue, (reading[0], message[0], reading[1]))
                      for message in self.messages for reading in message.readings)
 
 
@@ -84,8 +85,10 @@ E = TypeVar('E', bound=Event | TelemetryStored)
 
 
 class Subscription(Generic[E]):
-    def __init__(self, topic: Topic[E], *, maxsize: int, where: Callable[[E], bool] | None) -> None:
+    def __init__(self, topic: Topic[E], *, maxsize: int, where: Callable[[E], bool] | None,
+                 route: tuple[str, UUID] | None = None) -> None:
         self._topic = topic
+        self.route = route
         self._queue: asyncio.Queue[E] = asyncio.Queue(maxsize=maxsize)
         self._where = where
         self.dropped = 0
@@ -117,25 +120,46 @@ class Subscription(Generic[E]):
 
 
 class Topic(Generic[E]):
+    """Subscribers receive every event, or only those of one tenant or one device (`tenant_id` / `device_id`):
+    routed ones are found by a dict look-up, so a thousand open device pages do not each test every event."""
+
     def __init__(self, name: str, event_type: type[E]) -> None:
         self.name = name
         self.event_type = event_type
         self.adapter: TypeAdapter[list[E]] = TypeAdapter(list[event_type])  # type: ignore[valid-type]
-        self._subscriptions: list[Subscription[E]] = []
+        # copied on change, never changed in place: delivery iterates them while callbacks may subscribe
+        self._everyone: tuple[Subscription[E], ...] = ()
+        self._routed: dict[str, dict[UUID, tuple[Subscription[E], ...]]] = {'tenant_id': {}, 'device_id': {}}
         self._remote: Callable[[Topic[Any], Any], None] | None = None
 
-    def subscribe(self, *, maxsize: int = 1000, where: Callable[[E], bool] | None = None) -> Subscription[E]:
-        subscription = Subscription(self, maxsize=maxsize, where=where)
-        self._subscriptions.append(subscription)
+    def subscribe(self, *, maxsize: int = 1000, where: Callable[[E], bool] | None = None,
+                  tenant_id: UUID | None = None, device_id: UUID | None = None) -> Subscription[E]:
+        """`where` is tested on every event delivered (after the routing by tenant or device, if given)."""
+        route = ('device_id', device_id) if device_id is not None else \
+            ('tenant_id', tenant_id) if tenant_id is not None else None
+        subscription = Subscription(self, maxsize=maxsize, where=where, route=route)
+        if route is None:
+            self._everyone = (*self._everyone, subscription)
+        else:
+            routes = self._routed[route[0]]
+            routes[route[1]] = (*routes.get(route[1], ()), subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription[E]) -> None:
-        with contextlib.suppress(ValueError):
-            self._subscriptions.remove(subscription)
+        route = subscription.route
+        if route is None:
+            self._everyone = tuple(s for s in self._everyone if s is not subscription)
+            return
+        routes = self._routed[route[0]]
+        remaining = tuple(s for s in routes.get(route[1], ()) if s is not subscription)
+        if remaining:
+            routes[route[1]] = remaining
+        else:
+            routes.pop(route[1], None)
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._subscriptions)
+        return len(self._everyone) + sum(len(s) for routes in self._routed.values() for s in routes.values())
 
     def publish(self, event: E) -> None:
         self.deliver(event)
@@ -143,8 +167,12 @@ class Topic(Generic[E]):
             self._remote(self, event)
 
     def deliver(self, event: E) -> None:
-        for subscription in list(self._subscriptions):
+        for subscription in self._everyone:
             subscription.offer(event)
+        for attribute, routes in self._routed.items():
+            if routes:
+                for subscription in routes.get(getattr(event, attribute, None), ()):  # type: ignore[arg-type]
+                    subscription.offer(event)
 
 
 class EventBus:

@@ -197,19 +197,16 @@ async def gito_child(args: argparse.Namespace) -> None:
         now = time.time()
         committed[1] += 1
         for index, event in enumerate(events):
-            committed[0] += len(event.readings) // 4
+            committed[0] += len(event.messages)  # one per published message (each has its own `ts`)
             if index % 10 == 0:
-                sent = event.readings[-1].ts.timestamp()
+                sent = event.messages[-1].ts.timestamp()
                 latencies.append((sent, now - sent))
 
     platform.writer.on_committed(listen)
     await platform.start()
     page_latencies: list[float] = []
     watched = set(device_ids(args.devices)[:20])  # twenty open device pages, each on its own subscription
-    def watching(device: uuid.UUID) -> Any:
-        return lambda event: event.device_id == device
-
-    pages = [platform.bus.telemetry_stored.subscribe(maxsize=2000, where=watching(d)) for d in watched]
+    pages = [platform.bus.telemetry_stored.subscribe(maxsize=2000, device_id=d) for d in watched]
 
     async def open_pages() -> None:
         """What a device page does: drain its subscription every 0.5 s and show the readings."""

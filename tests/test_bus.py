@@ -28,6 +28,32 @@ async def test_subscribers_get_events_filtered_and_bounded() -> None:
     assert bus.device_changed.subscriber_count == 1
 
 
+async def test_subscribers_routed_by_tenant_or_device_get_only_theirs() -> None:
+    bus = EventBus()
+    tenant, other = uuid4(), uuid4()
+    device = DeviceChanged(tenant_id=tenant, device_id=uuid4(), change='online')
+    sibling = DeviceChanged(tenant_id=tenant, device_id=uuid4(), change='online')
+    foreign = DeviceChanged(tenant_id=other, device_id=uuid4(), change='online')
+    page = bus.device_changed.subscribe(device_id=device.device_id)
+    fleet = bus.device_changed.subscribe(tenant_id=tenant)
+    offline_only = bus.device_changed.subscribe(tenant_id=tenant, where=lambda event: event.change == 'offline')
+    second_page = bus.device_changed.subscribe(device_id=device.device_id)
+    for event in (device, sibling, foreign):
+        bus.device_changed.publish(event)
+    assert page.drain() == [device]
+    assert second_page.drain() == [device]
+    assert fleet.drain() == [device, sibling]
+    assert offline_only.drain() == []
+    assert bus.device_changed.subscriber_count == 4
+    page.close()
+    bus.device_changed.publish(device)
+    assert page.drain() == []
+    assert second_page.drain() == [device]
+    for subscription in (second_page, fleet, offline_only):
+        subscription.close()
+    assert bus.device_changed.subscriber_count == 0
+
+
 async def test_redis_bus_fans_events_out_across_instances(redis_url: str) -> None:
     prefix = f'gito:test:{uuid4().hex}:'
     first, second = RedisEventBus(redis_url, prefix=prefix), RedisEventBus(redis_url, prefix=prefix)

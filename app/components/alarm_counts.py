@@ -58,7 +58,7 @@ def alarm_counts() -> None:
         if principal is None:
             return
         tenant = principal.tenant_id
-        changes = source.platform.bus.alarm_changed.subscribe(maxsize=100, where=lambda e: e.tenant_id == tenant)
+        changes = source.platform.bus.alarm_changed.subscribe(maxsize=100, tenant_id=tenant)
         client.on_delete(changes.close)
 
         async def refresh() -> None:

@@ -107,8 +107,7 @@ class AlarmTable:
         self._empty = empty
         self.column = ui.column().classes('w-full gap-2').mark('alarm-table')
         tenant = principal.tenant_id
-        self.changes = platform.bus.alarm_changed.subscribe(
-            maxsize=1000, where=lambda event: event.tenant_id == tenant and (where is None or where(event)))
+        self.changes = platform.bus.alarm_changed.subscribe(maxsize=1000, where=where, tenant_id=tenant)
         ui.timer(0.05, self.reload, once=True)
         ui.timer(0.5, self.drain)
 

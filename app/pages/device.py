@@ -62,8 +62,9 @@ class DeviceView:
                 .classes(TOUCH).mark('download-csv')
         self.alarms = DeviceAlarms(platform, principal, device.id)
         self.raw = RawMessages(platform, principal, device.id)
-        self.stored = platform.bus.telemetry_stored.subscribe(maxsize=2000, where=self.is_mine)
-        self.changed = platform.bus.device_changed.subscribe(maxsize=100, where=self.is_mine)
+        bus = platform.bus
+        self.stored = bus.telemetry_stored.subscribe(maxsize=2000, where=self.is_mine, device_id=device.id)
+        self.changed = bus.device_changed.subscribe(maxsize=100, where=self.is_mine, device_id=device.id)
         ui.timer(0.1, self.load, once=True)
         ui.timer(0.5, self.drain)
         ui.timer(1.0, self.tick)

@@ -44,9 +44,9 @@ class FleetView:
         for device in devices:
             self.place(device)
         self.apply_filter()
-        where = self.is_mine
-        self.stored = platform.bus.telemetry_stored.subscribe(maxsize=5000, where=where)
-        self.changed = platform.bus.device_changed.subscribe(maxsize=5000, where=where)
+        tenant = self.principal.tenant_id
+        self.stored = platform.bus.telemetry_stored.subscribe(maxsize=5000, where=self.is_mine, tenant_id=tenant)
+        self.changed = platform.bus.device_changed.subscribe(maxsize=5000, where=self.is_mine, tenant_id=tenant)
         ui.timer(0.1, self.load_latest, once=True)
         ui.timer(0.5, self.drain)
         ui.timer(1.0, self.tick)
