@@ -19,6 +19,7 @@ from app.services.storage.native_sql import (
     PARTITION_FUNCTION,
     PARTITION_RLS_FUNCTION,
     PARTITIONED_TELEMETRY,
+    RANGE_PARTITION_FUNCTION,
     ROLLUP_TABLES,
 )
 from app.services.storage.timescale import setup_statements
@@ -61,6 +62,7 @@ def upgrade() -> None:
             op.execute(statement)
     else:
         op.execute(PARTITION_RLS_FUNCTION)
+        op.execute(RANGE_PARTITION_FUNCTION)  # what gito_day_partition calls (since 0012's change to it)
         op.execute(DAY_PARTITION_FUNCTION)
         op.execute(PARTITION_FUNCTION)
         run_script(PARTITIONED_TELEMETRY)

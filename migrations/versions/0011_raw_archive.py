@@ -10,7 +10,12 @@ Create Date: 2026-12-02
 
 from alembic import op
 
-from app.services.storage.native_sql import DAY_PARTITION_FUNCTION, PARTITION_FUNCTION, PARTITION_RLS_FUNCTION
+from app.services.storage.native_sql import (
+    DAY_PARTITION_FUNCTION,
+    PARTITION_FUNCTION,
+    PARTITION_RLS_FUNCTION,
+    RANGE_PARTITION_FUNCTION,
+)
 from migrations.helpers import run_script, tenant_rls
 
 revision = '0011'
@@ -21,6 +26,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.execute(PARTITION_RLS_FUNCTION)
+    op.execute(RANGE_PARTITION_FUNCTION)  # what gito_day_partition calls (since 0012's change to it)
     op.execute(DAY_PARTITION_FUNCTION)
     op.execute(PARTITION_FUNCTION)  # now a call of gito_day_partition: the same behaviour
     run_script("""

@@ -1,4 +1,4 @@
-"""Migration 0007 converts an existing `telemetry` table into daily partitions, keeping every row."""
+"""Migrations 0007 and 0012 turn existing telemetry and rollup tables into partitions, keeping every row."""
 
 from __future__ import annotations
 
@@ -67,3 +67,35 @@ def test_existing_rows_survive_the_conversion(blank_database: support.TestDataba
     assert [value for _, _, value in kept] == [0.0, 2.0, 40.0, 2000.0]
     assert kept[1][0] == f'telemetry_p{(now - timedelta(days=2)):%Y%m%d}'
     assert kept[3][0] == 'telemetry_default'  # older than three years: no partition of its own
+
+
+async def _convert_rollups(url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    await _migrate(url, '0011')
+    tenant, device = uuid4(), uuid4()
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("INSERT INTO tenants (id, name) VALUES ($1, 'T')", tenant)
+        for table, ages in (('telemetry_1m', (0, 2, 400)), ('telemetry_1h', (0, 70, 5000))):
+            await connection.executemany(
+                f'INSERT INTO {table} (tenant_id, device_id, key_id, bucket, count, sum, min, max, last, last_ts) '
+                'VALUES ($1, $2, 1, $3, 1, $4, $4, $4, $4, $3)',
+                [(tenant, device, now - timedelta(days=age), float(age)) for age in ages])
+        await _migrate(url, '0012')
+        kinds = await connection.fetch("SELECT relname::text, relkind::text FROM pg_class "
+                                       "WHERE relname IN ('telemetry_1m', 'telemetry_1h') ORDER BY 1")
+        assert [tuple(kind) for kind in kinds] == [('telemetry_1h', 'p'), ('telemetry_1m', 'p')]
+        minutes = await connection.fetch('SELECT tableoid::regclass::text, sum FROM telemetry_1m ORDER BY sum')
+        hours = await connection.fetch('SELECT tableoid::regclass::text, sum FROM telemetry_1h ORDER BY sum')
+    finally:
+        await connection.close()
+    return [tuple(r) for r in minutes], [tuple(r) for r in hours]
+
+
+def test_existing_rollups_survive_their_conversion(blank_database: support.TestDatabase) -> None:
+    minutes, hours = asyncio.run(_convert_rollups(blank_database.url))
+    now = datetime.now(UTC)
+    assert minutes == [(f'telemetry_1m_p{now:%Y%m%d}', 0.0), (f'telemetry_1m_p{now - timedelta(days=2):%Y%m%d}', 2.0),
+                       ('telemetry_1m_p' + f'{now - timedelta(days=400):%Y%m%d}', 400.0)]
+    assert hours == [(f'telemetry_1h_m{now:%Y%m}', 0.0), (f'telemetry_1h_m{now - timedelta(days=70):%Y%m}', 70.0),
+                     ('telemetry_1h_default', 5000.0)]  # older than ten years: no partition of its own

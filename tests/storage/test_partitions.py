@@ -13,13 +13,14 @@ from app.models.storage import RetentionSettings
 from app.platform import Platform, app_role_password
 from tests.conftest import NewTenant
 from tests.storage.conftest import new_device, owner_scalar, store
+from tests.support import roll_up
 
-PARTITIONS = """SELECT array_agg(c.relname ORDER BY c.relname)::text[] FROM pg_inherits i
-JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'telemetry'::regclass"""
+PARTITIONS = """SELECT coalesce(array_agg(c.relname ORDER BY c.relname), '{}')::text[] FROM pg_inherits i
+JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = CAST(:parent AS regclass)"""
 
 
-async def partitions(platform: Platform) -> list[str]:
-    names = await owner_scalar(platform, PARTITIONS)
+async def partitions(platform: Platform, parent: str = 'telemetry') -> list[str]:
+    names = await owner_scalar(platform, PARTITIONS, parent=parent)
     assert isinstance(names, list)
     return [str(name) for name in names]
 
@@ -32,6 +33,35 @@ async def test_partitions_are_created_ahead(storage: Platform) -> None:
     assert set(expected) <= set(names)
     assert {today + timedelta(days=d) for d in range(-1, 8)} <= set(created)  # (and days parked in the default)
     assert await storage.storage_jobs.ensure_partitions(today=today) == []  # idempotent
+    minutes = await partitions(storage, 'telemetry_1m')
+    assert {f'telemetry_1m_p{(today + timedelta(days=d)):%Y%m%d}' for d in range(-1, 8)} <= set(minutes)
+    next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    hours = await partitions(storage, 'telemetry_1h')
+    assert {f'telemetry_1h_m{today:%Y%m}', f'telemetry_1h_m{next_month:%Y%m}'} <= set(hours)
+
+
+ROLLUP_HOMES = "SELECT array_agg(tableoid::regclass::text ORDER BY bucket) FROM {table} WHERE device_id = :d"
+
+
+async def test_rollups_land_in_their_partitions_and_late_ones_are_moved(storage: Platform,
+                                                                        new_tenant: NewTenant) -> None:
+    admin = (await new_tenant()).principal
+    await storage.storage.update_retention(admin, RetentionSettings(raw_days=120, minute_days=120, hour_days=120))
+    device = await new_device(storage, admin)
+    now = datetime.now(UTC).replace(microsecond=0)
+    late = now - timedelta(days=100, hours=5)  # a day no other test uses: no 1-minute partition of its own yet
+    await store(storage, admin, device.id, [(now, 'power', 2.0), (late, 'power', 3.0)])
+    await roll_up(storage)
+    minutes = ROLLUP_HOMES.format(table='telemetry_1m')
+    assert await owner_scalar(storage, minutes, d=device.id) == ['telemetry_1m_default', f'telemetry_1m_p{now:%Y%m%d}']
+    await storage.storage_jobs.ensure_partitions()
+    assert await owner_scalar(storage, minutes, d=device.id) == [f'telemetry_1m_p{late:%Y%m%d}',
+                                                                 f'telemetry_1m_p{now:%Y%m%d}']
+    assert await owner_scalar(storage, ROLLUP_HOMES.format(table='telemetry_1h'), d=device.id) == [
+        f'telemetry_1h_m{late:%Y%m}', f'telemetry_1h_m{now:%Y%m}']
+    hourly = await storage.telemetry.aggregate(admin, device.id, start=late - timedelta(hours=1), end=now,
+                                               bucket_s=86_400 * 30, function='max', keys=['power'])
+    assert sorted(float(point.value or 0) for point in hourly) == [2.0, 3.0]  # through the parent, as the tenant
 
 
 async def test_late_rows_are_kept_and_moved_into_their_partition(storage: Platform, new_tenant: NewTenant) -> None:

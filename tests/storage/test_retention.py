@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy import text
 
 from app.platform import Platform
+from app.services.storage.retention import partition_end
 from tests.conftest import NewTenant
 from tests.storage.conftest import new_device, owner_scalar, store
 from tests.storage.test_partitions import partitions
@@ -64,3 +65,30 @@ async def test_partitions_past_the_longest_retention_are_dropped(storage: Platfo
     names = await partitions(storage)
     assert f'telemetry_p{old_day:%Y%m%d}' not in names
     assert f'telemetry_p{kept_day:%Y%m%d}' in names
+
+
+async def test_rollup_partitions_past_the_longest_retention_are_dropped(storage: Platform) -> None:
+    async with storage.db.system() as session:
+        minute_days, hour_days = (await session.execute(text(
+            'SELECT coalesce(max(minute_days), 180), coalesce(max(hour_days), 730) FROM storage_settings'))).one()
+    now = datetime.now(UTC)
+    old_day = (now - timedelta(days=max(minute_days, 180) + 3)).date()
+    old_month = (now - timedelta(days=max(hour_days, 730) + 40)).date().replace(day=1)
+    await owner_scalar(storage, "SELECT gito_day_partition('telemetry_1m', 'bucket', :day)", day=old_day)
+    await owner_scalar(storage, "SELECT gito_month_partition('telemetry_1h', 'bucket', :month)", month=old_month)
+    assert f'telemetry_1m_p{old_day:%Y%m%d}' in await partitions(storage, 'telemetry_1m')
+    assert f'telemetry_1h_m{old_month:%Y%m}' in await partitions(storage, 'telemetry_1h')
+    run = await storage.storage_jobs.apply_retention()
+    assert {f'telemetry_1m_p{old_day:%Y%m%d}', f'telemetry_1h_m{old_month:%Y%m}'} <= set(run.dropped_partitions)
+    assert f'telemetry_1m_p{old_day:%Y%m%d}' not in await partitions(storage, 'telemetry_1m')
+    assert f'telemetry_1m_p{now:%Y%m%d}' in await partitions(storage, 'telemetry_1m')
+    assert f'telemetry_1h_m{old_month:%Y%m}' not in await partitions(storage, 'telemetry_1h')
+    assert f'telemetry_1h_m{now:%Y%m}' in await partitions(storage, 'telemetry_1h')
+
+
+def test_a_partition_name_gives_the_day_after_its_range() -> None:
+    assert partition_end('telemetry_p20261231', 'telemetry') == date(2027, 1, 1)
+    assert partition_end('telemetry_1h_m202612', 'telemetry_1h') == date(2027, 1, 1)
+    assert partition_end('telemetry_1h_m202602', 'telemetry_1h') == date(2026, 3, 1)
+    assert partition_end('telemetry_1m_p20260101', 'telemetry') is None  # another table's partition
+    assert partition_end('telemetry_default', 'telemetry') is None

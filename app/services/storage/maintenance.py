@@ -17,14 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
 from app.services.storage import timescale
-from app.services.storage.native_sql import DEFAULT_PARTITION
 from app.services.storage.raw_retention import apply_raw_retention, ensure_raw_partitions
 from app.services.storage.retention import (
-    DEFAULT_RETENTION,
     Retention,
     RetentionRun,
     apply_native_retention,
     create_day_partitions,
+    create_month_partitions,
+    longest_retention,
+    parked_days,
     tenant_retentions,
 )
 from app.services.storage.rollups import RollupRun, refresh_rollups
@@ -35,9 +36,6 @@ HOUSEKEEPING_LOCK_ID = 0x6710_0021
 DAYS_AHEAD = 7
 Backend = Literal['timescaledb', 'native']
 TRY_LOCK = 'SELECT pg_try_advisory_xact_lock(:id)'
-DEFAULT_DAYS = f"""
-SELECT DISTINCT (ts AT TIME ZONE 'UTC')::date FROM {DEFAULT_PARTITION}
-WHERE ts >= now() - make_interval(days => :days) ORDER BY 1"""
 
 
 async def detect_backend(db: Database) -> Backend:
@@ -69,22 +67,30 @@ class StorageMaintenance:
 
     async def ensure_partitions(self, *, today: date | None = None, ahead: int = DAYS_AHEAD) -> list[date]:
         """Daily partitions from yesterday to `ahead` days on, and for the days of rows parked in the default
-        partition (within the longest retention); returns the days created (of telemetry on plain PostgreSQL,
-        TimescaleDB makes its own chunks; of the raw archive on both)."""
+        partition (within the longest retention); returns the days created of telemetry (on plain PostgreSQL:
+        TimescaleDB makes its own chunks). Also, on plain PostgreSQL, the same days of the 1-minute rollups and
+        this month and the next of the 1-hour rollups; and on both backends the days of the raw archive."""
         today = today or datetime.now(UTC).date()
-        days = [today + timedelta(days=offset) for offset in range(-1, ahead + 1)]
+        days = {today + timedelta(days=offset) for offset in range(-1, ahead + 1)}
         created: list[date] = []
+        rollups: list[date] = []
         async with self._db.system() as session:
             if not await session.scalar(text(TRY_LOCK), {'id': HOUSEKEEPING_LOCK_ID}):
                 return []
             if self.backend == 'native':
-                longest = max((r.raw_days for r in (await tenant_retentions(session)).values()),
-                              default=DEFAULT_RETENTION.raw_days)
-                parked = (await session.scalars(text(DEFAULT_DAYS), {'days': longest})).all()
-                created = await create_day_partitions(session, 'telemetry', 'ts', set(days) | set(parked))
-            raw_created = await ensure_raw_partitions(session, days)
-        if created or raw_created:
+                longest = longest_retention(await tenant_retentions(session))
+                parked = await parked_days(session, 'telemetry', 'ts', within_days=longest.raw_days)
+                created = await create_day_partitions(session, 'telemetry', 'ts', days | set(parked))
+                parked = await parked_days(session, 'telemetry_1m', 'bucket', within_days=longest.minute_days)
+                rollups = await create_day_partitions(session, 'telemetry_1m', 'bucket', days | set(parked))
+                next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+                parked = await parked_days(session, 'telemetry_1h', 'bucket', within_days=longest.hour_days)
+                rollups += await create_month_partitions(session, 'telemetry_1h', 'bucket',
+                                                         {today, next_month, *parked})
+            raw_created = await ensure_raw_partitions(session, sorted(days))
+        if created or rollups or raw_created:
             log.info('partitions created', extra={'telemetry': [d.isoformat() for d in created],
+                                                   'rollups': [d.isoformat() for d in rollups],
                                                    'raw_archive': [d.isoformat() for d in raw_created]})
         return created
 
@@ -131,9 +137,7 @@ class StorageMaintenance:
 async def timescale_retention(session: AsyncSession, applied: Retention | None) -> tuple[RetentionRun, Retention]:
     """Policies at the longest retentions (replaced only when they change), then per-tenant trims."""
     retentions = await tenant_retentions(session)
-    values = list(retentions.values()) or [DEFAULT_RETENTION]
-    longest = Retention(raw_days=max(r.raw_days for r in values), minute_days=max(r.minute_days for r in values),
-                        hour_days=max(r.hour_days for r in values))
+    longest = longest_retention(retentions)
     if longest != applied:
         for statement in timescale.retention_statements(raw_days=longest.raw_days, minute_days=longest.minute_days,
                                                         hour_days=longest.hour_days):

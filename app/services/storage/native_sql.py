@@ -9,7 +9,11 @@ The migration creates these functions and the scheduled job calls them (as the o
 - `gito_day_partition(parent, column, day)`: the partition `<parent>_pYYYYMMDD` of one UTC day, created once.
   Rows of that day that landed in the default partition `<parent>_default` meanwhile (the scheduler was down,
   or late data) are moved into it in the same transaction, so creating a partition never loses or strands a
-  row. `gito_telemetry_partition(day)` is that for `telemetry`; the raw archive (`raw_messages`) uses it too.
+  row. `gito_telemetry_partition(day)` is that for `telemetry`; the raw archive (`raw_messages`) and the
+  1-minute rollups (`telemetry_1m`) use it too.
+- `gito_month_partition(parent, column, month)`: the same for one UTC calendar month, `<parent>_mYYYYMM`; the
+  1-hour rollups (`telemetry_1h`, kept two years by default) are partitioned by month.
+Both call `gito_range_partition(parent, column, name, low, high)`.
 """
 
 PARTITION_PREFIX = 'telemetry_p'  # the names gito_day_partition gives
@@ -27,19 +31,17 @@ BEGIN
     EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', partition);
 END $$"""
 
-DAY_PARTITION_FUNCTION = """
-CREATE OR REPLACE FUNCTION gito_day_partition(parent text, ts_column text, day date) RETURNS boolean
+RANGE_PARTITION_FUNCTION = """
+CREATE OR REPLACE FUNCTION gito_range_partition(parent text, ts_column text, name text, low timestamptz,
+                                                high timestamptz) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
-    name text := parent || '_p' || to_char(day, 'YYYYMMDD');
     fallback text := parent || '_default';
-    low timestamptz := day::timestamp AT TIME ZONE 'UTC';
-    high timestamptz := (day + 1)::timestamp AT TIME ZONE 'UTC';
 BEGIN
     IF to_regclass(name) IS NOT NULL THEN
         RETURN false;
     END IF;
-    -- Writers wait a moment: no row of that day may reach the default partition between the move and the attach.
+    -- Writers wait a moment: no row of that range may reach the default partition between the move and the attach.
     EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', fallback);
     EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name, parent);
     EXECUTE format('WITH moved AS (DELETE FROM %I WHERE %I >= $1 AND %I < $2 RETURNING *)
@@ -47,6 +49,25 @@ BEGIN
     EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', parent, name, low, high);
     PERFORM gito_partition_rls(name::regclass);
     RETURN true;
+END $$"""
+
+DAY_PARTITION_FUNCTION = """
+CREATE OR REPLACE FUNCTION gito_day_partition(parent text, ts_column text, day date) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN gito_range_partition(parent, ts_column, parent || '_p' || to_char(day, 'YYYYMMDD'),
+                                day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC');
+END $$"""
+
+MONTH_PARTITION_FUNCTION = """
+CREATE OR REPLACE FUNCTION gito_month_partition(parent text, ts_column text, month date) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    first date := date_trunc('month', month)::date;
+BEGIN
+    RETURN gito_range_partition(parent, ts_column, parent || '_m' || to_char(first, 'YYYYMM'),
+                                first::timestamp AT TIME ZONE 'UTC',
+                                (first + interval '1 month')::timestamp AT TIME ZONE 'UTC');
 END $$"""
 
 PARTITION_FUNCTION = """
@@ -106,4 +127,35 @@ ROLLUP_TABLES = f"""
         updated_at timestamptz NOT NULL DEFAULT now()
     );
     INSERT INTO storage_watermarks (name, xid) VALUES ('rollups', 0)
+"""
+
+# Migration 0012: the rollup tables of migration 0007 become partitioned (1-minute by day, 1-hour by month) so
+# that retention drops whole partitions of them too; every row is kept.
+PARTITIONED_ROLLUPS = f"""
+    ALTER TABLE telemetry_1m RENAME TO telemetry_1m_unpartitioned;
+    ALTER TABLE telemetry_1m_unpartitioned RENAME CONSTRAINT telemetry_1m_pkey TO telemetry_1m_unpartitioned_pkey;
+    ALTER TABLE telemetry_1h RENAME TO telemetry_1h_unpartitioned;
+    ALTER TABLE telemetry_1h_unpartitioned RENAME CONSTRAINT telemetry_1h_pkey TO telemetry_1h_unpartitioned_pkey;
+    CREATE TABLE telemetry_1m ({ROLLUP_COLUMNS}) PARTITION BY RANGE (bucket);
+    CREATE TABLE telemetry_1h ({ROLLUP_COLUMNS}) PARTITION BY RANGE (bucket);
+    CREATE TABLE telemetry_1m_default PARTITION OF telemetry_1m DEFAULT;
+    CREATE TABLE telemetry_1h_default PARTITION OF telemetry_1h DEFAULT;
+    SELECT gito_partition_rls('telemetry_1m_default'::regclass);
+    SELECT gito_partition_rls('telemetry_1h_default'::regclass);
+    SELECT gito_day_partition('telemetry_1m', 'bucket', day::date) FROM (
+        SELECT DISTINCT (bucket AT TIME ZONE 'UTC')::date AS day FROM telemetry_1m_unpartitioned
+        WHERE bucket > now() - interval '3 years' AND bucket < now() + interval '8 days'
+        UNION SELECT generate_series((now() AT TIME ZONE 'UTC')::date - 1,
+                                     (now() AT TIME ZONE 'UTC')::date + 7, interval '1 day')::date
+    ) days;
+    SELECT gito_month_partition('telemetry_1h', 'bucket', month::date) FROM (
+        SELECT DISTINCT date_trunc('month', bucket AT TIME ZONE 'UTC')::date AS month FROM telemetry_1h_unpartitioned
+        WHERE bucket > now() - interval '10 years' AND bucket < now() + interval '40 days'
+        UNION SELECT date_trunc('month', now() AT TIME ZONE 'UTC')::date
+        UNION SELECT (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month')::date
+    ) months;
+    INSERT INTO telemetry_1m SELECT * FROM telemetry_1m_unpartitioned;
+    INSERT INTO telemetry_1h SELECT * FROM telemetry_1h_unpartitioned;
+    DROP TABLE telemetry_1m_unpartitioned;
+    DROP TABLE telemetry_1h_unpartitioned
 """

@@ -1,4 +1,8 @@
-"""Retention: whole daily partitions dropped past the longest tenant retention, per-tenant deletes below it."""
+"""Retention: whole partitions dropped past the longest tenant retention, per-tenant deletes below it.
+
+Partitions are named `<parent>_pYYYYMMDD` (a UTC day: telemetry, 1-minute rollups, raw archive) or
+`<parent>_mYYYYMM` (a UTC month: 1-hour rollups), as `gito_day_partition` / `gito_month_partition` name them.
+"""
 
 from __future__ import annotations
 
@@ -51,24 +55,54 @@ def partition_day(name: str, prefix: str = PARTITION_PREFIX) -> date | None:
     return datetime.strptime(digits, '%Y%m%d').date()
 
 
+def partition_end(name: str, parent: str) -> date | None:
+    """The UTC day after the last one a partition of `parent` holds (None: not a day or month partition)."""
+    day = partition_day(name, f'{parent}_p')
+    if day is not None:
+        return day + timedelta(days=1)
+    digits = name.removeprefix(f'{parent}_m')
+    if digits == name or len(digits) != 6 or not digits.isdigit():
+        return None
+    year, month = int(digits[:4]), int(digits[4:])
+    return date(year + month // 12, month % 12 + 1, 1)
+
+
 async def create_day_partitions(session: AsyncSession, parent: str, column: str, days: set[date]) -> list[date]:
     """`parent`'s daily partitions for `days` (`gito_day_partition`: rows parked in the default partition are
     moved in); the days created."""
+    return await _create_partitions(session, 'gito_day_partition', parent, column, days)
+
+
+async def create_month_partitions(session: AsyncSession, parent: str, column: str, months: set[date]) -> list[date]:
+    """`parent`'s monthly partitions for the months of `months`; the months created (as their first days)."""
+    firsts = {month.replace(day=1) for month in months}
+    return await _create_partitions(session, 'gito_month_partition', parent, column, firsts)
+
+
+async def _create_partitions(session: AsyncSession, function: str, parent: str, column: str,
+                             starts: set[date]) -> list[date]:
     created = []
-    for day in sorted(days):
-        if await session.scalar(text('SELECT gito_day_partition(:parent, :column, :day)'),
-                                {'parent': parent, 'column': column, 'day': day}):
-            created.append(day)
+    for start in sorted(starts):
+        if await session.scalar(text(f'SELECT {function}(:parent, :column, :start)'),
+                                {'parent': parent, 'column': column, 'start': start}):
+            created.append(start)
     return created
 
 
+async def parked_days(session: AsyncSession, parent: str, column: str, *, within_days: int) -> list[date]:
+    """The UTC days of rows waiting in `parent`'s default partition (no partition of theirs yet), recent ones."""
+    rows = await session.scalars(text(f"""
+        SELECT DISTINCT ({column} AT TIME ZONE 'UTC')::date FROM {parent}_default
+        WHERE {column} >= now() - make_interval(days => :days) ORDER BY 1"""), {'days': within_days})
+    return list(rows.all())
+
+
 async def drop_partitions_before(session: AsyncSession, parent: str, horizon: datetime) -> list[str]:
-    """Drop `parent`'s daily partitions that end at or before `horizon`; their names."""
+    """Drop `parent`'s day or month partitions that end at or before `horizon`; their names."""
     dropped = []
     for name in (await session.scalars(text(PARTITIONS), {'parent': parent})).all():
-        day = partition_day(name, f'{parent}_p')
-        if day is not None and datetime(day.year, day.month, day.day, tzinfo=horizon.tzinfo) + timedelta(days=1) \
-                <= horizon:
+        end = partition_end(name, parent)
+        if end is not None and datetime(end.year, end.month, end.day, tzinfo=horizon.tzinfo) <= horizon:
             await session.execute(text(f'DROP TABLE "{name}"'))
             dropped.append(name)
     return dropped
@@ -79,11 +113,20 @@ async def tenant_retentions(session: AsyncSession) -> dict[UUID, Retention]:
     return {row[0]: Retention(raw_days=row[1], minute_days=row[2], hour_days=row[3]) for row in rows}
 
 
+def longest_retention(retentions: dict[UUID, Retention]) -> Retention:
+    """What the longest-keeping tenant keeps of each (whole partitions older than that hold nobody's rows)."""
+    values = list(retentions.values()) or [DEFAULT_RETENTION]
+    return Retention(raw_days=max(r.raw_days for r in values), minute_days=max(r.minute_days for r in values),
+                     hour_days=max(r.hour_days for r in values))
+
+
 async def apply_native_retention(session: AsyncSession, *, now: datetime) -> RetentionRun:
     """In the caller's owner transaction (under the job's advisory lock)."""
     retentions = await tenant_retentions(session)
-    longest = max((r.raw_days for r in retentions.values()), default=DEFAULT_RETENTION.raw_days)
-    dropped = await drop_partitions_before(session, 'telemetry', now - timedelta(days=longest))
+    longest = longest_retention(retentions)
+    dropped = await drop_partitions_before(session, 'telemetry', now - timedelta(days=longest.raw_days))
+    dropped += await drop_partitions_before(session, 'telemetry_1m', now - timedelta(days=longest.minute_days))
+    dropped += await drop_partitions_before(session, 'telemetry_1h', now - timedelta(days=longest.hour_days))
     deleted = 0
     for tenant_id, retention in retentions.items():
         for kind, days in (('raw', retention.raw_days), ('minute', retention.minute_days),
