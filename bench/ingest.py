@@ -247,11 +247,11 @@ async def gito_child(args: argparse.Namespace) -> None:
     drain_s = time.monotonic() - first_at
     sampler.cancel()
     viewer.cancel()
-    pg_cpu_s = None
-    for connection in (platform.writer._connection, platform.writer.state._connection):
+    pg_cpu_s: dict[str, float] = {}
+    for name, connection in (('batches', platform.writer._connection), ('state', platform.writer.state._connection)):
         if connection is not None:  # CPU the writer's PostgreSQL backends used: a figure load hardly moves
             backend = psutil.Process(connection.get_server_pid())
-            pg_cpu_s = round((pg_cpu_s or 0) + sum(backend.cpu_times()[:2]), 1)
+            pg_cpu_s[name] = round(sum(backend.cpu_times()[:2]), 1)
     await platform.stop()  # writes what it already took: counted below and in committed_messages
     rows = await owner.fetchval('SELECT count(*) FROM telemetry WHERE tenant_id = $1', TENANT)
     latest = await owner.fetchval('SELECT count(*) FROM latest_values WHERE tenant_id = $1', TENANT)
@@ -276,7 +276,9 @@ async def gito_child(args: argparse.Namespace) -> None:
         'writer_prepare_s': round(platform.writer.stats.prepare_s, 1),
         'writer_encode_s': round(platform.writer.stats.encode_s, 1),
         'writer_finish_s': round(platform.writer.stats.finish_s, 1),
-        'gito_cpu_s': round(sum(process.cpu_times()[:2]) - cpu_at_ready, 1), 'writer_backend_cpu_s': pg_cpu_s,
+        'gito_cpu_s': round(sum(process.cpu_times()[:2]) - cpu_at_ready, 1),
+        'writer_backend_cpu_s': round(sum(pg_cpu_s.values()), 1),
+        'writer_backend_cpu_split_s': pg_cpu_s,
         'duplicates_dropped': platform.writer.stats.duplicates,
     }), flush=True)
 
