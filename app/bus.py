@@ -40,11 +40,12 @@ class ReadingValue(NamedTuple):  # a named tuple: ingest makes one per stored re
     value: Value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TelemetryStored:
     """One device's messages from one committed batch; `readings` flattens them (made only when asked for).
 
-    A dataclass, not a model: the batch writer makes one per device per batch, thousands a second."""
+    A dataclass, not a model: the batch writer makes one per device per batch, thousands a second; and not frozen,
+    whose __init__ costs four times as much (2.1 against 0.5 µs). Subscribers share it: none may change it."""
 
     tenant_id: UUID
     device_id: UUID

@@ -15,7 +15,7 @@ Acknowledge = Callable[[list[bytes]], None]
 Transport = Literal['mqtt', 'http', 'replay']
 
 
-@dataclass
+@dataclass(slots=True)
 class Inbound:
     """What one device sent in one MQTT message or HTTP request. No messages: a sign of life only."""
 

@@ -34,7 +34,7 @@ class SeqState:
         return sum(last - first + 1 for first, last in self.gaps)
 
 
-@dataclass
+@dataclass(slots=True)
 class QualityDelta:
     """What one batch changed for one device; added to the device counters after the batch commits."""
 
