@@ -395,12 +395,18 @@ class BatchWriter:
 
     def _only_inserted(self, tenant_id: UUID, messages: list[Message], kept: set[tuple[int, int]]) -> list[Message]:
         keys = self._encoder.keys
+        unclaimed = set(kept)  # one key and timestamp twice in this batch: the first was stored, not the second
         out = []
         for message in messages:
             ts_us = micros(message.ts)
-            readings = tuple(reading for reading in message.readings if (keys[(tenant_id, reading.key)], ts_us) in kept)
+            readings = []
+            for reading in message.readings:
+                series = (keys[(tenant_id, reading.key)], ts_us)
+                if series in unclaimed:
+                    unclaimed.discard(series)
+                    readings.append(reading)
             if readings:
-                out.append(message._replace(readings=readings))
+                out.append(message._replace(readings=tuple(readings)))
         return out
 
 

@@ -46,6 +46,10 @@ async def test_duplicates_by_timestamp_and_by_seq_are_left_out_of_the_committed_
         # same timestamp again (a device that resends without seq), one key new: only the new one is news
         await send(Message(T0, None, (Reading('temperature', 99.0), Reading('pressure', 1013.0))))
         assert seen() == [('pressure', 1013.0, T0)]
+        # twice the same key and timestamp in one batch: the first is stored and reported, the second neither
+        await send(Message(T0 + timedelta(seconds=3), None, (Reading('temperature', 30.0),)),
+                   Message(T0 + timedelta(seconds=3), None, (Reading('temperature', 31.0),)))
+        assert seen() == [('temperature', 30.0, T0 + timedelta(seconds=3))]
         # seq 1 again with a later timestamp (a retransmission stamped on arrival): not stored, not reported
         await send(Message(T0 + timedelta(seconds=5), 1, (Reading('temperature', 21.0),)),
                    Message(T0 + timedelta(seconds=6), 2, (Reading('temperature', 22.0),)))
@@ -55,10 +59,11 @@ async def test_duplicates_by_timestamp_and_by_seq_are_left_out_of_the_committed_
         assert seen() == []
         events = page.drain()
         assert [[(r.key, r.value) for r in event.readings] for event in events] == [
-            [('temperature', 20.0), ('humidity', 40.0)], [('pressure', 1013.0)], [('temperature', 22.0)]]
+            [('temperature', 20.0), ('humidity', 40.0)], [('pressure', 1013.0)], [('temperature', 30.0)],
+            [('temperature', 22.0)]]
         stored = await eventually(lambda: platform.devices.get(admin, device.id),
-                                  lambda state: state.readings_duplicate == 3)
-        assert (stored.messages_received, stored.readings_stored, stored.readings_duplicate) == (5, 4, 3)
+                                  lambda state: state.readings_duplicate == 4)
+        assert (stored.messages_received, stored.readings_stored, stored.readings_duplicate) == (7, 5, 4)
         latest = {value.key: value.value for value in await platform.telemetry.latest(admin, device.id)}
         assert latest == {'temperature': 22.0, 'humidity': 40.0, 'pressure': 1013.0}
     finally:
