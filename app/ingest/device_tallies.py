@@ -5,7 +5,7 @@ device per batch); so tallies of committed batches are added up here and written
 same transaction as a batch when the writer's queue is idle, or at least every flush interval. A batch is
 counted once, when it is prepared (it is then retried until it commits): its readings count as stored, and the
 few that the insert found to be duplicates are moved over by a correction once the insert knows them. Sequence
-state (highest `seq`, open gaps) is written as it stands at the time of the flush.
+state (highest `seq`, open gaps) is written as it stood when the flush was taken (see `StateSnapshot.marks`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from app.ingest.quality import QualityDelta, SeqState
+from app.ingest.quality import QualityDelta, SeqMark
 
 TOUCH_DEVICES = """
 WITH seen AS (
@@ -119,13 +119,13 @@ def correct(tallies: Tallies, duplicates: dict[UUID, int]) -> None:
 
 async def write_tallies(
     connection: asyncpg.Connection, tallies: Tallies, duplicates: dict[UUID, int],
-    seq_state: Callable[[UUID], SeqState | None],
+    seq_mark: Callable[[UUID], SeqMark | None],
 ) -> list[tuple[UUID, UUID, str]]:
     """Apply the tallies (and the corrections not yet in them) inside the caller's transaction; the devices that
     came online."""
-    by_tenant: dict[UUID, list[tuple[UUID, DeviceTally, SeqState | None, int]]] = defaultdict(list)
+    by_tenant: dict[UUID, list[tuple[UUID, DeviceTally, SeqMark | None, int]]] = defaultdict(list)
     for device_id, tally in tallies.items():
-        by_tenant[tally.tenant_id].append((device_id, tally, seq_state(device_id), duplicates.get(device_id, 0)))
+        by_tenant[tally.tenant_id].append((device_id, tally, seq_mark(device_id), duplicates.get(device_id, 0)))
     changes: list[tuple[UUID, UUID, str]] = []
     for tenant_id, entries in by_tenant.items():
         await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
@@ -135,9 +135,8 @@ async def write_tallies(
             [t.reason for _, t, _, _ in entries], [t.excerpt for _, t, _, _ in entries],
             [t.stored - dup for _, t, _, dup in entries], [t.duplicate + dup for _, t, _, dup in entries],
             [t.out_of_order for _, t, _, _ in entries], [t.missing for _, t, _, _ in entries],
-            [s.highest if s is not None else None for _, _, s, _ in entries],
-            [orjson.dumps(s.gaps).decode() if s is not None and s.highest is not None else None
-             for _, _, s, _ in entries],
+            [s[0] if s is not None else None for _, _, s, _ in entries],
+            [orjson.dumps(s[1]).decode() if s is not None else None for _, _, s, _ in entries],
             [t.skew_ms for _, t, _, _ in entries], [t.max_skew_ms for _, t, _, _ in entries],
             [t.live for _, t, _, _ in entries],
         )

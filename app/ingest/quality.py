@@ -23,6 +23,9 @@ MAX_RANGES = 20
 _MASK = (1 << WINDOW) - 1
 
 
+SeqMark = tuple[int, list[list[int]]]  # a device's highest `seq` and open gaps, as written with its counters
+
+
 @dataclass
 class SeqState:
     highest: int | None = None

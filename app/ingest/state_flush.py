@@ -23,7 +23,7 @@ import asyncpg
 from app.bus import DeviceChanged, EventBus
 from app.ingest.device_tallies import Tallies, restore, write_tallies
 from app.ingest.latest import LatestBuffer, LatestSnapshot, write_latest
-from app.ingest.quality import SeqState
+from app.ingest.quality import SeqMark, SeqState
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ CHUNK_DEVICES = 1000  # per transaction of a flush aside
 class StateSnapshot:
     latest: LatestSnapshot
     tallies: Tallies
+    # sequence marks copied when taken: the live state moves on with the next batch, which may not commit yet,
+    # and a mark written ahead of its batch would have the broker's redelivery dropped as duplicates
+    marks: dict[UUID, SeqMark]
 
     def chunks(self, size: int) -> list[StateSnapshot]:
         """The same in parts of at most `size` devices each."""
@@ -46,7 +49,8 @@ class StateSnapshot:
             part = devices[start:start + size]
             values = {d: self.latest.values[d] for d in part if d in self.latest.values}
             parts.append(StateSnapshot(LatestSnapshot(values, {d: self.latest.tenants[d] for d in values}),
-                                       {d: self.tallies[d] for d in part if d in self.tallies}))
+                                       {d: self.tallies[d] for d in part if d in self.tallies},
+                                       {d: self.marks[d] for d in part if d in self.marks}))
         return parts
 
 
@@ -75,7 +79,14 @@ class StateFlush:
         return self._aside is not None and not self._aside.done()
 
     def take(self) -> StateSnapshot:
-        snapshot = StateSnapshot(self.latest.take(), self.tallies)
+        """What is pending, with the sequence marks as they stand: taken only where every batch prepared so far
+        is committed, or commits in the transaction that writes it."""
+        marks: dict[UUID, SeqMark] = {}
+        for device_id in self.tallies:
+            state = self._sequence(device_id)
+            if state is not None and state.highest is not None:
+                marks[device_id] = (state.highest, [gap[:] for gap in state.gaps])
+        snapshot = StateSnapshot(self.latest.take(), self.tallies, marks)
         self.tallies = {}
         return snapshot
 
@@ -89,7 +100,7 @@ class StateFlush:
         Returns the devices that came online."""
         if len(snapshot.latest):
             await write_latest(connection, snapshot.latest, self._key_ids)
-        return await write_tallies(connection, snapshot.tallies, duplicates, self._sequence)
+        return await write_tallies(connection, snapshot.tallies, duplicates, snapshot.marks.get)
 
     def written(self, seconds: float) -> None:
         self.seconds += seconds
