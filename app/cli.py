@@ -7,6 +7,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
@@ -24,6 +25,8 @@ cli.add_typer(device_cli, name='device')
 
 T = TypeVar('T')
 JsonFlag = Annotated[bool, typer.Option('--json', help='Print one JSON object.')]
+JsonListFlag = Annotated[bool, typer.Option('--json', help='Print one JSON array.')]
+TenantOption = Annotated[UUID, typer.Option(help='Tenant id.')]
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -55,6 +58,48 @@ def _fail(message: str) -> None:
 
 def _emit(data: dict[str, Any], *, as_json: bool, text: str) -> None:
     typer.echo(json.dumps(data, default=str) if as_json else text)
+
+
+def _emit_table(rows: list[dict[str, Any]], columns: tuple[str, ...], *, as_json: bool, empty: str) -> None:
+    """A JSON array of every field, or aligned columns with a header line."""
+    if as_json:
+        typer.echo(json.dumps(rows, default=str))
+        return
+    if not rows:
+        typer.echo(empty)
+        return
+    cells = [[_cell(row[column]) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[index]) for line in cells)) for index, column in enumerate(columns)]
+    for line in [[column.upper() for column in columns], *cells]:
+        typer.echo('  '.join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return '-'
+    if isinstance(value, str) and len(value) > 19 and value[10:11] == 'T':  # an ISO timestamp: UTC, to the second
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value).astimezone(UTC).strftime('%Y-%m-%d %H:%M:%SZ')
+    return str(value)
+
+
+def _admin(tenant: UUID) -> Any:
+    """The principal the administrative commands act as inside a tenant."""
+    from app.models.schemas import Principal
+
+    return Principal(tenant_id=tenant, user_id=None, role='admin', email='cli')
+
+
+async def _in_tenant(platform: Any, tenant: UUID) -> Any:
+    """The admin principal of a tenant that exists (else NotFound naming it)."""
+    from app.services.errors import NotFound
+
+    principal = _admin(tenant)
+    try:
+        await platform.tenants.get(principal)
+    except NotFound:
+        raise NotFound(f'Unknown tenant {tenant}.', field='tenant') from None
+    return principal
 
 
 @cli.command()
@@ -92,6 +137,14 @@ def tenant_create(name: str, as_json: JsonFlag = False) -> None:
     except DomainError as error:
         _fail(error.message)
     _emit(tenant.model_dump(mode='json'), as_json=as_json, text=f'tenant {tenant.id} created: {tenant.name}')
+
+
+@tenant_cli.command('list')
+def tenant_list(as_json: JsonListFlag = False) -> None:
+    """List every tenant with its status and how many devices and users it has."""
+    tenants = _with_platform(lambda p: p.platform_admin.tenants())
+    _emit_table([tenant.model_dump(mode='json') for tenant in tenants],
+                ('id', 'name', 'status', 'devices', 'users', 'created_at'), as_json=as_json, empty='no tenants')
 
 
 @tenant_cli.command('suspend')
@@ -153,6 +206,49 @@ def user_create(
     _emit(user.model_dump(mode='json'), as_json=as_json, text=f'user {user.id} created: {user.email} ({user.role})')
 
 
+@user_cli.command('list')
+def user_list(tenant: TenantOption, as_json: JsonListFlag = False) -> None:
+    """List a tenant's users."""
+    from app.services.errors import DomainError
+
+    async def users(platform: Any) -> Any:
+        return await platform.users.list(await _in_tenant(platform, tenant))
+
+    try:
+        found = _with_platform(users)
+    except DomainError as error:
+        _fail(error.message)
+    _emit_table([user.model_dump(mode='json') for user in found], ('id', 'email', 'role', 'disabled', 'created_at'),
+                as_json=as_json, empty='no users')
+
+
+@device_cli.command('list')
+def device_list(
+    tenant: TenantOption,
+    search: Annotated[str, typer.Option(help='Part of the name or type.')] = '',
+    status: Annotated[str | None, typer.Option(help='new, online or offline.')] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help='At most this many, by name.')] = 500,
+    as_json: JsonListFlag = False,
+) -> None:
+    """List a tenant's devices, by name, with their status and when they were last seen."""
+    from app.services.errors import DomainError
+
+    if status not in (None, 'new', 'online', 'offline'):
+        _fail(f'--status must be new, online or offline, not {status!r}')
+
+    async def devices(platform: Any) -> Any:
+        return await platform.devices.list(await _in_tenant(platform, tenant), search=search, status=status,
+                                           limit=limit)
+
+    try:
+        found = _with_platform(devices)
+    except DomainError as error:
+        _fail(error.message)
+    _emit_table([device.model_dump(mode='json') for device in found],
+                ('id', 'name', 'type', 'status', 'last_seen', 'messages_received'), as_json=as_json,
+                empty='no devices')
+
+
 @device_cli.command('create')
 def device_create(
     name: str,
@@ -161,13 +257,12 @@ def device_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a device and print its credentials (the token is shown only once)."""
-    from app.models.schemas import DeviceCreate, Principal
+    from app.models.schemas import DeviceCreate
     from app.services.errors import DomainError
 
-    principal = Principal(tenant_id=tenant, user_id=None, role='admin', email='cli')
     try:
         device, credentials = _with_platform(
-            lambda p: p.devices.create(principal, DeviceCreate(name=name, type=device_type)))
+            lambda p: p.devices.create(_admin(tenant), DeviceCreate(name=name, type=device_type)))
     except DomainError as error:
         _fail(error.message)
     data = {**device.model_dump(mode='json'), **credentials.model_dump(mode='json')}

@@ -6,6 +6,7 @@ import json
 import shlex
 import subprocess
 import time
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -23,6 +24,31 @@ def test_admin_commands_print_json_with_ids(cli_env: dict[str, str]) -> None:
     assert device['name'] == 'Pump 7'
     assert len(device['token']) >= 40
     assert device['token'] in device['mosquitto_pub']
+
+
+def test_list_commands_show_tenants_devices_and_users(cli_env: dict[str, str]) -> None:
+    name = f'Listed {uuid4().hex[:6]}'
+    tenant = json.loads(gito('tenant', 'create', name, '--json', env=cli_env).stdout)
+    for device, kind in (('Pump 2', 'pump'), ('Chiller', 'hvac')):
+        gito('device', 'create', '--tenant', tenant['id'], device, '--type', kind, env=cli_env)
+    gito('user', 'create', '--tenant', tenant['id'], '--email', 'lister@example.com', '--password', 'list password',
+         env=cli_env)
+    listed = gito('tenant', 'list', env=cli_env)
+    assert listed.stderr == ''  # no library warnings in a user's terminal
+    header, *lines = listed.stdout.splitlines()
+    assert header.split() == ['ID', 'NAME', 'STATUS', 'DEVICES', 'USERS', 'CREATED_AT']
+    ours = next(line for line in lines if line.startswith(tenant['id']))
+    assert ours.split()[1:6] == [*name.split(), 'active', '2', '1']
+    devices = json.loads(gito('device', 'list', '--tenant', tenant['id'], '--json', env=cli_env).stdout)
+    assert [(d['name'], d['type'], d['status']) for d in devices] == [('Chiller', 'hvac', 'new'),
+                                                                      ('Pump 2', 'pump', 'new')]
+    found = gito('device', 'list', '--tenant', tenant['id'], '--search', 'pum', env=cli_env).stdout.splitlines()
+    assert len(found) == 2 and found[1].split()[1:4] == ['Pump', '2', 'pump']
+    users = gito('user', 'list', '--tenant', tenant['id'], env=cli_env).stdout.splitlines()
+    assert users[1].split()[1:3] == ['lister@example.com', 'admin']
+    unknown = gito('device', 'list', '--tenant', str(uuid4()), env=cli_env, check=False)
+    assert (unknown.returncode, unknown.stdout) == (1, '')
+    assert 'Unknown tenant' in unknown.stderr
 
 
 def test_bad_input_is_a_clear_error(cli_env: dict[str, str]) -> None:

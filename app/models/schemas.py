@@ -38,6 +38,13 @@ class TenantPublic(BaseModel):
     created_at: datetime
 
 
+class TenantOverview(TenantPublic):
+    """A tenant as the platform administrator lists it."""
+
+    devices: int
+    users: int
+
+
 class UserPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+import warnings
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
 import httpx
 import jwt as pyjwt
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -35,6 +35,15 @@ from app.services import audit
 from app.services.credentials import hash_password
 from app.services.errors import AuthenticationFailed, Unavailable
 from app.services.permissions import ROLE_RANK
+
+with warnings.catch_warnings():
+    # Authlib 1.9.10 warns on import when the `httpx2` package is absent and falls back to httpx, which the rest
+    # of Gito uses: the warning would be printed by every `gito` command. Its module turns its warnings on when
+    # imported, so the filter goes in after that.
+    from authlib.deprecate import AuthlibDeprecationWarning
+
+    warnings.filterwarnings('ignore', message='The httpx module is deprecated', category=AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 log = logging.getLogger(__name__)
 STATE_TTL_S = 600

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.db import Database
-from app.models.schemas import Principal, TenantPublic
+from app.models.schemas import Principal, TenantOverview, TenantPublic
 from app.models.tables import Device, Tenant
 from app.services import audit
 from app.services.devices import DEVICE_CHANNEL
@@ -38,10 +38,24 @@ UNLINKED_TABLES = text("""
 """)
 
 
+TENANT_OVERVIEW = text("""
+    SELECT t.id, t.name, t.status, t.created_at,
+           (SELECT count(*) FROM devices d WHERE d.tenant_id = t.id) AS devices,
+           (SELECT count(*) FROM users u WHERE u.tenant_id = t.id) AS users
+    FROM tenants t ORDER BY lower(t.name), t.id
+""")
+
+
 class PlatformAdminService:
     def __init__(self, db: Database, sessions: SessionService) -> None:
         self._db = db
         self._sessions = sessions
+
+    async def tenants(self) -> list[TenantOverview]:
+        """Every tenant, with how many devices and users it has."""
+        async with self._db.system() as session:
+            rows = await session.execute(TENANT_OVERVIEW)
+            return [TenantOverview.model_validate(dict(row._mapping)) for row in rows]
 
     async def set_status(self, tenant_id: UUID, status: Literal['active', 'suspended']) -> TenantPublic:
         async with self._db.system() as session:
