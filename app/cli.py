@@ -35,7 +35,7 @@ def _settings(**overrides: Any) -> Settings:
 
 def _with_platform(action: Callable[[Any], Awaitable[T]]) -> T:
     """Run one administrative action against the configured (or embedded) database."""
-    from app.main import prepare
+    from app.bootstrap import prepare
     from app.platform import Platform
 
     settings = _settings()
@@ -121,7 +121,7 @@ def serve(
 @cli.command()
 def migrate() -> None:
     """Bring the database schema up to date (also done by `serve`)."""
-    from app.main import prepare
+    from app.bootstrap import prepare
 
     prepare(_settings())
     typer.echo('database is up to date')

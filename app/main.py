@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from nicegui import app, ui
 
+from app.bootstrap import prepare
 from app.config import Settings
-from app.db import migrate, redact
+from app.db import redact
 from app.ingest.broker import ensure_port_free
 from app.logs import configure_logging
-from app.platform import Platform, Resolved, app_role_password, tune_garbage_collector
+from app.platform import Platform, tune_garbage_collector
 
 log = logging.getLogger(__name__)
-
-
-def resolve(settings: Settings) -> Resolved:
-    """Fill in the embedded defaults: a PostgreSQL in the data directory when DATABASE_URL is unset."""
-    if settings.database_url:
-        return Resolved(database_url=settings.database_url, mqtt_url=settings.mqtt_url)
-    from app.embedded.postgres import start_embedded_postgres
-
-    database_url, server = start_embedded_postgres(settings.data_dir)
-    return Resolved(database_url=database_url, mqtt_url=settings.mqtt_url, embedded_database=server)
-
-
-def prepare(settings: Settings) -> Resolved:
-    """Everything that must happen before the server starts: embedded database and migrations."""
-    resolved = resolve(settings)
-    asyncio.run(migrate(resolved.database_url, role=settings.app_db_role, password=app_role_password(settings)))
-    return resolved
 
 
 def build(platform: Platform) -> None:

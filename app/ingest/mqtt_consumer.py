@@ -21,8 +21,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from nicegui import binding
-
 from app.ingest.batch_items import Acknowledge, Inbound, Item, Rejection
 from app.ingest.directory import DeviceDirectory, DeviceEntry
 from app.ingest.mqtt_reader import Link, MqttReader
@@ -38,9 +36,10 @@ ROUTE_CACHE_LIMIT = 200_000
 ONE_MICROSECOND = timedelta(microseconds=1)
 
 
-@binding.bindable_dataclass
+@dataclass
 class LinkStatus:
-    """Whether Gito's consumer is connected to the broker; pages and /readyz bind to it."""
+    """Whether Gito's consumer is connected to the broker; pages and /readyz bind to it. A plain dataclass (NiceGUI
+    polls the binding): a bindable one would import the web stack into every `gito` command."""
 
     connected: bool = False
     last_error: str = ''

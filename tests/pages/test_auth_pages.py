@@ -73,3 +73,19 @@ async def test_login_then_logout(user: User, make_account: MakeAccount) -> None:
     await user.open('/')
     await user.should_see(marker='sign-in')
     await user.should_not_see(account.tenant_name)
+
+
+async def test_the_header_follows_the_broker_link(user: User, make_account: MakeAccount,
+                                                  app_platform: Platform) -> None:
+    account = await make_account(role='viewer')
+    await sign_in(user, account)
+    link = app_platform.link
+    was = link.connected
+    try:
+        link.connected = False
+        await user.should_see('Broker offline', retries=30)
+        link.connected = True
+        await user.should_see('Broker connected', retries=30)
+        await user.should_not_see('Broker offline')
+    finally:
+        link.connected = was
