@@ -126,11 +126,12 @@ async def _ensure_app_role(connection: AsyncConnection, *, role: str, password: 
     quoted = _quote_ident(role)
     literal = password.replace("'", "''")
     if not exists:
-        # Role creation races between instances and test databases sharing a cluster: tolerate the loser.
+        # Role creation races between instances and test databases sharing a cluster: tolerate the loser, which
+        # PostgreSQL tells either that the role exists or, when both inserted at once, of the unique index.
         await connection.execute(text(f"""
             DO $$ BEGIN
                 CREATE ROLE {quoted} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE PASSWORD '{literal}';
-            EXCEPTION WHEN duplicate_object THEN NULL;
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
             END $$"""))
     else:
         # The role is cluster-wide but the migration lock is per database: two databases migrating at once (test

@@ -76,6 +76,21 @@ def drop_database(database: TestDatabase) -> None:
     asyncio.run(_execute(database.server_url, f'DROP DATABASE IF EXISTS {database.name} WITH (FORCE)'))
 
 
+def timescale_preloaded(server_url: str | None) -> bool:
+    """Whether the test server loads TimescaleDB, so that migrations build the TimescaleDB layout."""
+    if server_url is None:
+        return False
+
+    async def setting() -> str:
+        connection = await asyncpg.connect(server_url)
+        try:
+            return str(await connection.fetchval('SHOW shared_preload_libraries'))
+        finally:
+            await connection.close()
+
+    return 'timescaledb' in asyncio.run(setting())
+
+
 async def _execute(server_url: str, statement: str) -> None:
     connection = await asyncpg.connect(server_url)
     try:
@@ -106,9 +121,18 @@ def gito(*args: str, env: dict[str, str], check: bool = True) -> subprocess.Comp
 
 async def roll_up(platform: Platform, *, seconds: float = 30) -> None:
     """Run the rollup job until it has covered every transaction committed so far. The watermark stops at the
-    oldest transaction still open anywhere on the server (other test databases too), so it may take a while."""
+    oldest transaction still open anywhere on the server (other test databases too), so it may take a while.
+    On TimescaleDB: the continuous aggregates refreshed over all time (outside a transaction, as it requires)."""
     from sqlalchemy import text
 
+    from app.services.storage.maintenance import detect_backend
+
+    if await detect_backend(platform.db) == 'timescaledb':
+        async with platform.db.owner.connect() as connection:
+            connection = await connection.execution_options(isolation_level='AUTOCOMMIT')
+            for aggregate in ('telemetry_1m', 'telemetry_1h'):  # the hourly one reads the minute one
+                await connection.execute(text(f"CALL refresh_continuous_aggregate('gito_ts.{aggregate}', NULL, NULL)"))
+        return
     async with platform.db.system() as session:
         target = int(await session.scalar(text('SELECT txid_current()')) or 0)
     deadline = asyncio.get_running_loop().time() + seconds

@@ -30,9 +30,12 @@ down_revision = '0005'
 branch_labels = None
 depends_on = None
 
+# Installed but not preloaded (a package installed, `shared_preload_libraries` not set) is common, and there
+# CREATE EXTENSION ends the connection (FATAL, which no exception handler catches): check the preload first.
 TRY_TIMESCALE = """
 DO $$ BEGIN
-    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+       AND current_setting('shared_preload_libraries') ~ '(^|[ ,])timescaledb([ ,]|$)' THEN
         BEGIN
             CREATE EXTENSION IF NOT EXISTS timescaledb;
         EXCEPTION WHEN OTHERS THEN

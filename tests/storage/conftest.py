@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
+from app.config import Settings
 from app.ingest.payload import Message, Reading
 from app.ingest.writer import Inbound
 from app.models.schemas import DeviceCreate, DevicePublic, Principal
-from app.platform import Platform
+from app.platform import Platform, app_role_password
 from tests.api.conftest import api, sign_in
 from tests.pages.conftest import make_account, make_device
 
@@ -22,9 +24,15 @@ __all__ = ['api', 'make_account', 'make_device', 'sign_in']
 
 
 @pytest.fixture
-async def storage(platform: Platform) -> AsyncIterator[Platform]:
+async def storage(platform: Platform, request: pytest.FixtureRequest) -> AsyncIterator[Platform]:
     await platform.writer.start()
     await platform.storage_jobs.start(loop=False)
+    if request.node.get_closest_marker('native_storage') and platform.storage_jobs.backend != 'native':
+        await platform.writer.stop()
+        pytest.skip('plain-PostgreSQL storage; on TimescaleDB chunks, policies and continuous aggregates do this')
+    if request.node.get_closest_marker('timescale_storage') and platform.storage_jobs.backend != 'timescaledb':
+        await platform.writer.stop()
+        pytest.skip('needs a PostgreSQL server with TimescaleDB preloaded (GITO_TEST_DATABASE_URL)')
     yield platform
     await platform.writer.stop()
 
@@ -41,6 +49,21 @@ async def store(platform: Platform, principal: Principal, device_id: UUID,
 async def new_device(platform: Platform, principal: Principal, name: str = 'Meter') -> DevicePublic:
     device, _ = await platform.devices.create(principal, DeviceCreate(name=name))
     return device
+
+
+async def app_connection(platform: Platform) -> asyncpg.Connection:
+    """A connection of the app role (the one every tenant request uses), outside the service layer."""
+    dsn = platform.db.app.url.set(drivername='postgresql', password=app_role_password(Settings()))
+    return await asyncpg.connect(dsn.render_as_string(hide_password=False))
+
+
+async def insert_as(connection: asyncpg.Connection, tenant_id: UUID, row_tenant_id: UUID, device_id: UUID) -> None:
+    """On an app-role connection acting for `tenant_id`, insert a telemetry row that belongs to `row_tenant_id`."""
+    async with connection.transaction():
+        await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
+        await connection.execute(
+            'INSERT INTO telemetry (tenant_id, device_id, key_id, ts, value) VALUES ($1, $2, 1, now(), 1)',
+            row_tenant_id, device_id)
 
 
 async def owner_scalar(platform: Platform, sql: str, **params: object) -> object:

@@ -8,11 +8,10 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from app.config import Settings
 from app.models.storage import RetentionSettings
-from app.platform import Platform, app_role_password
+from app.platform import Platform
 from tests.conftest import NewTenant
-from tests.storage.conftest import new_device, owner_scalar, store
+from tests.storage.conftest import app_connection, insert_as, new_device, owner_scalar, store
 from tests.support import roll_up
 
 PARTITIONS = """SELECT coalesce(array_agg(c.relname ORDER BY c.relname), '{}')::text[] FROM pg_inherits i
@@ -25,6 +24,7 @@ async def partitions(platform: Platform, parent: str = 'telemetry') -> list[str]
     return [str(name) for name in names]
 
 
+@pytest.mark.native_storage
 async def test_partitions_are_created_ahead(storage: Platform) -> None:
     today = datetime.now(UTC).date() + timedelta(days=400)  # days no other test touches
     created = await storage.storage_jobs.ensure_partitions(today=today)
@@ -43,6 +43,7 @@ async def test_partitions_are_created_ahead(storage: Platform) -> None:
 ROLLUP_HOMES = "SELECT array_agg(tableoid::regclass::text ORDER BY bucket) FROM {table} WHERE device_id = :d"
 
 
+@pytest.mark.native_storage
 async def test_rollups_land_in_their_partitions_and_late_ones_are_moved(storage: Platform,
                                                                         new_tenant: NewTenant) -> None:
     admin = (await new_tenant()).principal
@@ -64,6 +65,7 @@ async def test_rollups_land_in_their_partitions_and_late_ones_are_moved(storage:
     assert sorted(float(point.value or 0) for point in hourly) == [2.0, 3.0]  # through the parent, as the tenant
 
 
+@pytest.mark.native_storage
 async def test_late_rows_are_kept_and_moved_into_their_partition(storage: Platform, new_tenant: NewTenant) -> None:
     admin = (await new_tenant()).principal
     await storage.storage.update_retention(admin, RetentionSettings(raw_days=90, minute_days=90, hour_days=90))
@@ -84,6 +86,7 @@ async def test_late_rows_are_kept_and_moved_into_their_partition(storage: Platfo
     assert [p.value for p in page.points] == [1.5]
 
 
+@pytest.mark.native_storage
 async def test_the_app_role_cannot_reach_a_partition_directly(storage: Platform, new_tenant: NewTenant,
                                                               database_url: str) -> None:
     admin, stranger = (await new_tenant()).principal, (await new_tenant()).principal
@@ -93,9 +96,7 @@ async def test_the_app_role_cannot_reach_a_partition_directly(storage: Platform,
     partition = f'telemetry_p{now:%Y%m%d}'
     forced = await owner_scalar(storage, 'SELECT relforcerowsecurity FROM pg_class WHERE relname = :p', p=partition)
     assert forced is True
-    settings = Settings()
-    dsn = storage.db.app.url.set(drivername='postgresql', password=app_role_password(settings))
-    connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+    connection = await app_connection(storage)
     try:
         for table in (partition, 'telemetry_default'):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
@@ -103,10 +104,8 @@ async def test_the_app_role_cannot_reach_a_partition_directly(storage: Platform,
         async with connection.transaction():
             await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(stranger.tenant_id))
             assert await connection.fetchval('SELECT count(*) FROM telemetry WHERE device_id = $1', device.id) == 0
-            with pytest.raises(asyncpg.InsufficientPrivilegeError):  # RLS WITH CHECK on the parent
-                await connection.execute(
-                    'INSERT INTO telemetry (tenant_id, device_id, key_id, ts, value) VALUES ($1, $2, 1, now(), 1)',
-                    admin.tenant_id, device.id)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):  # RLS WITH CHECK on the parent
+            await insert_as(connection, stranger.tenant_id, admin.tenant_id, device.id)
     finally:
         await connection.close()
     async with storage.db.tenant(admin.tenant_id) as session:

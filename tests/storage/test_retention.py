@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
+import pytest
 from sqlalchemy import text
 
 from app.platform import Platform
@@ -53,6 +54,7 @@ async def test_each_tenant_keeps_its_own_retention(storage: Platform, new_tenant
     assert await count(storage, 'telemetry_1h', default_device) == 4
 
 
+@pytest.mark.native_storage
 async def test_partitions_past_the_longest_retention_are_dropped(storage: Platform) -> None:
     async with storage.db.system() as session:
         longest = await session.scalar(text('SELECT coalesce(max(raw_days), 30) FROM storage_settings'))
@@ -67,6 +69,7 @@ async def test_partitions_past_the_longest_retention_are_dropped(storage: Platfo
     assert f'telemetry_p{kept_day:%Y%m%d}' in names
 
 
+@pytest.mark.native_storage
 async def test_rollup_partitions_past_the_longest_retention_are_dropped(storage: Platform) -> None:
     async with storage.db.system() as session:
         minute_days, hour_days = (await session.execute(text(

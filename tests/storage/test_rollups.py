@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import pytest
 from sqlalchemy import text
 
 from app.platform import Platform
@@ -59,6 +60,7 @@ async def test_rows_months_late_are_still_rolled_up(storage: Platform, new_tenan
     assert await rollup(storage, 'telemetry_1m', device.id) == [(ancient, 3, 11.0, 1.0, 7.0, 3.0)]
 
 
+@pytest.mark.native_storage
 async def test_the_background_job_keeps_rollups_current(storage: Platform, new_tenant: NewTenant) -> None:
     admin = (await new_tenant()).principal
     device = await new_device(storage, admin)

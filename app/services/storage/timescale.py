@@ -108,6 +108,13 @@ SELECT view_name, format('%I.%I', materialization_hypertable_schema, materializa
 FROM timescaledb_information.continuous_aggregates WHERE view_schema = '{SCHEMA}'"""
 
 
+def tenant_delete_statements(materialized: dict[str, str]) -> list[str]:
+    """Every raw and aggregated row of a tenant that is being deleted (parameter :tenant). `public.telemetry` is a
+    view here, so a delete of the tenant's tables would not reach them."""
+    return [f'DELETE FROM {SCHEMA}.telemetry WHERE tenant_id = :tenant',
+            *(f'DELETE FROM {table} WHERE tenant_id = :tenant' for table in materialized.values())]
+
+
 def tenant_trim_statements(materialized: dict[str, str]) -> list[str]:
     """Per-tenant deletes older than the tenant's own retention (parameters :tenant, :raw, :minute, :hour);
     `materialized` maps each continuous aggregate to its materialization hypertable (MATERIALIZATION_TABLES).
