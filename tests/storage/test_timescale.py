@@ -88,3 +88,18 @@ async def test_late_data_and_duplicates_into_a_compressed_chunk(storage: Platfor
                                        end=old + timedelta(minutes=1))
     assert [point.value for point in page.points] == [1.0, 2.0, 3.0]
     assert storage.writer.stats.duplicates - duplicates_before == 1
+
+
+async def test_a_page_of_readings_is_an_ordered_scan_of_the_chunks(storage: Platform, new_tenant: NewTenant) -> None:
+    """Through the tenant view, `ORDER BY ts LIMIT` must not sort the whole range (an export page did, before)."""
+    admin = (await new_tenant()).principal
+    device = await new_device(storage, admin)
+    now = datetime.now(UTC).replace(microsecond=0)
+    await store(storage, admin, device.id, [(now - timedelta(days=day), 'power', float(day)) for day in range(5)])
+    async with storage.db.tenant(admin.tenant_id) as session:
+        plan = '\n'.join((await session.scalars(text(
+            'EXPLAIN (COSTS OFF) SELECT ts, value FROM telemetry WHERE tenant_id = :t AND device_id = :d '
+            'AND ts >= :start ORDER BY ts LIMIT 2'), {'t': admin.tenant_id, 'd': device.id,
+                                                      'start': now - timedelta(days=10)})).all())
+    lines = plan.splitlines()  # the limit straight over an ordered append of the chunks, not over a sort of them
+    assert lines[0] == 'Limit' and 'ChunkAppend' in lines[1] and 'Order: telemetry.ts' in lines[2], plan

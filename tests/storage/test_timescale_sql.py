@@ -25,7 +25,7 @@ def test_setup_builds_hypertable_policies_aggregates_and_guarded_views() -> None
     # RLS must be off where compression and aggregates live: the views are the tenant wall.
     assert joined.index('DISABLE ROW LEVEL SECURITY') < joined.index('timescaledb.compress,')
     views = [s for s in statements if s.startswith('CREATE VIEW')]
-    assert len(views) == 3 and all('security_barrier' in v for v in views)
+    assert len(views) == 3 and not any('security_barrier' in v for v in views)  # see the module: it cost the scans
     assert all("current_setting('app.tenant_id', true)" in v and "current_user = 'gi''to'" in v for v in views)
     assert 'WITH CASCADED CHECK OPTION' in views[0]  # the writer's inserts cannot carry another tenant's rows
     assert f'REVOKE ALL ON SCHEMA {SCHEMA} FROM PUBLIC' in statements
