@@ -103,3 +103,24 @@ async def test_a_page_of_readings_is_an_ordered_scan_of_the_chunks(storage: Plat
                                                       'start': now - timedelta(days=10)})).all())
     lines = plan.splitlines()  # the limit straight over an ordered append of the chunks, not over a sort of them
     assert lines[0] == 'Limit' and 'ChunkAppend' in lines[1] and 'Order: telemetry.ts' in lines[2], plan
+
+
+async def test_late_rows_reach_the_aggregates_through_the_storage_job(storage: Platform, new_tenant: NewTenant) -> None:
+    """Below the aggregates' watermark (where the refresh policies have been) a late row is not in the rollups
+    until the job refreshes the days the policies do not reach."""
+    admin = (await new_tenant()).principal
+    device = await new_device(storage, admin)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    await store(storage, admin, device.id, [(now - timedelta(minutes=5), 'power', 1.0)])
+    await roll_up(storage)  # the watermark moves up to now, as the policies move it
+    late = now - timedelta(days=12)
+    await store(storage, admin, device.id, [(late, 'power', 7.0)])
+
+    async def late_minute() -> object:
+        async with storage.db.tenant(admin.tenant_id) as session:
+            return await session.scalar(text('SELECT sum FROM telemetry_1m WHERE device_id = :d AND bucket = :b'),
+                                        {'d': device.id, 'b': late})
+
+    assert await late_minute() is None
+    assert await storage.storage_jobs.refresh_late_aggregates(shortest_raw_days=30) == 2
+    assert await late_minute() == 7.0

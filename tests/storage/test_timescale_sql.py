@@ -7,7 +7,13 @@ from uuid import uuid4
 
 from app.services.storage.maintenance import timescale_retention
 from app.services.storage.retention import Retention
-from app.services.storage.timescale import SCHEMA, retention_statements, setup_statements, tenant_trim_statements
+from app.services.storage.timescale import (
+    SCHEMA,
+    late_refresh_statements,
+    retention_statements,
+    setup_statements,
+    tenant_trim_statements,
+)
 
 
 def test_setup_builds_hypertable_policies_aggregates_and_guarded_views() -> None:
@@ -79,3 +85,14 @@ async def testtimescale_retention_sets_policies_once_and_trims_every_tenant() ->
     again = FakeSession()
     await timescale_retention(again, applied)  # type: ignore[arg-type]
     assert not any('retention_policy' in s for s in again.statements)
+
+
+def test_late_refreshes_stay_within_every_tenants_raw_rows() -> None:
+    statements = late_refresh_statements(shortest_raw_days=30)
+    assert statements == [
+        f"CALL refresh_continuous_aggregate('{SCHEMA}.telemetry_1m', now() - INTERVAL '29 days', "
+        "now() - INTERVAL '1 days')",
+        f"CALL refresh_continuous_aggregate('{SCHEMA}.telemetry_1h', now() - INTERVAL '29 days', "
+        "now() - INTERVAL '7 days')"]
+    assert len(late_refresh_statements(shortest_raw_days=5)) == 1  # the hourly policy reaches back further
+    assert late_refresh_statements(shortest_raw_days=2) == []

@@ -1,7 +1,8 @@
 """The storage job: partitions ahead, rollups, retention; one instance at a time (PostgreSQL advisory locks).
 
 Detects the backend at start: TimescaleDB (migration 0007 found the extension: `gito_ts.telemetry` exists)
-runs its own policies, so only the per-tenant retention trim runs here; plain PostgreSQL gets everything.
+runs its own policies, so only the per-tenant retention trim and the refresh of late rows' aggregates run here;
+plain PostgreSQL gets everything.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from app.db import Database
 from app.services.storage import timescale
 from app.services.storage.raw_retention import apply_raw_retention, ensure_raw_partitions
 from app.services.storage.retention import (
+    DEFAULT_RETENTION,
     Retention,
     RetentionRun,
     apply_native_retention,
@@ -102,6 +104,22 @@ class StorageMaintenance:
                 return RollupRun(minutes=0, hours=0)
             return await refresh_rollups(session)
 
+    async def refresh_late_aggregates(self, *, shortest_raw_days: int | None = None) -> int:
+        """TimescaleDB: late rows into the continuous aggregates (`timescale.late_refresh_statements`); returns
+        the refreshes run. `shortest_raw_days`: the shortest raw retention of any tenant (read when None)."""
+        if self.backend != 'timescaledb':
+            return 0
+        if shortest_raw_days is None:
+            async with self._db.system() as session:
+                retentions = await tenant_retentions(session)
+            shortest_raw_days = min((r.raw_days for r in retentions.values()), default=DEFAULT_RETENTION.raw_days)
+        statements = timescale.late_refresh_statements(shortest_raw_days=shortest_raw_days)
+        async with self._db.owner.connect() as connection:
+            connection = await connection.execution_options(isolation_level='AUTOCOMMIT')  # CALL refuses a transaction
+            for statement in statements:
+                await connection.execute(text(statement))
+        return len(statements)
+
     async def apply_retention(self, *, now: datetime | None = None) -> RetentionRun:
         now = now or datetime.now(UTC)
         policies = self._policies
@@ -127,6 +145,7 @@ class StorageMaintenance:
                 if time.monotonic() - housekept >= self._housekeeping_every_s:
                     await self.ensure_partitions()
                     await self.apply_retention()
+                    await self.refresh_late_aggregates()
                     housekept = time.monotonic()
                 await self.refresh_rollups()
             except Exception:

@@ -110,6 +110,20 @@ def retention_statements(*, raw_days: int, minute_days: int, hour_days: int) -> 
     return statements
 
 
+POLICY_REACH = {'telemetry_1m': 1, 'telemetry_1h': 7}  # days back the refresh policies above recompute
+
+
+def late_refresh_statements(*, shortest_raw_days: int) -> list[str]:
+    """Refreshes of both aggregates over the days before their policies' reach, back to where every tenant still
+    has its raw rows, so that rows which came late (a replay from the raw archive, a device that buffered for days)
+    reach the rollups. Not further back: a refresh over raw rows trimmed by a tenant's shorter retention would
+    recompute that tenant's longer-kept aggregates as nothing. Only invalidated buckets are recomputed, so a
+    window where nothing changed costs little. The minute aggregate first: the hourly one reads it."""
+    back = shortest_raw_days - 1
+    return [f"CALL refresh_continuous_aggregate('{SCHEMA}.{name}', now() - INTERVAL '{back} days', "
+            f"now() - INTERVAL '{reach} days')" for name, reach in POLICY_REACH.items() if back > reach]
+
+
 MATERIALIZATION_TABLES = f"""
 SELECT view_name, format('%I.%I', materialization_hypertable_schema, materialization_hypertable_name)
 FROM timescaledb_information.continuous_aggregates WHERE view_schema = '{SCHEMA}'"""
