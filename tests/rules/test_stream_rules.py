@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from tests.rules.conftest import Rig, at
@@ -117,3 +120,27 @@ async def test_a_batch_without_readings_changes_nothing(rig: Rig, caplog: pytest
     await rig.send(1, temperature=85)
     assert await rig.open_alarms() == [('active', 1)]
     assert [record.getMessage() for record in caplog.records if record.levelname == 'ERROR'] == []
+
+
+async def test_a_rule_made_while_the_rules_are_being_read_is_not_missed(rig: Rig) -> None:
+    """The engine read the tenant's rules (none yet) while a rule was being created: it must not keep that
+    empty index, or the new rule would never run (until some other change). Seen as a flaky replay test."""
+    reading = asyncio.Event()
+    go_on = asyncio.Event()
+    read_rules = rig.rules.list_for_engine
+
+    async def slow_read(tenant_id: Any) -> Any:
+        rules = await read_rules(tenant_id)  # taken before the rule below commits
+        reading.set()
+        await go_on.wait()
+        return rules
+
+    rig.rules.list_for_engine = slow_read  # type: ignore[method-assign]
+    first = asyncio.create_task(rig.send(0, temperature=70))
+    await reading.wait()
+    await rig.rule(condition={'type': 'threshold', 'key': 'temperature', 'op': '>', 'value': 80})
+    go_on.set()
+    await first
+    rig.rules.list_for_engine = read_rules  # type: ignore[method-assign]
+    await rig.send(1, temperature=85)
+    assert await rig.open_alarms() == [('active', 1)]

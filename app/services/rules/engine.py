@@ -70,6 +70,8 @@ class RuleEngine:
                                                                 name='rule evaluation')
         self._written = AlarmQueue(alarms)  # alarm rows are written off the evaluation's path too
         self._index: dict[UUID, TenantRules] = {}
+        self._changes: dict[UUID, int] = {}  # per tenant, how often its rules were invalidated...
+        self._resets = 0  # ...and how often all were: an index loaded across a change is not kept
         self._state: dict[UUID, DeviceState] = {}
         self._device_changes = bus.device_changed.subscribe(  # names and types: online/offline changes neither
             maxsize=10_000, where=lambda event: event.change in ('updated', 'deleted'))
@@ -80,10 +82,12 @@ class RuleEngine:
 
     def invalidate(self, tenant_id: UUID) -> None:
         self._index.pop(tenant_id, None)
+        self._changes[tenant_id] = self._changes.get(tenant_id, 0) + 1
 
     def invalidate_all(self) -> None:
         """Reload every tenant's rules lazily: after the change listener reconnects, changes may have been missed."""
         self._index.clear()
+        self._resets += 1
 
     async def settled(self) -> None:
         """Wait until the alarm changes of every batch evaluated so far are written."""
@@ -215,6 +219,7 @@ class RuleEngine:
         index = self._index.get(tenant_id)
         if index is not None:
             return index
+        loading = (self._resets, self._changes.get(tenant_id, 0))
         rules = await self._rules.list_for_engine(tenant_id)
         index = TenantRules.build(rules)
         index.maintenance = await self._maintenance.for_engine(tenant_id)
@@ -230,7 +235,8 @@ class RuleEngine:
         for rule_id, device_id in open_now:
             trackers = self._device(tenant_id, device_id).trackers
             trackers.setdefault(rule_id.int, Tracker()).open = True
-        self._index[tenant_id] = index
+        if loading == (self._resets, self._changes.get(tenant_id, 0)):
+            self._index[tenant_id] = index  # else a rule changed while this was read: the next batch reads again
         return index
 
     async def _describe(self, tenant_id: UUID, missing: list[tuple[UUID, DeviceState]]) -> None:
