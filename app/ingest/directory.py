@@ -42,6 +42,9 @@ class DeviceDirectory:
         self._db = db
         self._bus = bus
         self._entries: dict[UUID, DeviceEntry | None] = {}
+        # how many invalidations so far: an entry read across one (a token rotated, the device disabled while its
+        # row was being read) is read again, or the old token would be accepted until the device's next change
+        self._changes = 0
         self._subscription: Subscription[DeviceChanged] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -52,12 +55,15 @@ class DeviceDirectory:
 
     async def warm(self) -> None:
         """Load every device up front: one query instead of one per device on its first message."""
+        before = self._changes
         async with self._db.system() as session:
             rows = (await session.execute(
                 sa_select(col(Device.id), col(Device.tenant_id), col(Device.token_sha256), col(Device.status),
                           col(Tenant.status), col(Device.disabled))
                 .join(Tenant, col(Tenant.id) == col(Device.tenant_id)).limit(CACHE_LIMIT),
             )).all()
+        if self._changes != before:
+            return  # something changed while this was read: devices are read on their first message instead
         for device_id, tenant_id, token_sha256, status, tenant_status, disabled in rows:
             self._entries.setdefault(device_id, DeviceEntry(device_id, tenant_id, token_sha256, status,
                                                             tenant_status == 'active', disabled))
@@ -72,7 +78,7 @@ class DeviceDirectory:
         assert self._subscription is not None
         async for event in self._subscription:
             if event.change in ('created', 'updated', 'deleted'):
-                self._entries.pop(event.device_id, None)
+                self.invalidate(event.device_id)
             elif event.change in ('online', 'offline'):
                 entry = self._entries.get(event.device_id)
                 if entry is not None:
@@ -88,17 +94,24 @@ class DeviceDirectory:
     async def get(self, device_id: UUID) -> DeviceEntry | None:
         if device_id in self._entries:
             return self._entries[device_id]
+        while True:
+            seen = self._changes
+            entry = await self._read(device_id)
+            if self._changes == seen:
+                break  # else a device changed while this was read: read again
+        if len(self._entries) >= CACHE_LIMIT:
+            self._entries.clear()
+        self._entries[device_id] = entry
+        return entry
+
+    async def _read(self, device_id: UUID) -> DeviceEntry | None:
         async with self._db.system() as session:
             row = (await session.execute(
                 sa_select(col(Device.tenant_id), col(Device.token_sha256), col(Device.status), col(Tenant.status),
                           col(Device.disabled))
                 .join(Tenant, col(Tenant.id) == col(Device.tenant_id)).where(col(Device.id) == device_id),
             )).first()
-        entry = None if row is None else DeviceEntry(device_id, row[0], row[1], row[2], row[3] == 'active', row[4])
-        if len(self._entries) >= CACHE_LIMIT:
-            self._entries.clear()
-        self._entries[device_id] = entry
-        return entry
+        return None if row is None else DeviceEntry(device_id, row[0], row[1], row[2], row[3] == 'active', row[4])
 
     async def authenticate(self, device_id: UUID, token: str) -> DeviceEntry | None:
         entry = await self.get(device_id)
@@ -108,6 +121,7 @@ class DeviceDirectory:
 
     def invalidate(self, device_id: UUID) -> None:
         self._entries.pop(device_id, None)
+        self._changes += 1
 
     def mark_status(self, device_id: UUID, status: str) -> None:
         entry = self._entries.get(device_id)
