@@ -20,6 +20,7 @@ from app.models.tables import Device, Tenant
 from app.services.credentials import token_matches
 
 CACHE_LIMIT = 200_000
+READ_TRIES = 5  # reads of one device while others keep changing, before its entry is used uncached
 _MISSING: Any = object()
 
 
@@ -94,11 +95,13 @@ class DeviceDirectory:
     async def get(self, device_id: UUID) -> DeviceEntry | None:
         if device_id in self._entries:
             return self._entries[device_id]
-        while True:
+        for _ in range(READ_TRIES):
             seen = self._changes
             entry = await self._read(device_id)
             if self._changes == seen:
                 break  # else a device changed while this was read: read again
+        else:
+            return entry  # devices changing all the time (a bulk import): used for this message, not cached
         if len(self._entries) >= CACHE_LIMIT:
             self._entries.clear()
         self._entries[device_id] = entry
