@@ -23,6 +23,7 @@ from app.services.devices import DEVICE_CHANNEL
 from app.services.errors import NotFound
 from app.services.sessions import SessionService
 from app.services.storage import timescale
+from app.services.storage.maintenance import materialized_aggregates
 
 log = logging.getLogger(__name__)
 PLATFORM_ADMIN = 'platform administrator'
@@ -87,10 +88,8 @@ class PlatformAdminService:
             await _notify_devices(session, tenant_id)  # delivered at commit: the directory forgets them
             for table in (await session.scalars(UNLINKED_TABLES)).all():
                 await session.execute(text(f'DELETE FROM "{table}" WHERE tenant_id = :tenant'), {'tenant': tenant_id})
-            if await session.scalar(text(f"SELECT to_regclass('{timescale.SCHEMA}.telemetry') IS NOT NULL")):
-                aggregates = await session.execute(text(timescale.MATERIALIZATION_TABLES))
-                materialized: dict[str, str] = dict(aggregates.all())
-                for statement in timescale.tenant_delete_statements(materialized):
+            if await session.scalar(text(timescale.IN_USE)):
+                for statement in timescale.tenant_delete_statements(await materialized_aggregates(session)):
                     await session.execute(text(statement), {'tenant': tenant_id})
             await session.execute(text('DELETE FROM tenants WHERE id = :tenant'), {'tenant': tenant_id})
         self._sessions.forget_tenant(tenant_id)

@@ -23,16 +23,22 @@ from tests.pages.conftest import make_account, make_device
 __all__ = ['api', 'make_account', 'make_device', 'sign_in']
 
 
+BACKEND_MARKERS = (  # marker, the storage backend it needs, why a test is skipped elsewhere
+    ('native_storage', 'native',
+     'plain-PostgreSQL storage; on TimescaleDB chunks, policies and continuous aggregates do this'),
+    ('timescale_storage', 'timescaledb',
+     'needs a PostgreSQL server with TimescaleDB preloaded (GITO_TEST_DATABASE_URL)'),
+)
+
+
 @pytest.fixture
 async def storage(platform: Platform, request: pytest.FixtureRequest) -> AsyncIterator[Platform]:
     await platform.writer.start()
     await platform.storage_jobs.start(loop=False)
-    if request.node.get_closest_marker('native_storage') and platform.storage_jobs.backend != 'native':
-        await platform.writer.stop()
-        pytest.skip('plain-PostgreSQL storage; on TimescaleDB chunks, policies and continuous aggregates do this')
-    if request.node.get_closest_marker('timescale_storage') and platform.storage_jobs.backend != 'timescaledb':
-        await platform.writer.stop()
-        pytest.skip('needs a PostgreSQL server with TimescaleDB preloaded (GITO_TEST_DATABASE_URL)')
+    for marker, backend, reason in BACKEND_MARKERS:
+        if request.node.get_closest_marker(marker) and platform.storage_jobs.backend != backend:
+            await platform.writer.stop()
+            pytest.skip(reason)
     yield platform
     await platform.writer.stop()
 

@@ -42,7 +42,7 @@ TRY_LOCK = 'SELECT pg_try_advisory_xact_lock(:id)'
 
 async def detect_backend(db: Database) -> Backend:
     async with db.system() as session:
-        found = await session.scalar(text(f"SELECT to_regclass('{timescale.SCHEMA}.telemetry') IS NOT NULL"))
+        found = await session.scalar(text(timescale.IN_USE))
     return 'timescaledb' if found else 'native'
 
 
@@ -153,6 +153,11 @@ class StorageMaintenance:
             await asyncio.sleep(self._rollup_every_s)
 
 
+async def materialized_aggregates(session: AsyncSession) -> dict[str, str]:
+    """Each continuous aggregate's materialization hypertable (TimescaleDB)."""
+    return dict((await session.execute(text(timescale.MATERIALIZATION_TABLES))).all())
+
+
 async def timescale_retention(session: AsyncSession, applied: Retention | None) -> tuple[RetentionRun, Retention]:
     """Policies at the longest retentions (replaced only when they change), then per-tenant trims."""
     retentions = await tenant_retentions(session)
@@ -161,7 +166,7 @@ async def timescale_retention(session: AsyncSession, applied: Retention | None) 
         for statement in timescale.retention_statements(raw_days=longest.raw_days, minute_days=longest.minute_days,
                                                         hour_days=longest.hour_days):
             await session.execute(text(statement))
-    materialized: dict[str, str] = dict((await session.execute(text(timescale.MATERIALIZATION_TABLES))).all())
+    materialized = await materialized_aggregates(session)
     deleted = 0
     for tenant_id, retention in retentions.items():
         for statement in timescale.tenant_trim_statements(materialized):

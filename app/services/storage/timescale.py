@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SCHEMA = 'gito_ts'
+IN_USE = f"SELECT to_regclass('{SCHEMA}.telemetry') IS NOT NULL"  # migration 0007 built this layout
 TENANT_FILTER = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid"
 
 
