@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     ingest_batch_ms: int = Field(
         default=50, ge=1, validation_alias=AliasChoices('GITO_INGEST_BATCH_MS', 'ingest_batch_ms'),
     )
+    ingest_direct_copy: bool = Field(  # COPY straight into telemetry as the ingest role, where there is one
+        default=True, validation_alias=AliasChoices('GITO_INGEST_DIRECT_COPY', 'ingest_direct_copy'),
+    )
     ingest_shared: bool = Field(  # MQTT 5 shared subscription: several instances split the device stream
         default=False, validation_alias=AliasChoices('GITO_INGEST_SHARED', 'ingest_shared'),
     )

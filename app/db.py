@@ -3,6 +3,8 @@
 Two roles: the *owner* (the role in DATABASE_URL) runs migrations and the few explicit cross-tenant system
 paths (onboarding, login look-up, device credential directory, presence sweep); the *app role* owns nothing,
 cannot bypass row-level security, and serves every tenant request with `app.tenant_id` set per transaction.
+The batch writer may switch to a third, the *ingest role*, which can only add telemetry rows
+(`app/ingest/direct_copy.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.ingest.direct_copy import TELEMETRY_LAYOUT, ingest_role, quote_ident
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +116,8 @@ async def migrate(owner_url: str, *, role: str, password: str) -> None:
                 await connection.commit()
                 await _grant(connection, role=role)
                 await connection.commit()
+                await _ensure_ingest_role(connection, app_role=role)
+                await connection.commit()
             finally:
                 await connection.rollback()  # after a failure: the unlock must not hide the error
                 await connection.execute(text('SELECT pg_advisory_unlock(:id)'), {'id': MIGRATION_LOCK_ID})
@@ -123,7 +129,7 @@ async def migrate(owner_url: str, *, role: str, password: str) -> None:
 
 async def _ensure_app_role(connection: AsyncConnection, *, role: str, password: str) -> None:
     exists = await connection.scalar(text('SELECT 1 FROM pg_roles WHERE rolname = :role'), {'role': role})
-    quoted = _quote_ident(role)
+    quoted = quote_ident(role)
     literal = password.replace("'", "''")
     if not exists:
         # Role creation races between instances and test databases sharing a cluster: tolerate the loser, which
@@ -145,17 +151,47 @@ async def _ensure_app_role(connection: AsyncConnection, *, role: str, password: 
 
 
 async def _grant(connection: AsyncConnection, *, role: str) -> None:
-    quoted = _quote_ident(role)
+    quoted = quote_ident(role)
     database = await connection.scalar(text('SELECT current_database()'))
-    await connection.execute(text(f'GRANT CONNECT ON DATABASE {_quote_ident(str(database))} TO {quoted}'))
+    await connection.execute(text(f'GRANT CONNECT ON DATABASE {quote_ident(str(database))} TO {quoted}'))
     await connection.execute(text(f'GRANT USAGE ON SCHEMA public TO {quoted}'))
     for table in APP_GRANTS:
         await connection.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {quoted}'))
     await connection.execute(text(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}'))
 
 
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+async def _ensure_ingest_role(connection: AsyncConnection, *, app_role: str) -> bool:
+    """Create (or keep) the ingest role where the server and the layout allow it; True when it is usable."""
+    layout = await connection.scalar(text(TELEMETRY_LAYOUT))
+    role = quote_ident(ingest_role(app_role))
+    app = quote_ident(app_role)
+    if layout != 'p':
+        return False
+    # Roles are cluster-wide and test databases or instances migrate at once: a loser of the creation race hears
+    # of the role or of the unique index; a loser of the membership grant of a concurrent update.
+    await connection.execute(text(f"""
+        DO $$ BEGIN
+            BEGIN
+                CREATE ROLE {role} NOLOGIN NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT;
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+            END;
+            BEGIN
+                GRANT {role} TO {app};
+            EXCEPTION WHEN internal_error THEN NULL;
+            END;
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE NOTICE 'no ingest role: %', SQLERRM;
+        END $$"""))
+    usable = await connection.scalar(text("""
+        SELECT rolbypassrls AND pg_has_role(:app, oid, 'MEMBER') FROM pg_roles WHERE rolname = :role"""),
+        {'app': app_role, 'role': ingest_role(app_role)})
+    if not usable:
+        log.warning('ingest copies through a staging table: the database owner may not create a BYPASSRLS role')
+        return False
+    await connection.execute(text(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}'))
+    await connection.execute(text(f'GRANT USAGE ON SCHEMA public TO {role}'))
+    await connection.execute(text(f'GRANT INSERT ON telemetry TO {role}'))
+    return True
 
 
 async def listen_for_ids(

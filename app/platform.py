@@ -127,7 +127,7 @@ class Platform:
         self.directory = DeviceDirectory(self.db, self.bus)
         self.writer = BatchWriter(
             _plain_dsn(self.db), self.bus, max_rows=settings.ingest_batch_rows,
-            max_delay_s=settings.ingest_batch_ms / 1000,
+            max_delay_s=settings.ingest_batch_ms / 1000, direct_copy=settings.ingest_direct_copy,
         )
         self.archive_policy = RawArchivePolicy(self.db, self.writer)
         self.raw_archive = RawArchive(self.db, self.writer, self.archive_policy)

@@ -8,6 +8,7 @@ Python row and having the driver encode it, and the batch writer does it for eve
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -33,6 +34,15 @@ _SERIES = struct.Struct('>hi16si16sii')
 _NUMBER = struct.Struct('>iqidiii')  # ts, value, then text, bool and json NULL
 _TS = struct.Struct('>iq')
 _LENGTH = struct.Struct('>i')
+
+
+def joined(copies: Iterable[bytearray]) -> bytearray:
+    """Several COPY streams (each with its header and trailer) as one."""
+    out = bytearray(HEADER)
+    for rows in copies:
+        out += memoryview(rows)[len(HEADER):len(rows) - len(TRAILER)]
+    out += TRAILER
+    return out
 
 
 def series_prefix(tenant_id: UUID, device_id: UUID, key_id: int) -> bytes:

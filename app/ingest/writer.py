@@ -2,8 +2,9 @@
 
 Accepted messages are grouped into batches (by row count or a few tens of milliseconds, whichever first). Each
 batch is prepared once in memory (sequence duplicates dropped, data-quality counters taken, rows built), then
-copied into a per-connection staging table with binary COPY and moved into `telemetry` per tenant, with
-`app.tenant_id` set for each tenant's rows so row-level security checks every insert; the rows a tenant's insert
+copied into `telemetry` with one binary COPY as the ingest role (`direct_copy.py`). Where there is no such role,
+or when a row is a duplicate, the rows are copied into a per-connection staging table and moved into `telemetry`
+per tenant instead, with `app.tenant_id` set for each tenant's rows; then the rows a tenant's insert
 really added are counted per device (the rest were duplicates of the same device, key and timestamp). The payloads
 of tenants that keep a raw archive are stored as received in the same transaction (`raw_rows.py`). Latest values
 and the devices' last_seen, status and counters are collapsed in memory and written with a batch when the queue
@@ -31,8 +32,9 @@ import asyncpg
 from app.bus import DeviceChanged, EventBus, TelemetryStored
 from app.ingest.batch_items import Acknowledge, Inbound, Item, Prepared, Rejection, WriterStats, rows_in
 from app.ingest.batch_prepare import prepare
-from app.ingest.copy_rows import COLUMNS, HEADER, TRAILER, micros, stage_table
+from app.ingest.copy_rows import COLUMNS, HEADER, TRAILER, joined, micros, stage_table
 from app.ingest.device_tallies import correct
+from app.ingest.direct_copy import quote_ident, usable_role
 from app.ingest.latest import LatestBuffer
 from app.ingest.payload import Message
 from app.ingest.quality import SeqState
@@ -63,7 +65,7 @@ CommitListener = Callable[[list[TelemetryStored]], Awaitable[None]]
 class BatchWriter:
     def __init__(
         self, dsn: str, bus: EventBus, *, max_rows: int = 5000, max_delay_s: float = 0.05,
-        queue_limit: int = 100_000, latest_interval_s: float = 1.0,
+        queue_limit: int = 100_000, latest_interval_s: float = 1.0, direct_copy: bool = True,
     ) -> None:
         self._sequences: dict[UUID, SeqState] = {}
         key_ids: dict[tuple[UUID, str], int] = {}  # (tenant, key name) → key id, shared by encoder and flushes
@@ -83,10 +85,17 @@ class BatchWriter:
         self._room.set()
         self._drained: list[Callable[[], None]] = []
         self._connection: asyncpg.Connection | None = None
+        self._direct = direct_copy
+        self._ingest_role: str | None = None
         self._task: asyncio.Task[None] | None = None
         self.healthy = True
         self.stats = WriterStats()
         self._listeners: list[CommitListener] = []
+
+    @property
+    def copies_directly(self) -> bool:
+        """Whether the current connection copies rows straight into telemetry as the ingest role."""
+        return self._ingest_role is not None
 
     @property
     def latest(self) -> LatestBuffer:
@@ -259,6 +268,7 @@ class BatchWriter:
             connection = await asyncpg.connect(self._dsn, timeout=5)
             await connection.execute(CREATE_STAGE)
             await connection.execute(CREATE_RAW_STAGE)
+            self._ingest_role = await usable_role(connection) if self._direct else None
             self._connection = connection
         return self._connection
 
@@ -279,8 +289,10 @@ class BatchWriter:
         try:
             async with connection.transaction():
                 started = time.perf_counter()
-                for tenant_id, rows in prepared.copies.items():
-                    if len(rows) > len(HEADER) + len(TRAILER):
+                copies = {tenant_id: rows for tenant_id, rows in prepared.copies.items()
+                          if len(rows) > len(HEADER) + len(TRAILER)}
+                if not copies or not await self._copy_directly(connection, copies):
+                    for tenant_id, rows in copies.items():
                         await self._insert_rows(connection, tenant_id, rows, prepared, duplicates, inserted)
                 for tenant_id, rows in prepared.archive.items():
                     await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
@@ -309,6 +321,21 @@ class BatchWriter:
         else:
             correct(self.state.tallies, duplicates)
         return changes, duplicates
+
+    async def _copy_directly(self, connection: asyncpg.Connection, copies: dict[UUID, bytearray]) -> bool:
+        """Every tenant's rows in one COPY as the ingest role (`direct_copy.py`); False, with nothing written, when
+        there is no such role or a row is a duplicate: then the staging path sorts them out."""
+        if self._ingest_role is None:
+            return False
+        rows = joined(copies.values())
+        try:
+            async with connection.transaction():
+                await connection.execute(f'SET LOCAL ROLE {quote_ident(self._ingest_role)}')
+                await connection.copy_to_table('telemetry', source=rows, columns=COLUMNS, format='binary')
+                await connection.execute('SET LOCAL ROLE NONE')
+        except asyncpg.UniqueViolationError:
+            return False
+        return True
 
     async def _insert_rows(self, connection: asyncpg.Connection, tenant_id: UUID, rows: bytearray,
                            prepared: Prepared, duplicates: dict[UUID, int],

@@ -6,8 +6,10 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
+from app.ingest.direct_copy import TELEMETRY_LAYOUT
 from tests.support import broker_process, free_port
 
 
@@ -24,3 +26,24 @@ def deep_broker(mqtt_url: str, tmp_path: Path) -> Iterator[str]:
                                  'max_queued_bytes 0', 'persistence false', f'listener {port} 127.0.0.1', '']))
     with broker_process(['mosquitto', '-c', str(config)], port) as url:
         yield url
+
+
+async def telemetry_is_partitioned(database_url: str) -> bool:
+    """The plain-PostgreSQL layout (a partitioned table), not TimescaleDB's (a view over the hypertable)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        kind = await connection.fetchval(TELEMETRY_LAYOUT)
+    finally:
+        await connection.close()
+    return bool(kind == 'p')
+
+
+@pytest.fixture(params=[True, False], ids=['direct-copy', 'staged'])
+async def copy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, database_url: str) -> bool:
+    """Both ways the writer stores rows: COPY as the ingest role, or through the staging table (the TimescaleDB
+    layout and servers whose owner may not create a BYPASSRLS role). Ask for it before `platform`."""
+    direct: bool = request.param
+    if direct and not await telemetry_is_partitioned(database_url):
+        pytest.skip('TimescaleDB layout: telemetry is a view, the writer always stages')
+    monkeypatch.setenv('GITO_INGEST_DIRECT_COPY', '1' if direct else '0')
+    return direct

@@ -16,7 +16,7 @@ T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 async def test_duplicates_by_timestamp_and_by_seq_are_left_out_of_the_committed_events(
-    platform: Platform, new_tenant: NewTenant,
+    copy_path: bool, platform: Platform, new_tenant: NewTenant,
 ) -> None:
     admin = (await new_tenant()).principal
     device = await make_device(platform, admin)
@@ -42,6 +42,7 @@ async def test_duplicates_by_timestamp_and_by_seq_are_left_out_of_the_committed_
 
     try:
         await send(Message(T0, 1, (Reading('temperature', 20.0), Reading('humidity', 40.0))))
+        assert platform.writer.copies_directly is copy_path
         assert seen() == [('temperature', 20.0, T0), ('humidity', 40.0, T0)]
         # same timestamp again (a device that resends without seq), one key new: only the new one is news
         await send(Message(T0, None, (Reading('temperature', 99.0), Reading('pressure', 1013.0))))

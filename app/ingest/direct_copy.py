@@ -1,0 +1,41 @@
+"""Telemetry rows copied straight into `telemetry` by a role that may insert there and do nothing else.
+
+PostgreSQL refuses `COPY FROM` into a table whose row-level security applies to the user, so the app role copies
+into a staging table and moves the rows with `INSERT … SELECT`. That costs about a third of the writer backend's
+CPU (`bench/ingest.py`), for a check that is a tautology on this path: the writer sets `app.tenant_id` from the
+same device directory entry that gave the rows their tenant.
+
+The *ingest role* (`<app role>_ingest`) is NOLOGIN and BYPASSRLS, holds INSERT on `telemetry` and no other
+privilege (not even SELECT), and the app role may `SET ROLE` to it. So the writer switches to it for one COPY
+per batch and back. Through it one can add rows for any tenant and read none: no more than the app role can
+already do by setting `app.tenant_id`, and nothing of what the tenant wall guards (one tenant reading another's
+data) opens. Only a superuser may create a BYPASSRLS role: on a server where the owner is not one (a managed
+database), or with the TimescaleDB layout (`telemetry` is a view there, COPY cannot target it), the role is not
+made or not usable and the writer keeps the staging path.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+
+def ingest_role(app_role: str) -> str:
+    return f'{app_role}_ingest'
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+TELEMETRY_LAYOUT = "SELECT relkind::text FROM pg_class WHERE oid = 'public.telemetry'::regclass"  # 'p': native
+USABLE = """
+SELECT r.rolname FROM pg_roles r
+WHERE r.rolname = $1 AND r.rolbypassrls AND pg_has_role(current_user, r.oid, 'MEMBER')
+  AND has_table_privilege(r.rolname, 'public.telemetry', 'INSERT')
+  AND (SELECT relkind FROM pg_class WHERE oid = 'public.telemetry'::regclass) = 'p'"""
+
+
+async def usable_role(connection: asyncpg.Connection) -> str | None:
+    """The ingest role this connection may switch to for a direct COPY, or None (then: the staging path)."""
+    name: str | None = await connection.fetchval(USABLE, ingest_role(await connection.fetchval('SELECT current_user')))
+    return name

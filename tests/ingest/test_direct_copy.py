@@ -1,0 +1,86 @@
+"""The ingest role: one COPY per batch straight into telemetry, and no way through it to read anything."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from app.ingest.copy_rows import COLUMNS, HEADER, TRAILER, micros, number_tail, series_prefix
+from app.ingest.direct_copy import ingest_role
+from app.ingest.payload import Message, Reading
+from app.ingest.writer import Inbound
+from app.platform import Platform
+from tests.conftest import NewTenant
+from tests.ingest.conftest import telemetry_is_partitioned
+from tests.ingest.test_mqtt_ingest import make_device
+from tests.storage.conftest import app_connection
+
+
+@pytest.fixture(autouse=True)
+async def native_layout(database_url: str) -> None:
+    if not await telemetry_is_partitioned(database_url):
+        pytest.skip('TimescaleDB layout: telemetry is a view, the writer always stages')
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+async def test_the_ingest_role_adds_telemetry_and_can_read_or_change_nothing(
+    platform: Platform, new_tenant: NewTenant,
+) -> None:
+    admin = (await new_tenant()).principal
+    device = await make_device(platform, admin)
+    role = ingest_role(platform.settings.app_db_role)
+    rows = bytearray(HEADER) + series_prefix(admin.tenant_id, device.id, 1) + number_tail(micros(T0), 1.0) + TRAILER
+    connection = await app_connection(platform)
+    try:
+        with pytest.raises(asyncpg.FeatureNotSupportedError, match='row-level security'):
+            await connection.copy_to_table('telemetry', source=rows, columns=COLUMNS, format='binary')
+        await connection.execute(f'SET ROLE "{role}"')
+        await connection.copy_to_table('telemetry', source=rows, columns=COLUMNS, format='binary')
+        for statement in ('SELECT count(*) FROM telemetry', 'SELECT count(*) FROM devices',
+                          'UPDATE devices SET name = $$x$$', 'DELETE FROM telemetry',
+                          'SELECT count(*) FROM latest_values', 'INSERT INTO telemetry_keys (tenant_id, name) '
+                          "VALUES ('00000000-0000-0000-0000-000000000000', 'x')"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await connection.execute(statement)
+    finally:
+        await connection.close()
+    with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError, match='not permitted to log in'):
+        url = platform.db.app.url.set(drivername='postgresql', username=role, password=None)
+        await asyncpg.connect(url.render_as_string(hide_password=False))
+    async with platform.db.tenant(admin.tenant_id) as session:
+        assert await session.scalar(text('SELECT count(*) FROM telemetry WHERE ts = :ts'), {'ts': T0}) == 1
+
+
+async def test_two_tenants_in_one_batch_are_copied_at_once_and_each_sees_only_its_own(
+    platform: Platform, new_tenant: NewTenant,
+) -> None:
+    first, second = (await new_tenant()).principal, (await new_tenant()).principal
+    devices = {principal.tenant_id: await make_device(platform, principal) for principal in (first, second)}
+    await platform.writer.start()
+    try:
+        loop = asyncio.get_running_loop()
+        done = [loop.create_future(), loop.create_future()]
+        platform.writer.offer([
+            Inbound(first.tenant_id, devices[first.tenant_id].id,
+                    [Message(T0, None, (Reading('temperature', 20.0),))], datetime.now(UTC), done=done[0]),
+            Inbound(second.tenant_id, devices[second.tenant_id].id,
+                    [Message(T0, None, (Reading('temperature', 30.0),))], datetime.now(UTC), done=done[1]),
+        ])
+        await asyncio.wait_for(asyncio.gather(*done), timeout=30)
+        assert platform.writer.copies_directly
+        assert platform.writer.stats.batches == 1
+    finally:
+        await platform.writer.stop()
+    for principal, value in ((first, 20.0), (second, 30.0)):
+        latest = await platform.telemetry.latest(principal, devices[principal.tenant_id].id)
+        assert [(item.key, item.value) for item in latest] == [('temperature', value)]
+        other = devices[(second if principal is first else first).tenant_id].id
+        async with platform.db.tenant(principal.tenant_id) as session:
+            mine = await session.scalar(text('SELECT count(*) FROM telemetry'))
+            theirs = await session.scalar(text('SELECT count(*) FROM telemetry WHERE device_id = :id'), {'id': other})
+        assert (mine, theirs) == (1, 0)
