@@ -69,10 +69,15 @@ class Resolved:
 def tune_garbage_collector() -> None:
     """Ingest makes and drops hundreds of thousands of small objects a second, nearly all without cycles: with
     Python's default thresholds the cyclic collector runs hundreds of times a second and walks the whole young
-    heap each time. Objects alive after start-up are frozen (never scanned again) and collections are rarer."""
+    heap each time. Objects alive after start-up are frozen (never scanned again) and collections are rarer.
+
+    The young generation is collected after 500,000 more tracked objects than were freed. At 50,000, an
+    overloaded writer's queue (items, messages and readings waiting for their batch) crossed it about twice a
+    second and every young collection walked that queue, 60–80 ms each: 15% of the process's CPU
+    (`bench/ingest.py`, `gc_s_by_generation`); at 500,000 the queue's own bound keeps it from ever being reached."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    gc.set_threshold(500_000, 20, 20)
 
 
 def app_role_password(settings: Settings) -> str:

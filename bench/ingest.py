@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -219,6 +220,8 @@ async def gito_child(args: argparse.Namespace) -> None:
 
     viewer = asyncio.create_task(open_pages())
     tune_garbage_collector()
+    collector = CollectorClock()
+    gc.callbacks.append(collector)
     while not platform.link.connected:  # noqa: ASYNC110 - a bench waits on a flag it does not own
         await asyncio.sleep(0.05)
     process, rss = psutil.Process(), [0.0]
@@ -280,7 +283,25 @@ async def gito_child(args: argparse.Namespace) -> None:
         'writer_backend_cpu_s': round(sum(pg_cpu_s.values()), 1),
         'writer_backend_cpu_split_s': pg_cpu_s,
         'duplicates_dropped': platform.writer.stats.duplicates,
+        'gc_s_by_generation': {str(generation): round(spent, 2) for generation, spent in enumerate(collector.spent)},
+        'gc_runs_by_generation': {str(generation): runs for generation, runs in enumerate(collector.runs)},
     }), flush=True)
+
+
+class CollectorClock:
+    """Time the cyclic garbage collector spends, per generation (a `gc.callbacks` entry)."""
+
+    def __init__(self) -> None:
+        self.spent = [0.0, 0.0, 0.0]
+        self.runs = [0, 0, 0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == 'start':
+            self._started = time.perf_counter()
+        else:
+            self.spent[info['generation']] += time.perf_counter() - self._started
+            self.runs[info['generation']] += 1
 
 
 def percentile_ms(ordered: list[float], fraction: float) -> int | None:
