@@ -73,7 +73,7 @@ def tune_garbage_collector() -> None:
 
     The young generation is collected after 500,000 more tracked objects than were freed. At 50,000, an
     overloaded writer's queue (items, messages and readings waiting for their batch) crossed it about twice a
-    second and every young collection walked that queue, 60–80 ms each: 15% of the process's CPU
+    second and every young collection walked that queue, 60 to 80 ms each: 15% of the process's CPU
     (`bench/ingest.py`, `gc_s_by_generation`); at 500,000 the queue's own bound keeps it from ever being reached."""
     gc.collect()
     gc.freeze()
