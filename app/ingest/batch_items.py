@@ -56,7 +56,10 @@ def rows_in(item: Item) -> int:
     """Its weight in the writer's queue: telemetry rows (at least one)."""
     if isinstance(item, Rejection):
         return 1
-    return max(1, sum(len(message.readings) for message in item.messages))
+    messages = item.messages
+    if len(messages) == 1:  # nearly always: one MQTT message, one JSON object
+        return len(messages[0].readings) or 1
+    return max(1, sum(len(message.readings) for message in messages))
 
 
 @dataclass

@@ -31,7 +31,7 @@ CREATE TEMP TABLE IF NOT EXISTS {name} (
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, PostgreSQL's epoch, in microseconds since 1970
 NULL = b'\xff\xff\xff\xff'
 _SERIES = struct.Struct('>hi16si16sii')
-_NUMBER = struct.Struct('>iqidiii')  # ts, value, then text, bool and json NULL
+NUMBER = struct.Struct('>iqidiii')  # ts, value, then text, bool and json NULL: (8, ts_us, 8, value, -1, -1, -1)
 _TS = struct.Struct('>iq')
 _LENGTH = struct.Struct('>i')
 
@@ -56,7 +56,7 @@ def micros(ts: datetime) -> int:
 
 
 def number_tail(ts_us: int, value: float) -> bytes:
-    return _NUMBER.pack(8, ts_us, 8, value, -1, -1, -1)
+    return NUMBER.pack(8, ts_us, 8, value, -1, -1, -1)
 
 
 def other_tail(ts_us: int, value: Any) -> bytes:

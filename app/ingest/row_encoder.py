@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from app.ingest.batch_items import Prepared
-from app.ingest.copy_rows import HEADER, TRAILER, micros, number_tail, other_tail, series_prefix
+from app.ingest.copy_rows import HEADER, NUMBER, TRAILER, micros, other_tail, series_prefix
 from app.ingest.latest import LatestBuffer
 from app.ingest.payload import Message
 
@@ -36,6 +36,7 @@ class RowEncoder:
 
     def _encode_tenant(self, tenant_id: UUID, entries: list[tuple[UUID, Message]]) -> bytearray | set[str]:
         out = bytearray(HEADER)
+        number = NUMBER.pack  # called here rather than through `number_tail`: once per reading, a tenth of encoding
         prefixes = self._prefixes
         keys = self.keys
         missing: set[str] = set()
@@ -56,7 +57,10 @@ class RowEncoder:
                     prefix = device_prefixes[key] = series_prefix(tenant_id, device_id, key_id)
                 out += prefix
                 kind = type(value)
-                out += number_tail(ts_us, value) if kind is float or kind is int else other_tail(ts_us, value)  # type: ignore[arg-type]
+                if kind is float or kind is int:
+                    out += number(8, ts_us, 8, value, -1, -1, -1)
+                else:
+                    out += other_tail(ts_us, value)
                 held = latest.get(key)
                 if held is None or held[0] < ts:  # at an equal timestamp the first is stored, later ones are duplicates
                     latest[key] = (ts, value)

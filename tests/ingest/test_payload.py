@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.ingest.payload import MAX_PAYLOAD_BYTES, PayloadError, decode
+from app.ingest.payload import MAX_PAYLOAD_BYTES, PayloadError, decode, parse_ts
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -47,6 +47,9 @@ def test_array_gives_several_messages() -> None:
     (b'{"v": 1, "ts": 1795000000}', 'before 2000-01-01'),
     (b'{"v": 1, "seq": -1}', 'seq must be'),
     (b'{"v": 1, "seq": "1"}', 'seq must be'),
+    (b'{"v": 1, "seq": true}', 'seq must be'),
+    (b'{"v": 1, "seq": 1.0}', 'seq must be'),
+    (b'{"v": 1, "seq": 9223372036854775808}', 'seq must be'),
     (b'{"v": 1, "ts": true}', 'ts must be'),
     (b'[]', 'empty array'),
     (b'[{"v": 1}, {"w": null}]', 'element 1: w: null'),
@@ -76,3 +79,17 @@ def test_oversized_payload_is_rejected_before_parsing() -> None:
 def test_mqtt_does_not_take_arrays_when_told_not_to() -> None:
     with pytest.raises(PayloadError, match=r'expected a JSON object of key to value$'):
         decode(b'[{"v": 1}]', received_at=NOW, allow_array=False)
+
+
+def test_timestamps_of_other_decoders_are_checked_like_orjson_ones() -> None:
+    """`parse_ts` takes what any JSON decoder gives: int subclasses other than bool, and floats that are not finite."""
+
+    class Millis(int):
+        pass
+
+    assert parse_ts(Millis(1795000000000), NOW) == parse_ts(1795000000000, NOW)
+    assert parse_ts(1795000000000.5, NOW) == datetime(2026, 11, 18, 11, 6, 40, 500, tzinfo=UTC)
+    for bad, reason in ((float('nan'), 'finite'), (float('inf'), 'finite'), (False, 'ts must be'),
+                        (10**30, 'out of range'), ([1], 'ts must be')):
+        with pytest.raises(PayloadError, match=reason):
+            parse_ts(bad, NOW)
