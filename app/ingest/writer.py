@@ -335,6 +335,12 @@ class BatchWriter:
                 await connection.execute('SET LOCAL ROLE NONE')
         except asyncpg.UniqueViolationError:
             return False
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.InvalidParameterValueError,
+                asyncpg.FeatureNotSupportedError) as error:  # the role was changed, dropped or its grant revoked
+            log.warning('ingest role no longer usable, copying through the staging table',
+                        extra={'role': self._ingest_role, 'error': str(error)})
+            self._ingest_role = None  # until the next connection looks again
+            return False
         return True
 
     async def _insert_rows(self, connection: asyncpg.Connection, tenant_id: UUID, rows: bytearray,

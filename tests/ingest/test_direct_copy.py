@@ -84,3 +84,37 @@ async def test_two_tenants_in_one_batch_are_copied_at_once_and_each_sees_only_it
             mine = await session.scalar(text('SELECT count(*) FROM telemetry'))
             theirs = await session.scalar(text('SELECT count(*) FROM telemetry WHERE device_id = :id'), {'id': other})
         assert (mine, theirs) == (1, 0)
+
+
+async def test_a_revoked_ingest_role_falls_back_to_the_staging_table_and_loses_nothing(
+    platform: Platform, new_tenant: NewTenant, caplog: pytest.LogCaptureFixture,
+) -> None:
+    admin = (await new_tenant()).principal
+    device = await make_device(platform, admin)
+    role = ingest_role(platform.settings.app_db_role)
+
+    async def send(value: float, ts: datetime) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await platform.writer.submit(Inbound(admin.tenant_id, device.id, [Message(ts, None, (Reading('v', value),))],
+                                             datetime.now(UTC), done=done))
+        await asyncio.wait_for(done, timeout=30)
+
+    await platform.writer.start()
+    try:
+        await send(1.0, T0)
+        assert platform.writer.copies_directly
+        async with platform.db.system() as session:  # per database: other test databases keep their grant
+            await session.execute(text(f'REVOKE INSERT ON telemetry FROM "{role}"'))
+        try:
+            await send(2.0, T0.replace(minute=1))
+            assert not platform.writer.copies_directly
+            assert 'ingest role no longer usable' in caplog.text
+        finally:
+            async with platform.db.system() as session:
+                await session.execute(text(f'GRANT INSERT ON telemetry TO "{role}"'))
+    finally:
+        await platform.writer.stop()
+    async with platform.db.tenant(admin.tenant_id) as session:
+        stored = await session.execute(text('SELECT value FROM telemetry WHERE device_id = :id ORDER BY ts'),
+                                       {'id': device.id})
+        assert [value for (value,) in stored] == [1.0, 2.0]
