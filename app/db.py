@@ -160,13 +160,13 @@ async def _grant(connection: AsyncConnection, *, role: str) -> None:
     await connection.execute(text(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}'))
 
 
-async def _ensure_ingest_role(connection: AsyncConnection, *, app_role: str) -> bool:
-    """Create (or keep) the ingest role where the server and the layout allow it; True when it is usable."""
+async def _ensure_ingest_role(connection: AsyncConnection, *, app_role: str) -> None:
+    """Create (or keep) the ingest role where the server and the layout allow it (`app/ingest/direct_copy.py`)."""
     layout = await connection.scalar(text(TELEMETRY_LAYOUT))
     role = quote_ident(ingest_role(app_role))
     app = quote_ident(app_role)
     if layout != 'p':
-        return False
+        return
     # Roles are cluster-wide and test databases or instances migrate at once: a loser of the creation race hears
     # of the role or of the unique index; a loser of the membership grant of a concurrent update.
     await connection.execute(text(f"""
@@ -187,11 +187,10 @@ async def _ensure_ingest_role(connection: AsyncConnection, *, app_role: str) -> 
         {'app': app_role, 'role': ingest_role(app_role)})
     if not usable:
         log.warning('ingest copies through a staging table: the database owner may not create a BYPASSRLS role')
-        return False
+        return
     await connection.execute(text(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}'))
     await connection.execute(text(f'GRANT USAGE ON SCHEMA public TO {role}'))
     await connection.execute(text(f'GRANT INSERT ON telemetry TO {role}'))
-    return True
 
 
 async def listen_for_ids(

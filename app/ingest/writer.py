@@ -331,7 +331,8 @@ class BatchWriter:
         try:
             async with connection.transaction():
                 await connection.execute(f'SET LOCAL ROLE {quote_ident(self._ingest_role)}')
-                await connection.copy_to_table('telemetry', source=rows, columns=COLUMNS, format='binary')
+                await connection.copy_to_table('telemetry', schema_name='public', source=rows, columns=COLUMNS,
+                                               format='binary')
                 await connection.execute('SET LOCAL ROLE NONE')
         except asyncpg.UniqueViolationError:
             return False
