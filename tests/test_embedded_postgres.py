@@ -6,11 +6,11 @@ from pathlib import Path
 
 import psutil
 
-from app.embedded.postgres import buffers_mb, start_embedded_postgres
+from app.embedded.postgres import EmbeddedServer, buffers_mb, start_embedded_postgres
 
 
-def shown(server: object, setting: str) -> str:
-    return server.psql(f'SHOW {setting};').split('\n')[2].strip()  # type: ignore[attr-defined]
+def shown(server: EmbeddedServer, setting: str) -> str:
+    return server.psql(f'SHOW {setting};').split('\n')[2].strip()
 
 
 def test_a_new_embedded_server_gets_an_eighth_of_memory_for_buffers_and_keeps_a_users_choice(tmp_path: Path) -> None:
