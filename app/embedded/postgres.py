@@ -27,6 +27,8 @@ class EmbeddedServer(Protocol):
 
     def psql(self, command: str) -> str: ...
 
+    def get_uri(self, database: str | None = None) -> str: ...
+
 
 def start_embedded_postgres(data_dir: Path) -> tuple[str, EmbeddedServer]:
     """Start (or reuse) the embedded server. Returns its URL and a handle whose `cleanup()` stops the server
@@ -43,7 +45,7 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, EmbeddedServer]:
             server = get_server(pgdata, cleanup_mode='stop')
         else:
             log.info('embedded postgresql takes its new shared_buffers when it next starts')
-    url: str = server.get_uri(database='postgres')  # type: ignore[attr-defined]
+    url = server.get_uri(database='postgres')
     exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'gito';")
     if '1 row' not in exists:
         server.psql('CREATE DATABASE gito;')
