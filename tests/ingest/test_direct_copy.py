@@ -19,13 +19,13 @@ from tests.ingest.conftest import telemetry_is_partitioned
 from tests.ingest.test_mqtt_ingest import make_device
 from tests.storage.conftest import app_connection
 
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
 
 @pytest.fixture(autouse=True)
 async def native_layout(database_url: str) -> None:
     if not await telemetry_is_partitioned(database_url):
         pytest.skip('TimescaleDB layout: telemetry is a view, the writer always stages')
-
-T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 async def test_the_ingest_role_adds_telemetry_and_can_read_or_change_nothing(
@@ -49,8 +49,8 @@ async def test_the_ingest_role_adds_telemetry_and_can_read_or_change_nothing(
                 await connection.execute(statement)
     finally:
         await connection.close()
+    url = platform.db.app.url.set(drivername='postgresql', username=role, password=None)
     with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError, match='not permitted to log in'):
-        url = platform.db.app.url.set(drivername='postgresql', username=role, password=None)
         await asyncpg.connect(url.render_as_string(hide_password=False))
     async with platform.db.tenant(admin.tenant_id) as session:
         assert await session.scalar(text('SELECT count(*) FROM telemetry WHERE ts = :ts'), {'ts': T0}) == 1
