@@ -35,6 +35,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+# This checkout's `app`, not the one an editable install elsewhere points at: comparing two commits must run each.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from app.ingest.mqtt_wire import utf8, varint
 
 NAMESPACE = uuid.UUID('6a1b0c4e-2f57-4d1e-9c55-0b3a8f7d2e10')
