@@ -162,11 +162,10 @@ async def _grant(connection: AsyncConnection, *, role: str) -> None:
 
 async def _ensure_ingest_role(connection: AsyncConnection, *, app_role: str) -> None:
     """Create (or keep) the ingest role where the server and the layout allow it (`app/ingest/direct_copy.py`)."""
-    layout = await connection.scalar(text(TELEMETRY_LAYOUT))
+    if await connection.scalar(text(TELEMETRY_LAYOUT)) != 'p':
+        return
     role = quote_ident(ingest_role(app_role))
     app = quote_ident(app_role)
-    if layout != 'p':
-        return
     # Roles are cluster-wide and test databases or instances migrate at once: a loser of the creation race hears
     # of the role or of the unique index; a loser of the membership grant of a concurrent update.
     await connection.execute(text(f"""

@@ -8,7 +8,7 @@ Python row and having the driver encode it, and the batch writer does it for eve
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -36,8 +36,10 @@ _TS = struct.Struct('>iq')
 _LENGTH = struct.Struct('>i')
 
 
-def joined(copies: Iterable[bytearray]) -> bytearray:
-    """Several COPY streams (each with its header and trailer) as one."""
+def joined(copies: Collection[bytearray]) -> bytearray:
+    """Several COPY streams (each with its header and trailer) as one; a single one as it is, uncopied."""
+    if len(copies) == 1:
+        return next(iter(copies))
     out = bytearray(HEADER)
     for rows in copies:
         out += memoryview(rows)[len(HEADER):len(rows) - len(TRAILER)]

@@ -28,11 +28,10 @@ def quote_ident(name: str) -> str:
 
 
 TELEMETRY_LAYOUT = "SELECT relkind::text FROM pg_class WHERE oid = 'public.telemetry'::regclass"  # 'p': native
-USABLE = """
+USABLE = f"""
 SELECT r.rolname FROM pg_roles r
 WHERE r.rolname = $1 AND r.rolbypassrls AND pg_has_role(current_user, r.oid, 'MEMBER')
-  AND has_table_privilege(r.rolname, 'public.telemetry', 'INSERT')
-  AND (SELECT relkind FROM pg_class WHERE oid = 'public.telemetry'::regclass) = 'p'"""
+  AND has_table_privilege(r.rolname, 'public.telemetry', 'INSERT') AND ({TELEMETRY_LAYOUT}) = 'p'"""
 
 
 async def usable_role(connection: asyncpg.Connection) -> str | None:

@@ -28,6 +28,9 @@ def deep_broker(mqtt_url: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+ALWAYS_STAGED = 'TimescaleDB layout: telemetry is a view, the writer always stages'
+
+
 async def telemetry_is_partitioned(database_url: str) -> bool:
     """The plain-PostgreSQL layout (a partitioned table), not TimescaleDB's (a view over the hypertable)."""
     connection = await asyncpg.connect(database_url)
@@ -44,6 +47,6 @@ async def copy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     layout and servers whose owner may not create a BYPASSRLS role). Ask for it before `platform`."""
     direct: bool = request.param
     if direct and not await telemetry_is_partitioned(database_url):
-        pytest.skip('TimescaleDB layout: telemetry is a view, the writer always stages')
+        pytest.skip(ALWAYS_STAGED)
     monkeypatch.setenv('GITO_INGEST_DIRECT_COPY', '1' if direct else '0')
     return direct

@@ -15,7 +15,7 @@ from app.ingest.payload import Message, Reading
 from app.ingest.writer import Inbound
 from app.platform import Platform
 from tests.conftest import NewTenant
-from tests.ingest.conftest import telemetry_is_partitioned
+from tests.ingest.conftest import ALWAYS_STAGED, telemetry_is_partitioned
 from tests.ingest.test_mqtt_ingest import make_device
 from tests.storage.conftest import app_connection
 
@@ -25,7 +25,7 @@ T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 async def native_layout(database_url: str) -> None:
     if not await telemetry_is_partitioned(database_url):
-        pytest.skip('TimescaleDB layout: telemetry is a view, the writer always stages')
+        pytest.skip(ALWAYS_STAGED)
 
 
 async def test_the_ingest_role_adds_telemetry_and_can_read_or_change_nothing(
