@@ -242,7 +242,7 @@ class RedisEventBus(EventBus):
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed in newer redis releases
         await self._redis.aclose()
         self.connected = False
 

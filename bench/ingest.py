@@ -234,10 +234,16 @@ async def gito_child(args: argparse.Namespace) -> None:
             rss[0] = max(rss[0], process.memory_info().rss / 2**20)
             if args.verbose:
                 consumer, writer = platform.consumer, platform.writer
-                print(json.dumps({'received': consumer.received, 'acked': consumer.acked, 'inflight': consumer.inflight,
-                                  'backlog': writer.backlog, 'batches': writer.stats.batches,
-                                  'commit_ms': round(writer.stats.last_commit_ms), 'committed': committed[0]}),
-                      file=sys.stderr, flush=True)
+                stats = writer.stats
+                print(json.dumps({
+                    'at': round(time.time(), 1), 'received': consumer.received, 'acked': consumer.acked,
+                    'inflight': consumer.inflight, 'backlog': writer.backlog, 'batches': stats.batches,
+                    'commit_ms': round(stats.last_commit_ms), 'committed': committed[0],
+                    'cpu_s': round(sum(process.cpu_times()[:2]), 2),
+                    'split_s': {name: round(getattr(stats, f'{name}_s'), 2)
+                                for name in ('prepare', 'encode', 'insert', 'finish', 'listeners')},
+                    'state_s': round(writer.state.seconds, 2), 'host_idle_s': round(psutil.cpu_times().idle, 2),
+                }), file=sys.stderr, flush=True)
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample())
@@ -286,6 +292,7 @@ async def gito_child(args: argparse.Namespace) -> None:
         'writer_backend_cpu_s': round(sum(pg_cpu_s.values()), 1),
         'writer_backend_cpu_split_s': pg_cpu_s,
         'duplicates_dropped': platform.writer.stats.duplicates,
+        'rollups_at_low_priority': platform.storage_jobs.rollups_at_low_priority,
         'gc_s_by_generation': {str(generation): round(spent, 2) for generation, spent in enumerate(collector.spent)},
         'gc_runs_by_generation': {str(generation): runs for generation, runs in enumerate(collector.runs)},
     }), flush=True)

@@ -78,7 +78,7 @@ class BatchWriter:
         self._max_rows = max_rows
         self._max_delay_s = max_delay_s
         self._limit = queue_limit  # rows waiting before `full`
-        self._pending: deque[tuple[list[Item], int]] = deque()  # as offered: (items, their rows)
+        self._pending: deque[tuple[list[Item], int, float]] = deque()  # as offered: (items, their rows, when)
         self._pending_rows = 0
         self._has_items = asyncio.Event()
         self._room = asyncio.Event()
@@ -134,7 +134,7 @@ class BatchWriter:
         rows = 0
         for item in items:
             rows += rows_in(item)
-        self._pending.append((items, rows))
+        self._pending.append((items, rows, time.monotonic()))
         self._pending_rows += rows
         self._has_items.set()
         if self._pending_rows >= self._limit:
@@ -153,7 +153,7 @@ class BatchWriter:
 
     @property
     def backlog(self) -> int:
-        return sum(len(items) for items, _ in self._pending)
+        return sum(len(items) for items, _, _ in self._pending)
 
     def discard_pending(self) -> int:
         """Forget what is queued and not yet taken (a crash, in tests); returns how many items."""
@@ -180,8 +180,9 @@ class BatchWriter:
                 await self._commit_until_done(Prepared([]))  # idle again after a flush aside: the rest now
 
     async def _collect(self) -> list[Item]:
-        """The next batch: whole offers up to `max_rows` rows (one larger offer alone), waiting at most `max_delay_s`
-        after the first.
+        """The next batch: whole offers up to `max_rows` rows (one larger offer alone), closed at the latest
+        `max_delay_s` after the oldest of them arrived. What queued during the last commit has waited already, so
+        it goes at once rather than after another full delay.
         Empty when stopping, or when idle with latest values left to write."""
         pending = self._pending
         while not pending:
@@ -197,7 +198,7 @@ class BatchWriter:
                 await self._has_items.wait()
         items: list[Item] = []
         rows = 0
-        deadline = time.monotonic() + self._max_delay_s
+        deadline = pending[0][2] + self._max_delay_s
         while rows < self._max_rows:
             if not pending:
                 remaining = deadline - time.monotonic()
@@ -207,7 +208,7 @@ class BatchWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._has_items.wait(), remaining)
                 continue
-            offered, weight = pending[0]
+            offered, weight, _ = pending[0]
             if items and rows + weight > self._max_rows:
                 break  # the next batch takes it whole
             pending.popleft()

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
 from app.services.storage import timescale
+from app.services.storage.backend_priority import lower_priority
 from app.services.storage.raw_retention import apply_raw_retention, ensure_raw_partitions
 from app.services.storage.retention import (
     DEFAULT_RETENTION,
@@ -54,6 +55,7 @@ class StorageMaintenance:
         self._policies: Retention | None = None  # TimescaleDB drop-after intervals last set by this process
         self.backend: Backend = 'native'
         self._task: asyncio.Task[None] | None = None
+        self.rollups_at_low_priority = False  # the last run's backend was reniced (`backend_priority.py`)
 
     async def start(self, *, loop: bool = True) -> None:
         """Detect the backend; with `loop`, run the jobs in the background until `stop`."""
@@ -99,10 +101,16 @@ class StorageMaintenance:
     async def refresh_rollups(self) -> RollupRun:
         if self.backend != 'native':
             return RollupRun(minutes=0, hours=0)  # continuous aggregates refresh themselves
-        async with self._db.system() as session:
-            if not await session.scalar(text(TRY_LOCK), {'id': ROLLUP_LOCK_ID}):
-                return RollupRun(minutes=0, hours=0)
-            return await refresh_rollups(session)
+        async with self._db.owner.connect() as connection:
+            self.rollups_at_low_priority = await lower_priority(connection)
+            try:
+                async with AsyncSession(connection, expire_on_commit=False) as session, session.begin():
+                    if not await session.scalar(text(TRY_LOCK), {'id': ROLLUP_LOCK_ID}):
+                        return RollupRun(minutes=0, hours=0)
+                    return await refresh_rollups(session)
+            finally:
+                if self.rollups_at_low_priority:
+                    await connection.invalidate()  # its backend ends: nothing else is served at that priority
 
     async def refresh_late_aggregates(self, *, shortest_raw_days: int | None = None) -> int:
         """TimescaleDB: late rows into the continuous aggregates (`timescale.late_refresh_statements`); returns

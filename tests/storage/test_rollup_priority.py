@@ -1,0 +1,61 @@
+"""The rollup job runs its PostgreSQL backend at the lowest CPU priority where it can, and leaves none behind."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import psutil
+import pytest
+from sqlalchemy import text
+
+from app.platform import Platform
+from app.services.storage.backend_priority import LOWEST, THIS_BACKEND, lower_priority, renice
+from tests.conftest import NewTenant
+from tests.storage.conftest import new_device, store
+from tests.storage.test_rollups import rollup
+
+
+def postgres_at_lowest() -> set[int]:
+    return {p.pid for p in psutil.process_iter(['name', 'nice'])
+            if 'postgres' in (p.info['name'] or '') and p.info['nice'] == LOWEST}
+
+
+async def local_backend(platform: Platform) -> psutil.Process:
+    async with platform.db.system() as session:
+        pid = await session.scalar(text('SELECT pg_backend_pid()'))
+    try:
+        backend = psutil.Process(int(pid))
+        if os.geteuid() != 0 and backend.username() != psutil.Process().username():
+            pytest.skip('PostgreSQL runs as another user here and Gito may not renice it')
+    except psutil.Error:
+        pytest.skip('PostgreSQL runs on another host or in another container')
+    return backend
+
+
+@pytest.mark.native_storage
+async def test_rollups_run_at_the_lowest_priority_on_a_backend_that_is_then_closed(
+    storage: Platform, new_tenant: NewTenant,
+) -> None:
+    await local_backend(storage)
+    admin = (await new_tenant()).principal
+    device = await new_device(storage, admin)
+    await store(storage, admin, device.id, [(datetime.now(UTC), 'power', 3.0)])
+    before = postgres_at_lowest()
+    await storage.storage_jobs.refresh_rollups()
+    assert storage.storage_jobs.rollups_at_low_priority
+    assert [row[1:] for row in await rollup(storage, 'telemetry_1m', device.id)] == [(1, 3.0, 3.0, 3.0, 3.0)]
+    assert postgres_at_lowest() <= before  # its backend ended: pooled work never runs at that priority
+
+
+async def test_a_backend_is_reniced_only_when_it_is_the_process_postgresql_named(storage: Platform) -> None:
+    await local_backend(storage)
+    async with storage.db.owner.connect() as connection:
+        pid, started = (await connection.execute(text(THIS_BACKEND))).one()
+        backend = psutil.Process(pid)
+        assert not renice(pid, started + 60)  # a pid from another host that happens to exist here
+        assert not renice(os.getpid(), psutil.Process().create_time())  # not a PostgreSQL process
+        assert backend.nice() == 0
+        assert await lower_priority(connection)
+        assert backend.nice() == LOWEST
+        await connection.invalidate()
