@@ -292,7 +292,7 @@ async def gito_child(args: argparse.Namespace) -> None:
         'writer_backend_cpu_s': round(sum(pg_cpu_s.values()), 1),
         'writer_backend_cpu_split_s': pg_cpu_s,
         'duplicates_dropped': platform.writer.stats.duplicates,
-        'rollups_at_low_priority': platform.storage_jobs.rollups_at_low_priority,
+        'rollups_at_low_priority': platform.storage_jobs.low_priority_backend is not None,
         'gc_s_by_generation': {str(generation): round(spent, 2) for generation, spent in enumerate(collector.spent)},
         'gc_runs_by_generation': {str(generation): runs for generation, runs in enumerate(collector.runs)},
     }), flush=True)

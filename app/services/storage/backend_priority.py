@@ -21,12 +21,12 @@ SELECT pid, extract(epoch FROM backend_start)::float8 FROM pg_stat_activity WHER
 SAME_START_S = 1.0  # the kernel's start time is in clock ticks; PostgreSQL's is taken just after the fork
 
 
-async def lower_priority(connection: AsyncConnection) -> bool:
-    """Renice the connection's backend to the lowest priority; False where that is not possible from here. The
-    caller must not hand the connection back to a pool afterwards (invalidate it): the priority stays with it."""
+async def lower_priority(connection: AsyncConnection) -> int | None:
+    """Renice the connection's backend to the lowest priority; its pid, or None where that is not possible from
+    here. The caller must not hand a reniced connection back to a pool (invalidate it): the priority stays with it."""
     pid, started = (await connection.execute(text(THIS_BACKEND))).one()
     await connection.commit()
-    return renice(int(pid), float(started))
+    return int(pid) if renice(int(pid), float(started)) else None
 
 
 def renice(pid: int, started: float) -> bool:

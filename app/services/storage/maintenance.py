@@ -55,7 +55,7 @@ class StorageMaintenance:
         self._policies: Retention | None = None  # TimescaleDB drop-after intervals last set by this process
         self.backend: Backend = 'native'
         self._task: asyncio.Task[None] | None = None
-        self.rollups_at_low_priority = False  # the last run's backend was reniced (`backend_priority.py`)
+        self.low_priority_backend: int | None = None  # the last rollup run's reniced backend (`backend_priority.py`)
 
     async def start(self, *, loop: bool = True) -> None:
         """Detect the backend; with `loop`, run the jobs in the background until `stop`."""
@@ -102,14 +102,14 @@ class StorageMaintenance:
         if self.backend != 'native':
             return RollupRun(minutes=0, hours=0)  # continuous aggregates refresh themselves
         async with self._db.owner.connect() as connection:
-            self.rollups_at_low_priority = await lower_priority(connection)
+            self.low_priority_backend = await lower_priority(connection)
             try:
                 async with AsyncSession(connection, expire_on_commit=False) as session, session.begin():
                     if not await session.scalar(text(TRY_LOCK), {'id': ROLLUP_LOCK_ID}):
                         return RollupRun(minutes=0, hours=0)
                     return await refresh_rollups(session)
             finally:
-                if self.rollups_at_low_priority:
+                if self.low_priority_backend is not None:
                     await connection.invalidate()  # its backend ends: nothing else is served at that priority
 
     async def refresh_late_aggregates(self, *, shortest_raw_days: int | None = None) -> int:
