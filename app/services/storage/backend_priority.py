@@ -2,7 +2,8 @@
 
 Where Gito, its broker and PostgreSQL share a machine, each rollup run's backend took a core for 1 to 1.5 s every
 15 s at 10,000 msg/s, and the ingest writer's backend queued behind it (`bench/ingest.py --rate 10000 --seconds
-60`: p99 publish→commit 343 ms, against 133 ms with no rollups, 209 ms with the rollup backend at nice 19). The
+60`, one run each: p99 publish→commit 343 ms, against 133 ms with no rollups, 209 ms with the rollup backend at
+nice 19; runs on this shared machine vary by a third, and three later pairs showed no clear p99 difference). The
 rollups can wait; ingest latency cannot. PostgreSQL has no priorities of its own, so Gito renices the backend's
 process. It can only where the server is local and runs as Gito's user (the embedded server) or Gito may renice
 others' processes. A pid reported by a server on another host or in another container is left alone: the process
