@@ -260,7 +260,9 @@ async def gito_child(args: argparse.Namespace) -> None:
     sampler.cancel()
     viewer.cancel()
     pg_cpu_s: dict[str, float] = {}
-    for name, connection in (('batches', platform.writer._connection), ('state', platform.writer.state._connection)):
+    copier = platform.writer._copier
+    for name, connection in (('batches', platform.writer._connection), ('state', platform.writer.state._connection),
+                             ('copies', copier._connection if copier is not None else None)):
         if connection is not None:  # CPU the writer's PostgreSQL backends used: a figure load hardly moves
             backend = psutil.Process(connection.get_server_pid())
             pg_cpu_s[name] = round(sum(backend.cpu_times()[:2]), 1)
@@ -283,6 +285,7 @@ async def gito_child(args: argparse.Namespace) -> None:
         'writer_commit_s': round(platform.writer.stats.commit_s, 1),
         'writer_listeners_s': round(platform.writer.stats.listeners_s, 1),
         'writer_insert_s': round(platform.writer.stats.insert_s, 1),
+        'batches_copied_alone': platform.writer.stats.copied_alone,
         'state_flush_s': round(platform.writer.state.seconds, 1),
         'state_flushes_aside': platform.writer.state.aside_writes, 'archived_messages': archived,
         'writer_prepare_s': round(platform.writer.stats.prepare_s, 1),

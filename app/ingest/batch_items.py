@@ -65,6 +65,7 @@ def rows_in(item: Item) -> int:
 @dataclass
 class WriterStats:
     batches: int = 0
+    copied_alone: int = 0  # batches that went in as one COPY in autocommit (`direct_copy.DirectCopier`)
     rows: int = 0
     messages: int = 0
     rejected: int = 0

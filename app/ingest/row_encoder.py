@@ -34,6 +34,18 @@ class RowEncoder:
             copies[tenant_id] = encoded
         prepared.copies = copies
 
+    def encode_known(self, prepared: Prepared) -> bool:
+        """`encode` without the database, when every key is known already; False leaves it to `encode` (latest
+        values may then be updated twice: the newest timestamp wins, so that changes nothing)."""
+        copies: dict[UUID, bytearray] = {}
+        for tenant_id, entries in prepared.messages.items():
+            encoded = self._encode_tenant(tenant_id, entries)
+            if isinstance(encoded, set):
+                return False
+            copies[tenant_id] = encoded
+        prepared.copies = copies
+        return True
+
     def _encode_tenant(self, tenant_id: UUID, entries: list[tuple[UUID, Message]]) -> bytearray | set[str]:
         out = bytearray(HEADER)
         number = NUMBER.pack  # called here rather than through `number_tail`: once per reading, a tenth of encoding

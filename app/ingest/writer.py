@@ -34,7 +34,7 @@ from app.ingest.batch_items import Acknowledge, Inbound, Item, Prepared, Rejecti
 from app.ingest.batch_prepare import prepare
 from app.ingest.copy_rows import COLUMNS, HEADER, TRAILER, joined, micros, stage_table
 from app.ingest.device_tallies import correct
-from app.ingest.direct_copy import quote_ident, usable_role
+from app.ingest.direct_copy import ROLE_GONE, DirectCopier, RoleUnusable, quote_ident, usable_role
 from app.ingest.latest import LatestBuffer
 from app.ingest.payload import Message
 from app.ingest.quality import SeqState
@@ -87,7 +87,9 @@ class BatchWriter:
         self._connection: asyncpg.Connection | None = None
         self._direct = direct_copy
         self._ingest_role: str | None = None
+        self._copier: DirectCopier | None = None  # batches that need no transaction of their own
         self._task: asyncio.Task[None] | None = None
+        self._ahead: Prepared | None = None  # prepared while the batch before it commits
         self.healthy = True
         self.stats = WriterStats()
         self._listeners: list[CommitListener] = []
@@ -102,7 +104,7 @@ class BatchWriter:
         return self.state.latest
 
     def on_committed(self, listener: CommitListener) -> None:
-        """Call `listener` with each committed batch's readings (per device), before the next batch is taken.
+        """Call `listener` with each committed batch's readings (per device), before the next batch commits.
 
         Unlike bus subscribers, listeners miss nothing: the rule engine evaluates every batch this way. A slow
         listener slows ingest (that is the backpressure), and one that raises is logged and does not stop it.
@@ -125,6 +127,8 @@ class BatchWriter:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self._task, timeout=10)
         await self.state.close()
+        if self._copier is not None:
+            await self._copier.close()
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 await self._connection.close()
@@ -164,20 +168,54 @@ class BatchWriter:
         return count
 
     async def _run(self) -> None:
-        while True:
-            items = await self._collect()
-            if items:
-                started = time.perf_counter()
-                prepared = prepare(items, self.state.tallies, self._sequences)
-                self.stats.prepare_s += time.perf_counter() - started
-                await self._commit_until_done(prepared)
-            elif self._stopping:
-                await self.state.wait()
-                if self.state.pending:
-                    await self._commit_until_done(Prepared([]))  # pending latest values: write them first
-                return
-            elif not self.state.busy and self.state.pending:
-                await self._commit_until_done(Prepared([]))  # idle again after a flush aside: the rest now
+        """Collect, prepare and encode the next batch while the one before it is being committed (PostgreSQL's work
+        and Python's overlap), then commit it once that one is done: batches still commit, and are acknowledged,
+        strictly one after another and in order."""
+        committing: asyncio.Task[None] | None = None
+        try:
+            while True:
+                if committing is not None and self._flush_due():
+                    await committing  # a flush aside may hold committed batches only: prepare nothing ahead of it
+                    committing = None
+                items = await self._collect()
+                if items:
+                    prepared = self._prepare(items)
+                    if committing is not None:
+                        self._ahead = prepared  # set before any await: no flush may be taken while it is prepared
+                        await committing
+                    self._ahead = None
+                    committing = asyncio.create_task(self._commit_until_done(prepared))
+                    await asyncio.sleep(0)  # its COPY goes out now, before the next batch is prepared
+                    continue
+                if committing is not None:
+                    await committing
+                    committing = None
+                if self._stopping:
+                    await self.state.wait()
+                    if self.state.pending:
+                        await self._commit_until_done(Prepared([]))  # pending latest values: write them first
+                    return
+                if not self.state.busy and self.state.pending:
+                    await self._commit_until_done(Prepared([]))  # idle again after a flush aside: the rest now
+        finally:
+            self._ahead = None
+            if committing is not None and not committing.done():
+                committing.cancel()  # the writer itself was cancelled (a crash, in tests): so is its batch
+
+    def _prepare(self, items: list[Item]) -> Prepared:
+        """Sequence duplicates out, counters taken, rows encoded where every key is known already (new keys are
+        added at commit, on the writer's connection)."""
+        started = time.perf_counter()
+        prepared = prepare(items, self.state.tallies, self._sequences)
+        encoding = time.perf_counter()
+        self.stats.prepare_s += encoding - started
+        if self._encoder.encode_known(prepared):
+            prepared.archive, prepared.archived = archive_rows(prepared.items, self.archiving)
+        self.stats.encode_s += time.perf_counter() - encoding
+        return prepared
+
+    def _flush_due(self) -> bool:
+        return not self.state.busy and self.state.pending and self.latest.interval_elapsed()
 
     async def _collect(self) -> list[Item]:
         """The next batch: whole offers up to `max_rows` rows (one larger offer alone), closed at the latest
@@ -247,8 +285,7 @@ class BatchWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         stored = self._after_commit(prepared, changes, duplicates)
-        if (self._pending and not self._stopping and not self.state.busy and self.state.pending
-                and self.latest.interval_elapsed()):
+        if self._pending and not self._stopping and self._ahead is None and self._flush_due():
             self.state.start_aside()
         started = time.perf_counter()
         for listener in self._listeners:
@@ -259,6 +296,8 @@ class BatchWriter:
         self.stats.listeners_s += time.perf_counter() - started
 
     async def _drop_connection(self) -> None:
+        if self._copier is not None:
+            self._copier.terminate()
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 self._connection.terminate()
@@ -270,19 +309,34 @@ class BatchWriter:
             await connection.execute(CREATE_STAGE)
             await connection.execute(CREATE_RAW_STAGE)
             self._ingest_role = await usable_role(connection) if self._direct else None
+            if self._copier is not None and self._copier.role != self._ingest_role:
+                await self._copier.close()
+                self._copier = None
+            if self._copier is None and self._ingest_role is not None:
+                self._copier = DirectCopier(self._dsn, self._ingest_role)
             self._connection = connection
         return self._connection
 
     async def _commit(self, prepared: Prepared) -> tuple[Changes, dict[UUID, int]]:
         """One transaction; returns the devices that came online and, per device, readings found to be duplicates."""
         connection = await self._connect()
-        if prepared.copies is None:
+        if prepared.copies is None:  # keys never seen before, or the idle batch
             started = time.perf_counter()
             await self._encoder.encode(connection, prepared)
             prepared.archive, prepared.archived = archive_rows(prepared.items, self.archiving)
             self.stats.encode_s += time.perf_counter() - started
         assert prepared.copies is not None
         assert prepared.archive is not None
+        copies = {tenant_id: rows for tenant_id, rows in prepared.copies.items()
+                  if len(rows) > len(HEADER) + len(TRAILER)}
+        direct = True  # worth trying in the transaction: not known to hold a duplicate
+        if copies and self._copier is not None and not self._needs_transaction(prepared):
+            started = time.perf_counter()
+            direct = await self._copy_alone(self._copier, copies)
+            self.stats.insert_s += time.perf_counter() - started
+            if direct:
+                self.stats.copied_alone += 1
+                return [], {}
         changes: Changes = []
         duplicates: dict[UUID, int] = {}
         inserted: dict[UUID, set[tuple[int, int]]] = {}
@@ -290,9 +344,7 @@ class BatchWriter:
         try:
             async with connection.transaction():
                 started = time.perf_counter()
-                copies = {tenant_id: rows for tenant_id, rows in prepared.copies.items()
-                          if len(rows) > len(HEADER) + len(TRAILER)}
-                if not copies or not await self._copy_directly(connection, copies):
+                if not copies or not direct or not await self._copy_directly(connection, copies):
                     for tenant_id, rows in copies.items():
                         await self._insert_rows(connection, tenant_id, rows, prepared, duplicates, inserted)
                 for tenant_id, rows in prepared.archive.items():
@@ -304,8 +356,7 @@ class BatchWriter:
                     await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
                     await connection.execute(SPEND_KEYS, tenant_id, [device for device, _ in keys],
                                              [k for _, k in keys])
-                idle = self._stopping or not self._pending
-                if idle and not self.state.busy and self.state.pending:
+                if self._inline_flush_due():
                     started = time.perf_counter()
                     snapshot = self.state.take()
                     changes = await self.state.write(connection, snapshot, duplicates)
@@ -323,6 +374,28 @@ class BatchWriter:
             correct(self.state.tallies, duplicates)
         return changes, duplicates
 
+    def _inline_flush_due(self) -> bool:
+        """Latest values and counters go with this batch when nothing waits behind it (and none is prepared ahead)."""
+        idle = (self._stopping or not self._pending) and self._ahead is None
+        return idle and not self.state.busy and self.state.pending
+
+    def _needs_transaction(self, prepared: Prepared) -> bool:
+        """Whether anything but the telemetry rows must commit with this batch."""
+        return bool(prepared.archive) or self._inline_flush_due() or any(
+            isinstance(item, Inbound) and item.idempotency_key is not None for item in prepared.items)
+
+    async def _copy_alone(self, copier: DirectCopier, copies: dict[UUID, bytearray]) -> bool:
+        """The batch as one COPY in autocommit (`DirectCopier`); False, with nothing written, when a row is a
+        duplicate or the role is no longer usable: then a transaction of its own sorts them out."""
+        try:
+            return await copier.copy(copies.values())
+        except RoleUnusable as error:
+            log.warning('ingest role no longer usable, copying through the staging table',
+                        extra={'role': copier.role, 'error': str(error)})
+            self._ingest_role = None  # until the next connection looks again
+            self._copier = None
+            return False
+
     async def _copy_directly(self, connection: asyncpg.Connection, copies: dict[UUID, bytearray]) -> bool:
         """Every tenant's rows in one COPY as the ingest role (`direct_copy.py`); False, with nothing written, when
         there is no such role or a row is a duplicate: then the staging path sorts them out."""
@@ -337,8 +410,7 @@ class BatchWriter:
                 await connection.execute('SET LOCAL ROLE NONE')
         except asyncpg.UniqueViolationError:
             return False
-        except (asyncpg.InsufficientPrivilegeError, asyncpg.InvalidParameterValueError,
-                asyncpg.FeatureNotSupportedError) as error:  # the role was changed, dropped or its grant revoked
+        except ROLE_GONE as error:  # the role was changed, dropped or its grant revoked
             log.warning('ingest role no longer usable, copying through the staging table',
                         extra={'role': self._ingest_role, 'error': str(error)})
             self._ingest_role = None  # until the next connection looks again
