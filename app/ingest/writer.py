@@ -329,7 +329,7 @@ class BatchWriter:
         assert prepared.archive is not None
         copies = {tenant_id: rows for tenant_id, rows in prepared.copies.items()
                   if len(rows) > len(HEADER) + len(TRAILER)}
-        direct = True  # worth trying in the transaction: not known to hold a duplicate
+        direct = True  # worth trying in the transaction: the lone COPY did not just fail (a duplicate, the role)
         if copies and self._copier is not None and not self._needs_transaction(prepared):
             started = time.perf_counter()
             direct = await self._copy_alone(self._copier, copies)
