@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     mqtt_broker: Literal['auto', 'mosquitto', 'amqtt'] = Field(
         default='auto', validation_alias=AliasChoices('GITO_MQTT_BROKER', 'mqtt_broker'),
     )
+    mqtt_queue_messages: int = Field(  # the managed Mosquitto's queue for Gito's session while Gito is behind or away
+        default=2_000_000, ge=0, validation_alias=AliasChoices('GITO_MQTT_QUEUE_MESSAGES', 'mqtt_queue_messages'),
+    )
+    mqtt_queue_mb: int = Field(  # the same queue's bound in payload megabytes (0: none)
+        default=256, ge=0, validation_alias=AliasChoices('GITO_MQTT_QUEUE_MB', 'mqtt_queue_mb'),
+    )
     mqtt_public_host: str | None = Field(
         default=None, validation_alias=AliasChoices('GITO_MQTT_PUBLIC_HOST', 'mqtt_public_host'),
     )

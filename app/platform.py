@@ -214,7 +214,8 @@ class Platform:
 
     async def _start_managed_broker(self) -> None:
         broker = ManagedBroker(data_dir=self.settings.data_dir, host=self.mqtt_target.host,
-                               port=self.mqtt_target.port, kind=self.settings.mqtt_broker)
+                               port=self.mqtt_target.port, kind=self.settings.mqtt_broker,
+                               queue_messages=self.settings.mqtt_queue_messages, queue_mb=self.settings.mqtt_queue_mb)
         await broker.start(await self._broker_credentials())
         self.broker = broker
         self.consumer.mqtt5 = broker.kind_in_use == 'mosquitto'  # amqtt speaks MQTT 3.1.1 only

@@ -117,8 +117,10 @@ def connect_host(host: str) -> str:
 
 
 class ManagedBroker:
-    def __init__(self, *, data_dir: Path, host: str, port: int, kind: Literal['auto', 'mosquitto', 'amqtt']) -> None:
+    def __init__(self, *, data_dir: Path, host: str, port: int, kind: Literal['auto', 'mosquitto', 'amqtt'],
+                 queue_messages: int = 2_000_000, queue_mb: int = 256) -> None:
         self._dir = data_dir / 'mqtt'
+        self._queue = (queue_messages, queue_mb)
         self._host = host
         self._port = port
         self._kind = kind
@@ -215,7 +217,8 @@ class ManagedBroker:
         if mosquitto is not None:
             config_file = self._dir / 'mosquitto.conf'
             config = mosquitto_config(
-                mqtt_dir=self._dir, host=host, port=port, password_file=passwords, acl_file=acl, log_file=self._log_file
+                mqtt_dir=self._dir, host=host, port=port, password_file=passwords, acl_file=acl,
+                log_file=self._log_file, queue_messages=self._queue[0], queue_mb=self._queue[1],
             )
             write_private(config_file, config)
             return mosquitto_command(mosquitto, config_file), None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -19,6 +20,7 @@ import pytest
 
 from app.ingest.amqtt_child import filter_within, parse_acl, parse_passwords
 from app.ingest.broker import BrokerCredential, BrokerPortTaken, ManagedBroker, acl_file_text, password_file_text
+from app.ingest.broker_mosquitto import mosquitto_config
 from app.services.credentials import mosquitto_hash
 
 Kind = Literal['mosquitto', 'amqtt']
@@ -254,6 +256,38 @@ async def test_mosquitto_keeps_queued_qos1_messages_across_a_restart(tmp_path: P
             assert (await first_message(service)).payload == b'while away'
     finally:
         await broker.stop()
+
+
+async def test_mosquitto_holds_what_gito_missed_up_to_the_configured_queue(tmp_path: Path) -> None:
+    """Past its queue bound Mosquitto silently drops QoS 1 messages it already acknowledged to the device: the
+    bound must be the one Gito configures (`GITO_MQTT_QUEUE_MESSAGES`; it was a fixed 100,000, 3 s at 30k msg/s)."""
+    _skip_if_missing('mosquitto')
+    port = free_port()
+    broker = ManagedBroker(data_dir=tmp_path, host='127.0.0.1', port=port, kind='mosquitto', queue_messages=300)
+    state = Running(broker, port, tmp_path, secrets.token_urlsafe(32), Device.new())
+    await broker.start(state.credentials())
+    try:
+        async with state.service(identifier='gito-consumer', clean_session=False) as service:
+            await service.subscribe(TELEMETRY, qos=1)
+        async with state.as_device() as device:  # Gito is away (PostgreSQL down, say)
+            for n in range(500):
+                await device.publish(state.device.telemetry, str(n).encode(), qos=1)
+        got: list[bytes] = []
+        async with state.service(identifier='gito-consumer', clean_session=False) as service:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3):
+                    async for message in service.messages:
+                        got.append(bytes(message.payload))
+        assert got == [str(n).encode() for n in range(300)]
+    finally:
+        await broker.stop()
+
+
+def test_the_default_queue_holds_a_minute_at_the_target_rate(tmp_path: Path) -> None:
+    config = mosquitto_config(mqtt_dir=tmp_path, host='127.0.0.1', port=1883, password_file=tmp_path / 'p',
+                              acl_file=tmp_path / 'a', log_file=tmp_path / 'l')
+    assert 'max_queued_messages 2000000\n' in config
+    assert f'max_queued_bytes {256 * 2**20}\n' in config
 
 
 def test_credential_files_round_trip_through_the_amqtt_parsers() -> None:

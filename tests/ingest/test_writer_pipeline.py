@@ -147,3 +147,24 @@ async def test_a_batch_prepared_ahead_is_never_flushed_before_it_commits(
     assert await stored(platform, admin.tenant_id, device.id) == [1.0, 2.0, 3.0]
     assert restarted.stats.duplicates == 0
     assert await last_seq(platform, device.id) == 3
+
+
+async def test_a_copy_connection_killed_under_load_is_made_again_and_loses_nothing(
+    platform: Platform, new_tenant: NewTenant, writer: BatchWriter,
+) -> None:
+    admin = (await new_tenant()).principal
+    device = await make_device(platform, admin)
+    await writer.start()
+    await asyncio.wait_for(asyncio.gather(*burst(writer, admin.tenant_id, device.id, range(1, 4))), timeout=30)
+    assert writer._copier is not None and writer._copier._connection is not None
+    killed = writer._copier._connection.get_server_pid()
+    async with platform.db.system() as session:
+        assert await session.scalar(text('SELECT pg_terminate_backend(:pid)'), {'pid': killed})
+    await asyncio.wait_for(asyncio.gather(*burst(writer, admin.tenant_id, device.id, range(4, 8))), timeout=30)
+    # Whether the next COPY failed and was retried, or the connection was seen closed first and made again, depends
+    # on when the termination reached the client: either way, nothing is lost or stored twice.
+    assert writer.healthy
+    assert writer._copier._connection.get_server_pid() != killed
+    assert writer.stats.copied_alone > 3  # copies go on on the new connection
+    assert await stored(platform, admin.tenant_id, device.id) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    assert writer.stats.duplicates == 0
