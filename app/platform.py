@@ -220,6 +220,19 @@ class Platform:
         self.broker = broker
         self.consumer.mqtt5 = broker.kind_in_use == 'mosquitto'  # amqtt speaks MQTT 3.1.1 only
         self._tasks.append(asyncio.create_task(self._sync_broker_credentials(broker)))
+        self._tasks.append(asyncio.create_task(self._watch_broker_queue(broker)))
+
+    async def _watch_broker_queue(self, broker: ManagedBroker, every_s: float = 5.0) -> None:
+        """Mosquitto drops what it queued for Gito past its bound without telling anyone but its log: say it loudly."""
+        while True:
+            await asyncio.sleep(every_s)
+            overflows = broker.queue_overflows(self.mqtt_target.client_id)
+            if overflows:
+                self.link.queue_overflows += overflows
+                log.error('mqtt broker is dropping messages queued for gito', extra={
+                    'client_id': self.mqtt_target.client_id, 'queue_messages': self.settings.mqtt_queue_messages,
+                    'queue_mb': self.settings.mqtt_queue_mb,
+                    'hint': 'ingest is behind or away; raise GITO_MQTT_QUEUE_MESSAGES / GITO_MQTT_QUEUE_MB'})
 
     async def _broker_credentials(self) -> list[BrokerCredential]:
         """Gito's own account (full access) and one entry per device, limited to its own topic prefix."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from app.ingest.broker_amqtt import READY_MESSAGE, amqtt_command, amqtt_config, amqtt_environment
-from app.ingest.broker_mosquitto import RELOAD_MARKER, mosquitto_command, mosquitto_config
+from app.ingest.broker_mosquitto import OVERFLOW_MARKER, RELOAD_MARKER, mosquitto_command, mosquitto_config
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ class ManagedBroker:
                  queue_messages: int = 2_000_000, queue_mb: int = 256) -> None:
         self._dir = data_dir / 'mqtt'
         self._queue = (queue_messages, queue_mb)
+        self._scanned = 0  # how far `queue_overflows` has read the log
         self._host = host
         self._port = port
         self._kind = kind
@@ -164,7 +165,7 @@ class ManagedBroker:
                 f'(pid {leftover}); stop that process first.'
             ) from error
         self._rotate_log()
-        log_offset = self._log_size()
+        log_offset = self._scanned = self._log_size()
         self._process = self._spawn(command, env)
         try:
             await self._wait_ready(log_offset=log_offset)
@@ -263,6 +264,22 @@ class ManagedBroker:
                 return
             await asyncio.sleep(0.02)
         log.warning('mqtt broker reload not confirmed', extra={'kind': self.kind_in_use, 'timeout_s': timeout_s})
+
+    def queue_overflows(self, client_id: str) -> int:
+        """How often, since the last call, Mosquitto logged that it began dropping messages queued for `client_id`
+        (past `queue_messages` / `queue_mb`). It logs the onset, not each message, and silently drops the rest."""
+        size = self._log_size()
+        if size < self._scanned:  # the log was rotated at a restart
+            self._scanned = 0
+        try:
+            with self._log_file.open('rb') as file:
+                file.seek(self._scanned)
+                data = file.read(size - self._scanned)
+        except FileNotFoundError:
+            return 0
+        whole = data.rfind(b'\n') + 1  # a line still being written is read next time
+        self._scanned += whole
+        return data[:whole].count(OVERFLOW_MARKER + client_id.encode() + b'.')
 
     def _log_contains(self, marker: bytes, *, after: int) -> bool:
         try:

@@ -12,6 +12,8 @@ from pathlib import Path
 CONFIG_NAME = 'mosquitto.conf'
 # Logged by Mosquitto when it handles SIGHUP; the reload itself runs in the same main-loop step.
 RELOAD_MARKER = b'Reloading config.'
+# Logged (at notice level, once as it begins) when a client's queue reaches max_queued_messages or _bytes.
+OVERFLOW_MARKER = b'Outgoing messages are being dropped for client '
 
 
 def mosquitto_config(

@@ -43,6 +43,7 @@ class LinkStatus:
 
     connected: bool = False
     last_error: str = ''
+    queue_overflows: int = 0  # times the managed broker began dropping what it had queued for Gito
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,11 @@ from typing import Literal
 import aiomqtt
 import pytest
 
+from app.api.metrics import metrics_text
 from app.ingest.amqtt_child import filter_within, parse_acl, parse_passwords
 from app.ingest.broker import BrokerCredential, BrokerPortTaken, ManagedBroker, acl_file_text, password_file_text
 from app.ingest.broker_mosquitto import mosquitto_config
+from app.platform import Platform
 from app.services.credentials import mosquitto_hash
 
 Kind = Literal['mosquitto', 'amqtt']
@@ -279,7 +281,37 @@ async def test_mosquitto_holds_what_gito_missed_up_to_the_configured_queue(tmp_p
                     async for message in service.messages:
                         got.append(bytes(message.payload))
         assert got == [str(n).encode() for n in range(300)]
+        # ...and says so in its log, where Gito looks for it (`Platform._watch_broker_queue`: an error and a metric)
+        assert broker.queue_overflows('gito-consumer') == 1
+        assert broker.queue_overflows('gito-consumer') == 0  # counted once
     finally:
+        await broker.stop()
+
+
+async def test_gito_reports_the_broker_dropping_its_queue(
+    platform: Platform, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    _skip_if_missing('mosquitto')
+    port = free_port()
+    broker = ManagedBroker(data_dir=tmp_path, host='127.0.0.1', port=port, kind='mosquitto', queue_messages=10)
+    state = Running(broker, port, tmp_path, secrets.token_urlsafe(32), Device.new())
+    await broker.start(state.credentials())
+    watch = asyncio.create_task(platform._watch_broker_queue(broker, every_s=0.05))
+    try:
+        async with state.service(identifier=platform.mqtt_target.client_id, clean_session=False) as service:
+            await service.subscribe(TELEMETRY, qos=1)
+        async with state.as_device() as device:  # while Gito's consumer is away
+            for n in range(30):
+                await device.publish(state.device.telemetry, str(n).encode(), qos=1)
+        for _ in range(100):
+            if platform.link.queue_overflows:
+                break
+            await asyncio.sleep(0.05)
+        assert platform.link.queue_overflows == 1
+        assert 'gito_mqtt_queue_overflows_total 1\n' in metrics_text(platform)
+        assert 'mqtt broker is dropping messages queued for gito' in caplog.text
+    finally:
+        watch.cancel()
         await broker.stop()
 
 
