@@ -31,6 +31,10 @@ Changes = list[tuple[UUID, UUID, str]]  # (tenant, device, 'online')
 
 
 CHUNK_DEVICES = 1000  # per transaction of a flush aside
+# At most this many devices' latest values and counters go inline, in a batch's transaction; more go aside. Inline,
+# 10,000 devices held that batch (and everything queued behind it) for 0.3-0.5 s: at 10,000 msg/s, whenever the
+# queue happened to be empty at the check, p99 publish→commit went from ~90 ms to ~250 ms (3 runs of 7).
+INLINE_DEVICES = 200
 
 
 @dataclass
@@ -72,6 +76,11 @@ class StateFlush:
     @property
     def pending(self) -> bool:
         return bool(len(self.latest) or self.tallies)
+
+    @property
+    def small(self) -> bool:
+        """Little enough to be written inline without holding a batch up noticeably."""
+        return max(len(self.latest), len(self.tallies)) <= INLINE_DEVICES
 
     @property
     def busy(self) -> bool:

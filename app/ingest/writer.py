@@ -195,8 +195,11 @@ class BatchWriter:
                     if self.state.pending:
                         await self._commit_until_done(Prepared([]))  # pending latest values: write them first
                     return
-                if not self.state.busy and self.state.pending:
-                    await self._commit_until_done(Prepared([]))  # idle again after a flush aside: the rest now
+                if not self.state.busy and self.state.pending:  # idle (again): the rest now
+                    if self.state.small:
+                        await self._commit_until_done(Prepared([]))
+                    else:
+                        self.state.start_aside()  # a long write: what arrives meanwhile must not wait for it
         finally:
             self._ahead = None
             if committing is not None and not committing.done():
@@ -285,7 +288,8 @@ class BatchWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         stored = self._after_commit(prepared, changes, duplicates)
-        if self._pending and not self._stopping and self._ahead is None and self._flush_due():
+        if ((self._pending or not self.state.small) and not self._stopping and self._ahead is None
+                and self._flush_due()):
             self.state.start_aside()
         started = time.perf_counter()
         for listener in self._listeners:
@@ -375,9 +379,10 @@ class BatchWriter:
         return changes, duplicates
 
     def _inline_flush_due(self) -> bool:
-        """Latest values and counters go with this batch when nothing waits behind it (and none is prepared ahead)."""
+        """Latest values and counters go with this batch when nothing waits behind it (and none is prepared ahead)
+        and they are few (`state_flush.INLINE_DEVICES`); when stopping, all of them."""
         idle = (self._stopping or not self._pending) and self._ahead is None
-        return idle and not self.state.busy and self.state.pending
+        return idle and not self.state.busy and self.state.pending and (self._stopping or self.state.small)
 
     def _needs_transaction(self, prepared: Prepared) -> bool:
         """Whether anything but the telemetry rows must commit with this batch."""

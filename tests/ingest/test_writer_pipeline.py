@@ -13,6 +13,7 @@ from uuid import UUID
 import pytest
 from sqlalchemy import text
 
+from app.ingest import state_flush
 from app.ingest.batch_items import Prepared
 from app.ingest.direct_copy import ingest_role
 from app.ingest.latest import load_sequences
@@ -168,3 +169,27 @@ async def test_a_copy_connection_killed_under_load_is_made_again_and_loses_nothi
     assert writer.stats.copied_alone > 3  # copies go on on the new connection
     assert await stored(platform, admin.tenant_id, device.id) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
     assert writer.stats.duplicates == 0
+
+
+@pytest.mark.parametrize(('devices', 'inline'), [(2, True), (3, False)])
+async def test_only_a_few_devices_latest_values_go_inline_with_a_batch(
+    platform: Platform, new_tenant: NewTenant, writer: BatchWriter, monkeypatch: pytest.MonkeyPatch,
+    devices: int, inline: bool,
+) -> None:
+    """Inline, the latest values of thousands of devices held a batch (and all behind it) for half a second."""
+    monkeypatch.setattr(state_flush, 'INLINE_DEVICES', 2)
+    admin = (await new_tenant()).principal
+    made = [await make_device(platform, admin) for _ in range(devices)]
+    await writer.start()
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    writer.offer([Inbound(admin.tenant_id, device.id, [Message(T0, None, (Reading('v', 1.0),))], datetime.now(UTC),
+                          done=done if index == 0 else None) for index, device in enumerate(made)])
+    await asyncio.wait_for(done, timeout=30)
+    for _ in range(200):  # written inline with the batch, or aside right after it
+        if not writer.state.pending and not writer.state.busy:
+            break
+        await asyncio.sleep(0.02)
+    assert (writer.stats.copied_alone, writer.state.aside_writes) == ((0, 0) if inline else (1, 1))
+    for device in made:
+        latest = await platform.telemetry.latest(admin, device.id)
+        assert [(item.key, item.value) for item in latest] == [('v', 1.0)]
