@@ -212,8 +212,12 @@ class BatchWriter:
         prepared = prepare(items, self.state.tallies, self._sequences)
         encoding = time.perf_counter()
         self.stats.prepare_s += encoding - started
-        if self._encoder.encode_known(prepared):
-            prepared.archive, prepared.archived = archive_rows(prepared.items, self.archiving)
+        try:
+            if self._encoder.encode_known(prepared):
+                prepared.archive, prepared.archived = archive_rows(prepared.items, self.archiving)
+        except Exception:  # left to the commit, which retries and logs; the writer's loop must not die of it
+            log.exception('encoding a batch ahead failed', extra={'items': len(items)})
+            prepared.copies = prepared.archive = None
         self.stats.encode_s += time.perf_counter() - encoding
         return prepared
 

@@ -193,3 +193,20 @@ async def test_only_a_few_devices_latest_values_go_inline_with_a_batch(
     for device in made:
         latest = await platform.telemetry.latest(admin, device.id)
         assert [(item.key, item.value) for item in latest] == [('v', 1.0)]
+
+
+async def test_a_batch_that_cannot_be_encoded_ahead_is_encoded_at_commit(
+    platform: Platform, new_tenant: NewTenant, writer: BatchWriter, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    admin = (await new_tenant()).principal
+    device = await make_device(platform, admin)
+
+    def broken(prepared: Prepared) -> bool:
+        raise RuntimeError('encoder bug')
+
+    monkeypatch.setattr(writer._encoder, 'encode_known', broken)
+    await writer.start()
+    await asyncio.wait_for(asyncio.gather(*burst(writer, admin.tenant_id, device.id, range(1, 4))), timeout=30)
+    assert 'encoding a batch ahead failed' in caplog.text
+    assert await stored(platform, admin.tenant_id, device.id) == [1.0, 2.0, 3.0]
