@@ -27,8 +27,9 @@ from tests.ingest.test_mqtt_ingest import make_device
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-async def native_layout(database_url: str) -> None:
+@pytest.fixture
+async def direct_layout(database_url: str) -> None:
+    """Copies go straight into telemetry only on the native layout (TimescaleDB stages them)."""
     if not await telemetry_is_partitioned(database_url):
         pytest.skip(ALWAYS_STAGED)
 
@@ -66,6 +67,7 @@ async def last_seq(platform: Platform, device_id: UUID) -> int | None:
         return seq
 
 
+@pytest.mark.usefixtures('direct_layout')
 async def test_batches_with_more_queued_behind_them_go_in_as_one_copy_each(
     platform: Platform, new_tenant: NewTenant, writer: BatchWriter,
 ) -> None:
@@ -84,6 +86,7 @@ async def test_batches_with_more_queued_behind_them_go_in_as_one_copy_each(
     assert await last_seq(platform, device.id) == 4
 
 
+@pytest.mark.usefixtures('direct_layout')
 async def test_a_role_revoked_between_bursts_falls_back_and_loses_nothing(
     platform: Platform, new_tenant: NewTenant, writer: BatchWriter, caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -150,6 +153,7 @@ async def test_a_batch_prepared_ahead_is_never_flushed_before_it_commits(
     assert await last_seq(platform, device.id) == 3
 
 
+@pytest.mark.usefixtures('direct_layout')
 async def test_a_copy_connection_killed_under_load_is_made_again_and_loses_nothing(
     platform: Platform, new_tenant: NewTenant, writer: BatchWriter,
 ) -> None:
@@ -172,6 +176,7 @@ async def test_a_copy_connection_killed_under_load_is_made_again_and_loses_nothi
 
 
 @pytest.mark.parametrize(('devices', 'inline'), [(2, True), (3, False)])
+@pytest.mark.usefixtures('direct_layout')
 async def test_only_a_few_devices_latest_values_go_inline_with_a_batch(
     platform: Platform, new_tenant: NewTenant, writer: BatchWriter, monkeypatch: pytest.MonkeyPatch,
     devices: int, inline: bool,
