@@ -24,27 +24,31 @@ class RowEncoder:
 
     async def encode(self, connection: asyncpg.Connection, prepared: Prepared) -> None:
         """Every accepted reading as a binary COPY row; latest values updated (once: the batch will commit)."""
-        copies: dict[UUID, bytearray] = {}
-        for tenant_id, entries in prepared.messages.items():
-            encoded = self._encode_tenant(tenant_id, entries)
-            if isinstance(encoded, set):  # keys this tenant never sent before: add them, then encode again
-                await self.add_keys(connection, tenant_id, sorted(encoded))
-                encoded = self._encode_tenant(tenant_id, entries)
-                assert not isinstance(encoded, set)
-            copies[tenant_id] = encoded
-        prepared.copies = copies
+        missing = self._encode(prepared)
+        if missing:  # keys a tenant never sent before: add them, then encode again
+            for tenant_id, names in missing.items():
+                await self.add_keys(connection, tenant_id, sorted(names))
+            missing = self._encode(prepared)
+            assert not missing
 
     def encode_known(self, prepared: Prepared) -> bool:
         """`encode` without the database, when every key is known already; False leaves it to `encode` (latest
         values may then be updated twice: the newest timestamp wins, so that changes nothing)."""
+        return not self._encode(prepared)
+
+    def _encode(self, prepared: Prepared) -> dict[UUID, set[str]]:
+        """`prepared.copies` set when every key is known; else left as it was, and the unknown names per tenant."""
         copies: dict[UUID, bytearray] = {}
+        missing: dict[UUID, set[str]] = {}
         for tenant_id, entries in prepared.messages.items():
             encoded = self._encode_tenant(tenant_id, entries)
             if isinstance(encoded, set):
-                return False
-            copies[tenant_id] = encoded
-        prepared.copies = copies
-        return True
+                missing[tenant_id] = encoded
+            else:
+                copies[tenant_id] = encoded
+        if not missing:
+            prepared.copies = copies
+        return missing
 
     def _encode_tenant(self, tenant_id: UUID, entries: list[tuple[UUID, Message]]) -> bytearray | set[str]:
         out = bytearray(HEADER)

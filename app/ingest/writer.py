@@ -390,8 +390,7 @@ class BatchWriter:
 
     def _needs_transaction(self, prepared: Prepared) -> bool:
         """Whether anything but the telemetry rows must commit with this batch."""
-        return bool(prepared.archive) or self._inline_flush_due() or any(
-            isinstance(item, Inbound) and item.idempotency_key is not None for item in prepared.items)
+        return bool(prepared.archive) or self._inline_flush_due() or bool(_idempotency_keys(prepared.items))
 
     async def _copy_alone(self, copier: DirectCopier, copies: dict[UUID, bytearray]) -> bool:
         """The batch as one COPY in autocommit (`DirectCopier`); False, with nothing written, when a row is a
@@ -399,11 +398,16 @@ class BatchWriter:
         try:
             return await copier.copy(copies.values())
         except RoleUnusable as error:
-            log.warning('ingest role no longer usable, copying through the staging table',
-                        extra={'role': copier.role, 'error': str(error)})
-            self._ingest_role = None  # until the next connection looks again
-            self._copier = None
+            self._role_gone(error)
             return False
+
+    def _role_gone(self, error: Exception) -> None:
+        log.warning('ingest role no longer usable, copying through the staging table',
+                    extra={'role': self._ingest_role, 'error': str(error)})
+        self._ingest_role = None  # until the next connection looks again
+        if self._copier is not None:
+            self._copier.terminate()
+            self._copier = None
 
     async def _copy_directly(self, connection: asyncpg.Connection, copies: dict[UUID, bytearray]) -> bool:
         """Every tenant's rows in one COPY as the ingest role (`direct_copy.py`); False, with nothing written, when
@@ -420,9 +424,7 @@ class BatchWriter:
         except asyncpg.UniqueViolationError:
             return False
         except ROLE_GONE as error:  # the role was changed, dropped or its grant revoked
-            log.warning('ingest role no longer usable, copying through the staging table',
-                        extra={'role': self._ingest_role, 'error': str(error)})
-            self._ingest_role = None  # until the next connection looks again
+            self._role_gone(error)
             return False
         return True
 
