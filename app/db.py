@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.ingest.direct_copy import TELEMETRY_LAYOUT, ingest_role, quote_ident
+from app.services.storage.native_sql import POINTS_TABLE
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ APP_GRANTS = ('tenants', 'users', 'devices', 'telemetry_keys', 'telemetry', 'lat
               'api_tokens', 'audit_log', 'notification_channels', 'notification_deliveries', 'notification_attempts',
               'notification_settings', 'rules', 'alarms', 'alarm_events',
               'maintenance_windows', 'ingest_keys', 'telemetry_1m', 'telemetry_1h', 'storage_settings',
-              'account_links', 'raw_messages', 'raw_archive_settings')
+              'account_links', 'raw_messages', 'raw_archive_settings', 'telemetry_series')
+LAYOUT_GRANTS = ('telemetry_points',)  # plain PostgreSQL only (`app/services/storage/native_sql.py`)
 
 
 def async_url(url: str) -> str:
@@ -157,6 +159,9 @@ async def _grant(connection: AsyncConnection, *, role: str) -> None:
     await connection.execute(text(f'GRANT USAGE ON SCHEMA public TO {quoted}'))
     for table in APP_GRANTS:
         await connection.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {quoted}'))
+    for table in LAYOUT_GRANTS:
+        if await connection.scalar(text('SELECT to_regclass(:name) IS NOT NULL'), {'name': f'public.{table}'}):
+            await connection.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {quoted}'))
     await connection.execute(text(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}'))
 
 
@@ -189,7 +194,7 @@ async def _ensure_ingest_role(connection: AsyncConnection, *, app_role: str) -> 
         return
     await connection.execute(text(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}'))
     await connection.execute(text(f'GRANT USAGE ON SCHEMA public TO {role}'))
-    await connection.execute(text(f'GRANT INSERT ON telemetry TO {role}'))
+    await connection.execute(text(f'GRANT INSERT ON {POINTS_TABLE} TO {role}'))
 
 
 async def listen_for_ids(

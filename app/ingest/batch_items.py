@@ -92,6 +92,6 @@ class Prepared:
     archive: dict[UUID, bytearray] | None = None  # per tenant: its raw payloads in binary COPY format
     archived: int = 0  # payloads in `archive`
     # devices with readings found to be duplicates at insert (same key and timestamp as a stored one): the
-    # (key id, microseconds) of the readings that were inserted; only these go into the committed events...
+    # (series id, microseconds) of the readings that were inserted; only these go into the committed events...
     inserted: dict[UUID, set[tuple[int, int]]] = field(default_factory=dict)
     replayed: set[UUID] = field(default_factory=set)  # ...except for devices replayed from the raw archive

@@ -1,6 +1,6 @@
 """Telemetry rows in PostgreSQL's binary COPY format, built directly.
 
-The columns of a row that repeat (tenant, device, key) are encoded once per series and cached; each reading
+The columns of a row that repeat (tenant, series) are encoded once per series and cached; each reading
 then costs one `struct.pack` for its timestamp and number. That is several times cheaper than building a
 Python row and having the driver encode it, and the batch writer does it for every reading it stores.
 """
@@ -18,6 +18,7 @@ import orjson
 HEADER = b'PGCOPY\n\xff\r\n\x00' + b'\x00\x00\x00\x00' + b'\x00\x00\x00\x00'
 TRAILER = b'\xff\xff'
 COLUMNS = ('tenant_id', 'device_id', 'key_id', 'ts', 'value', 'text_value', 'bool_value', 'json_value')
+POINT_COLUMNS = ('tenant_id', 'series_id', 'ts', 'value', 'text_value', 'bool_value', 'json_value')  # as encoded
 
 
 def stage_table(name: str) -> str:
@@ -28,9 +29,18 @@ CREATE TEMP TABLE IF NOT EXISTS {name} (
     value double precision, text_value text, bool_value boolean, json_value jsonb
 ) ON COMMIT DELETE ROWS"""
 
+
+def point_stage_table(name: str) -> str:
+    """The same for encoded rows (`POINT_COLUMNS`)."""
+    return f"""
+CREATE TEMP TABLE IF NOT EXISTS {name} (
+    tenant_id uuid, series_id integer, ts timestamptz,
+    value double precision, text_value text, bool_value boolean, json_value jsonb
+) ON COMMIT DELETE ROWS"""
+
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, PostgreSQL's epoch, in microseconds since 1970
 NULL = b'\xff\xff\xff\xff'
-_SERIES = struct.Struct('>hi16si16sii')
+_SERIES = struct.Struct('>hi16sii')
 NUMBER = struct.Struct('>iqidiii')  # ts, value, then text, bool and json NULL: (8, ts_us, 8, value, -1, -1, -1)
 _TS = struct.Struct('>iq')
 _LENGTH = struct.Struct('>i')
@@ -47,9 +57,9 @@ def joined(copies: Collection[bytearray]) -> bytearray:
     return out
 
 
-def series_prefix(tenant_id: UUID, device_id: UUID, key_id: int) -> bytes:
-    """The first three columns of every row of one series (and the column count)."""
-    return _SERIES.pack(8, 16, tenant_id.bytes, 16, device_id.bytes, 4, key_id)
+def series_prefix(tenant_id: UUID, series_id: int) -> bytes:
+    """The first two columns of every row of one series (and the column count)."""
+    return _SERIES.pack(7, 16, tenant_id.bytes, 4, series_id)
 
 
 def micros(ts: datetime) -> int:

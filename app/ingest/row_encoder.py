@@ -1,6 +1,7 @@
-"""A prepared batch's readings as binary COPY rows per tenant, key names resolved to the tenant's key ids.
+"""A prepared batch's readings as binary COPY rows per tenant, (device, key name) resolved to series ids.
 
-The columns of a row that repeat (tenant, device, key) are encoded once per series and cached. Latest values are
+A series (`telemetry_series`) is a tenant's device and key, numbered once; the columns of a row that repeat
+(tenant, series) are encoded once per series and cached. Latest values are
 updated in the same pass (once per batch: it will commit, however many tries it takes).
 """
 
@@ -15,19 +16,34 @@ from app.ingest.copy_rows import HEADER, NUMBER, TRAILER, micros, other_tail, se
 from app.ingest.latest import LatestBuffer
 from app.ingest.payload import Message
 
+ADD_SERIES = """
+INSERT INTO telemetry_series (tenant_id, device_id, key_id)
+SELECT $1, device_id, key_id FROM unnest($2::uuid[], $3::integer[]) AS wanted(device_id, key_id)
+ORDER BY 2, 3
+ON CONFLICT DO NOTHING"""  # in one order: two writers (scale-out) adding the same series cannot deadlock
+FIND_SERIES = """
+SELECT s.id, s.device_id, s.key_id FROM telemetry_series s
+JOIN unnest($2::uuid[], $3::integer[]) AS wanted(device_id, key_id)
+  ON s.device_id = wanted.device_id AND s.key_id = wanted.key_id
+WHERE s.tenant_id = $1"""
+
 
 class RowEncoder:
     def __init__(self, latest: LatestBuffer, keys: dict[tuple[UUID, str], int]) -> None:
         self.latest = latest
         self.keys = keys  # (tenant, key name) → key id, filled by `add_keys`
-        self._prefixes: dict[UUID, dict[str, bytes]] = {}  # per device, key name → its rows' first columns
+        self._series: dict[UUID, dict[str, tuple[int, bytes]]] = {}  # per device, key → series id, rows' first columns
+
+    def series_id(self, device_id: UUID, key: str) -> int:
+        """The series of a reading this encoder has encoded."""
+        return self._series[device_id][key][0]
 
     async def encode(self, connection: asyncpg.Connection, prepared: Prepared) -> None:
         """Every accepted reading as a binary COPY row; latest values updated (once: the batch will commit)."""
         missing = self._encode(prepared)
-        if missing:  # keys a tenant never sent before: add them, then encode again
-            for tenant_id, names in missing.items():
-                await self.add_keys(connection, tenant_id, sorted(names))
+        if missing:  # series not seen since start (or new): look them up or add them, then encode again
+            for tenant_id, series in missing.items():
+                await self.add_series(connection, tenant_id, series)
             missing = self._encode(prepared)
             assert not missing
 
@@ -36,10 +52,10 @@ class RowEncoder:
         values may then be updated twice: the newest timestamp wins, so that changes nothing)."""
         return not self._encode(prepared)
 
-    def _encode(self, prepared: Prepared) -> dict[UUID, set[str]]:
-        """`prepared.copies` set when every key is known; else left as it was, and the unknown names per tenant."""
+    def _encode(self, prepared: Prepared) -> dict[UUID, set[tuple[UUID, str]]]:
+        """`prepared.copies` set when every series is known; else left as it was, and the unknown ones per tenant."""
         copies: dict[UUID, bytearray] = {}
-        missing: dict[UUID, set[str]] = {}
+        missing: dict[UUID, set[tuple[UUID, str]]] = {}
         for tenant_id, entries in prepared.messages.items():
             encoded = self._encode_tenant(tenant_id, entries)
             if isinstance(encoded, set):
@@ -50,28 +66,25 @@ class RowEncoder:
             prepared.copies = copies
         return missing
 
-    def _encode_tenant(self, tenant_id: UUID, entries: list[tuple[UUID, Message]]) -> bytearray | set[str]:
+    def _encode_tenant(self, tenant_id: UUID, entries: list[tuple[UUID, Message]]
+                       ) -> bytearray | set[tuple[UUID, str]]:
         out = bytearray(HEADER)
         number = NUMBER.pack  # called here rather than through `number_tail`: once per reading, a tenth of encoding
-        prefixes = self._prefixes
-        keys = self.keys
-        missing: set[str] = set()
+        known = self._series
+        missing: set[tuple[UUID, str]] = set()
         for device_id, message in entries:
-            device_prefixes = prefixes.get(device_id)
-            if device_prefixes is None:
-                device_prefixes = prefixes[device_id] = {}
+            device_series = known.get(device_id)
+            if device_series is None:
+                device_series = known[device_id] = {}
             latest = self.latest.for_device(tenant_id, device_id)
             ts = message.ts
             ts_us = micros(ts)
             for key, value in message.readings:
-                prefix = device_prefixes.get(key)
-                if prefix is None:
-                    key_id = keys.get((tenant_id, key))
-                    if key_id is None:
-                        missing.add(key)
-                        continue
-                    prefix = device_prefixes[key] = series_prefix(tenant_id, device_id, key_id)
-                out += prefix
+                series = device_series.get(key)
+                if series is None:
+                    missing.add((device_id, key))
+                    continue
+                out += series[1]
                 kind = type(value)
                 if kind is float or kind is int:
                     out += number(8, ts_us, 8, value, -1, -1, -1)
@@ -85,6 +98,21 @@ class RowEncoder:
         out += TRAILER
         return out
 
+    async def add_series(self, connection: asyncpg.Connection, tenant_id: UUID,
+                         series: set[tuple[UUID, str]]) -> None:
+        """Look up (or number) a tenant's series: a transaction of its own, series are never renumbered."""
+        names = sorted({key for _, key in series if (tenant_id, key) not in self.keys})
+        if names:
+            await self.add_keys(connection, tenant_id, names)
+        devices = [device_id for device_id, _ in series]
+        key_ids = [self.keys[(tenant_id, key)] for _, key in series]
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
+            await connection.execute(ADD_SERIES, tenant_id, devices, key_ids)
+            names_by_id = {self.keys[(tenant_id, key)]: key for _, key in series}
+            for series_id, device_id, key_id in await connection.fetch(FIND_SERIES, tenant_id, devices, key_ids):
+                self._series.setdefault(device_id, {})[names_by_id[key_id]] = (
+                    series_id, series_prefix(tenant_id, series_id))
 
     async def add_keys(self, connection: asyncpg.Connection, tenant_id: UUID, names: list[str]) -> None:
         """Add key names to the tenant's key dictionary (a transaction of its own: keys are never taken back)."""

@@ -32,9 +32,16 @@ import asyncpg
 from app.bus import DeviceChanged, EventBus, TelemetryStored
 from app.ingest.batch_items import Acknowledge, Inbound, Item, Prepared, Rejection, WriterStats, rows_in
 from app.ingest.batch_prepare import prepare
-from app.ingest.copy_rows import COLUMNS, HEADER, TRAILER, joined, micros, stage_table
+from app.ingest.copy_rows import HEADER, POINT_COLUMNS, TRAILER, joined, micros, point_stage_table
 from app.ingest.device_tallies import correct
-from app.ingest.direct_copy import ROLE_GONE, DirectCopier, RoleUnusable, quote_ident, usable_role
+from app.ingest.direct_copy import (
+    ROLE_GONE,
+    TELEMETRY_LAYOUT,
+    DirectCopier,
+    RoleUnusable,
+    quote_ident,
+    usable_role,
+)
 from app.ingest.latest import LatestBuffer
 from app.ingest.payload import Message
 from app.ingest.quality import SeqState
@@ -46,18 +53,34 @@ __all__ = ['Acknowledge', 'BatchWriter', 'Inbound', 'Item', 'Rejection']
 
 log = logging.getLogger(__name__)
 
-CREATE_STAGE = stage_table('ingest_stage')
-INSERT_ROWS = """
-INSERT INTO telemetry (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
-SELECT tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value
-FROM ingest_stage WHERE tenant_id = $1"""
+CREATE_STAGE = point_stage_table('ingest_stage')
+VALUES = 'ts, value, text_value, bool_value, json_value'
+# Plain PostgreSQL: the rows as encoded. TimescaleDB: through the `telemetry` view, with each series' device and key.
+INSERT_ROWS = {
+    True: f"""
+INSERT INTO telemetry_points (tenant_id, series_id, {VALUES})
+SELECT tenant_id, series_id, {VALUES} FROM ingest_stage WHERE tenant_id = $1""",
+    False: f"""
+INSERT INTO telemetry (tenant_id, device_id, key_id, {VALUES})
+SELECT st.tenant_id, s.device_id, s.key_id, {', '.join('st.' + c for c in VALUES.split(', '))}
+FROM ingest_stage st JOIN telemetry_series s ON s.id = st.series_id WHERE st.tenant_id = $1""",
+}
+# The same, duplicates left out; what was inserted as (device, series, ts).
+MOVE_ROWS = {
+    True: f"""
+WITH moved AS ({INSERT_ROWS[True]}
+ON CONFLICT DO NOTHING RETURNING series_id, ts)
+SELECT s.device_id, m.series_id, m.ts FROM moved m JOIN telemetry_series s ON s.id = m.series_id""",
+    False: f"""
+WITH moved AS ({INSERT_ROWS[False]}
+ON CONFLICT DO NOTHING RETURNING device_id, key_id, ts)
+SELECT m.device_id, s.id, m.ts FROM moved m
+JOIN telemetry_series s ON s.tenant_id = $1 AND s.device_id = m.device_id AND s.key_id = m.key_id""",
+}
 SPEND_KEYS = """
 UPDATE ingest_keys SET state = 'stored'
 FROM unnest($2::uuid[], $3::text[]) AS spent(device_id, key)
 WHERE ingest_keys.tenant_id = $1 AND ingest_keys.device_id = spent.device_id AND ingest_keys.key = spent.key"""
-MOVE_ROWS = f"""{INSERT_ROWS}
-ON CONFLICT DO NOTHING
-RETURNING device_id, key_id, ts"""
 
 CommitListener = Callable[[list[TelemetryStored]], Awaitable[None]]
 
@@ -86,6 +109,7 @@ class BatchWriter:
         self._drained: list[Callable[[], None]] = []
         self._connection: asyncpg.Connection | None = None
         self._direct = direct_copy
+        self._points = True  # the plain-PostgreSQL layout (`telemetry_points`), else TimescaleDB's
         self._ingest_role: str | None = None
         self._copier: DirectCopier | None = None  # batches that need no transaction of their own
         self._task: asyncio.Task[None] | None = None
@@ -316,6 +340,7 @@ class BatchWriter:
             connection = await asyncpg.connect(self._dsn, timeout=5)
             await connection.execute(CREATE_STAGE)
             await connection.execute(CREATE_RAW_STAGE)
+            self._points = await connection.fetchval(TELEMETRY_LAYOUT) == 'p'
             self._ingest_role = await usable_role(connection) if self._direct else None
             if self._copier is not None and self._copier.role != self._ingest_role:
                 await self._copier.close()
@@ -418,8 +443,8 @@ class BatchWriter:
         try:
             async with connection.transaction():
                 await connection.execute(f'SET LOCAL ROLE {quote_ident(self._ingest_role)}')
-                await connection.copy_to_table('telemetry', schema_name='public', source=rows, columns=COLUMNS,
-                                               format='binary')
+                await connection.copy_to_table('telemetry_points', schema_name='public', source=rows,
+                                               columns=POINT_COLUMNS, format='binary')
                 await connection.execute('SET LOCAL ROLE NONE')
         except asyncpg.UniqueViolationError:
             return False
@@ -432,14 +457,14 @@ class BatchWriter:
                            prepared: Prepared, duplicates: dict[UUID, int],
                            inserted: dict[UUID, set[tuple[int, int]]]) -> None:
         await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
-        await connection.copy_to_table('ingest_stage', source=rows, columns=COLUMNS, format='binary')
+        await connection.copy_to_table('ingest_stage', source=rows, columns=POINT_COLUMNS, format='binary')
         try:  # duplicates are rare: a plain INSERT first, about a third cheaper than ON CONFLICT
             async with connection.transaction():
-                await connection.execute(INSERT_ROWS, tenant_id)
+                await connection.execute(INSERT_ROWS[self._points], tenant_id)
         except asyncpg.UniqueViolationError:
             added: dict[UUID, set[tuple[int, int]]] = {}
-            for device_id, key_id, ts in await connection.fetch(MOVE_ROWS, tenant_id):
-                added.setdefault(device_id, set()).add((key_id, micros(ts)))
+            for device_id, series_id, ts in await connection.fetch(MOVE_ROWS[self._points], tenant_id):
+                added.setdefault(device_id, set()).add((series_id, micros(ts)))
             for device_id, (tenant, offered) in prepared.offered.items():
                 kept = added.get(device_id, set())
                 if tenant == tenant_id and offered != len(kept):
@@ -505,21 +530,21 @@ class BatchWriter:
             for device_id, messages in per_device.items():
                 kept = inserted.get(device_id)
                 if kept is not None:
-                    messages = self._only_inserted(tenant_id, messages, kept)
+                    messages = self._only_inserted(device_id, messages, kept)
                     if not messages:
                         continue
                 events.append(TelemetryStored(tenant_id, device_id, tuple(messages), last_seen[device_id]))
         return events
 
-    def _only_inserted(self, tenant_id: UUID, messages: list[Message], kept: set[tuple[int, int]]) -> list[Message]:
-        keys = self._encoder.keys
+    def _only_inserted(self, device_id: UUID, messages: list[Message], kept: set[tuple[int, int]]) -> list[Message]:
+        series_id = self._encoder.series_id
         unclaimed = set(kept)  # one key and timestamp twice in this batch: the first was stored, not the second
         out = []
         for message in messages:
             ts_us = micros(message.ts)
             readings = []
             for reading in message.readings:
-                series = (keys[(tenant_id, reading.key)], ts_us)
+                series = (series_id(device_id, reading.key), ts_us)
                 if series in unclaimed:
                     unclaimed.discard(series)
                     readings.append(reading)

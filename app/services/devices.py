@@ -108,8 +108,9 @@ class DeviceService:
         _require_writer(principal)
         async with self._db.tenant(principal.tenant_id) as session:
             device = await _load(session, principal, device_id)
-            # telemetry has no foreign key (a hypertable/partitioned table cannot carry one cheaply)
-            await session.execute(text('DELETE FROM telemetry WHERE tenant_id = :tenant AND device_id = :device'),
+            # telemetry has no foreign key (a hypertable/partitioned table cannot carry one cheaply); the function
+            # (migration 0014) deletes the rows and series of the layout in use
+            await session.execute(text('SELECT gito_delete_device_telemetry(:tenant, :device)'),
                                   {'tenant': principal.tenant_id, 'device': device_id})
             await audit.record(session, principal, 'device.delete', 'device', device_id,
                                before=_snapshot(to_public(device)))

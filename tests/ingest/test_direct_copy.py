@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from app.ingest.copy_rows import COLUMNS, HEADER, TRAILER, micros, number_tail, series_prefix
+from app.ingest.copy_rows import HEADER, POINT_COLUMNS, TRAILER, micros, number_tail, series_prefix
 from app.ingest.direct_copy import ingest_role
 from app.ingest.payload import Message, Reading
 from app.ingest.writer import Inbound
@@ -34,15 +34,21 @@ async def test_the_ingest_role_adds_telemetry_and_can_read_or_change_nothing(
     admin = (await new_tenant()).principal
     device = await make_device(platform, admin)
     role = ingest_role(platform.settings.app_db_role)
-    rows = bytearray(HEADER) + series_prefix(admin.tenant_id, device.id, 1) + number_tail(micros(T0), 1.0) + TRAILER
     connection = await app_connection(platform)
     try:
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(admin.tenant_id))
+            series = await connection.fetchval(
+                'INSERT INTO telemetry_series (tenant_id, device_id, key_id) VALUES ($1, $2, 1) RETURNING id',
+                admin.tenant_id, device.id)
+        rows = bytearray(HEADER) + series_prefix(admin.tenant_id, series) + number_tail(micros(T0), 1.0) + TRAILER
         with pytest.raises(asyncpg.FeatureNotSupportedError, match='row-level security'):
-            await connection.copy_to_table('telemetry', source=rows, columns=COLUMNS, format='binary')
+            await connection.copy_to_table('telemetry_points', source=rows, columns=POINT_COLUMNS, format='binary')
         await connection.execute(f'SET ROLE "{role}"')
-        await connection.copy_to_table('telemetry', source=rows, columns=COLUMNS, format='binary')
-        for statement in ('SELECT count(*) FROM telemetry', 'SELECT count(*) FROM devices',
-                          'UPDATE devices SET name = $$x$$', 'DELETE FROM telemetry',
+        await connection.copy_to_table('telemetry_points', source=rows, columns=POINT_COLUMNS, format='binary')
+        for statement in ('SELECT count(*) FROM telemetry', 'SELECT count(*) FROM telemetry_points',
+                          'SELECT count(*) FROM telemetry_series', 'SELECT count(*) FROM devices',
+                          'UPDATE devices SET name = $$x$$', 'DELETE FROM telemetry_points',
                           'SELECT count(*) FROM latest_values', 'INSERT INTO telemetry_keys (tenant_id, name) '
                           "VALUES ('00000000-0000-0000-0000-000000000000', 'x')"):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
@@ -104,14 +110,14 @@ async def test_a_revoked_ingest_role_falls_back_to_the_staging_table_and_loses_n
         await send(1.0, T0)
         assert platform.writer.copies_directly
         async with platform.db.system() as session:  # per database: other test databases keep their grant
-            await session.execute(text(f'REVOKE INSERT ON telemetry FROM "{role}"'))
+            await session.execute(text(f'REVOKE INSERT ON telemetry_points FROM "{role}"'))
         try:
             await send(2.0, T0.replace(minute=1))
             assert not platform.writer.copies_directly
             assert 'ingest role no longer usable' in caplog.text
         finally:
             async with platform.db.system() as session:
-                await session.execute(text(f'GRANT INSERT ON telemetry TO "{role}"'))
+                await session.execute(text(f'GRANT INSERT ON telemetry_points TO "{role}"'))
     finally:
         await platform.writer.stop()
     async with platform.db.tenant(admin.tenant_id) as session:

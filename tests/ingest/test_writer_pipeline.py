@@ -97,12 +97,12 @@ async def test_a_role_revoked_between_bursts_falls_back_and_loses_nothing(
     await asyncio.wait_for(asyncio.gather(*burst(writer, admin.tenant_id, device.id, range(1, 4))), timeout=30)
     assert writer.stats.copied_alone > 0
     async with platform.db.system() as session:  # per database: other test databases keep their grant
-        await session.execute(text(f'REVOKE INSERT ON telemetry FROM "{role}"'))
+        await session.execute(text(f'REVOKE INSERT ON telemetry_points FROM "{role}"'))
     try:
         await asyncio.wait_for(asyncio.gather(*burst(writer, admin.tenant_id, device.id, range(4, 7))), timeout=30)
     finally:
         async with platform.db.system() as session:
-            await session.execute(text(f'GRANT INSERT ON telemetry TO "{role}"'))
+            await session.execute(text(f'GRANT INSERT ON telemetry_points TO "{role}"'))
     assert not writer.copies_directly
     assert 'ingest role no longer usable' in caplog.text
     assert await stored(platform, admin.tenant_id, device.id) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]

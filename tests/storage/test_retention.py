@@ -61,12 +61,12 @@ async def test_partitions_past_the_longest_retention_are_dropped(storage: Platfo
     old_day = (datetime.now(UTC) - timedelta(days=max(int(longest or 30), 30) + 3)).date()
     kept_day = datetime.now(UTC).date() - timedelta(days=1)
     await owner_scalar(storage, 'SELECT gito_telemetry_partition(:day)', day=old_day)
-    assert f'telemetry_p{old_day:%Y%m%d}' in await partitions(storage)
+    assert f'telemetry_points_p{old_day:%Y%m%d}' in await partitions(storage)
     run = await storage.storage_jobs.apply_retention()
-    assert f'telemetry_p{old_day:%Y%m%d}' in run.dropped_partitions
+    assert f'telemetry_points_p{old_day:%Y%m%d}' in run.dropped_partitions
     names = await partitions(storage)
-    assert f'telemetry_p{old_day:%Y%m%d}' not in names
-    assert f'telemetry_p{kept_day:%Y%m%d}' in names
+    assert f'telemetry_points_p{old_day:%Y%m%d}' not in names
+    assert f'telemetry_points_p{kept_day:%Y%m%d}' in names
 
 
 @pytest.mark.native_storage
@@ -90,8 +90,8 @@ async def test_rollup_partitions_past_the_longest_retention_are_dropped(storage:
 
 
 def test_a_partition_name_gives_the_day_after_its_range() -> None:
-    assert partition_end('telemetry_p20261231', 'telemetry') == date(2027, 1, 1)
+    assert partition_end('telemetry_points_p20261231', 'telemetry_points') == date(2027, 1, 1)
     assert partition_end('telemetry_1h_m202612', 'telemetry_1h') == date(2027, 1, 1)
     assert partition_end('telemetry_1h_m202602', 'telemetry_1h') == date(2026, 3, 1)
-    assert partition_end('telemetry_1m_p20260101', 'telemetry') is None  # another table's partition
-    assert partition_end('telemetry_default', 'telemetry') is None
+    assert partition_end('telemetry_1m_p20260101', 'telemetry_points') is None  # another table's partition
+    assert partition_end('telemetry_points_default', 'telemetry_points') is None

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import Database
 from app.services.storage import timescale
 from app.services.storage.backend_priority import lower_priority
+from app.services.storage.native_sql import POINTS_TABLE
 from app.services.storage.raw_retention import apply_raw_retention, ensure_raw_partitions
 from app.services.storage.retention import (
     DEFAULT_RETENTION,
@@ -83,8 +84,8 @@ class StorageMaintenance:
                 return []
             if self.backend == 'native':
                 longest = longest_retention(await tenant_retentions(session))
-                parked = await parked_days(session, 'telemetry', 'ts', within_days=longest.raw_days)
-                created = await create_day_partitions(session, 'telemetry', 'ts', days | set(parked))
+                parked = await parked_days(session, POINTS_TABLE, 'ts', within_days=longest.raw_days)
+                created = await create_day_partitions(session, POINTS_TABLE, 'ts', days | set(parked))
                 parked = await parked_days(session, 'telemetry_1m', 'bucket', within_days=longest.minute_days)
                 rollups = await create_day_partitions(session, 'telemetry_1m', 'bucket', days | set(parked))
                 next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)

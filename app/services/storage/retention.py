@@ -1,6 +1,6 @@
 """Retention: whole partitions dropped past the longest tenant retention, per-tenant deletes below it.
 
-Partitions are named `<parent>_pYYYYMMDD` (a UTC day: telemetry, 1-minute rollups, raw archive) or
+Partitions are named `<parent>_pYYYYMMDD` (a UTC day: telemetry points, 1-minute rollups, raw archive) or
 `<parent>_mYYYYMM` (a UTC month: 1-hour rollups), as `gito_day_partition` / `gito_month_partition` name them.
 """
 
@@ -13,7 +13,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.services.storage.native_sql import PARTITION_PREFIX
+from app.services.storage.native_sql import PARTITION_PREFIX, POINTS_TABLE
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ PARTITIONS = """
 SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 WHERE i.inhparent = CAST(:parent AS regclass) ORDER BY 1"""
 TRIM = {
-    'raw': 'DELETE FROM telemetry WHERE tenant_id = :tenant AND ts < :cutoff',
+    'raw': f'DELETE FROM {POINTS_TABLE} WHERE tenant_id = :tenant AND ts < :cutoff',
     'minute': 'DELETE FROM telemetry_1m WHERE tenant_id = :tenant AND bucket < :cutoff',
     'hour': 'DELETE FROM telemetry_1h WHERE tenant_id = :tenant AND bucket < :cutoff',
 }
@@ -124,7 +124,7 @@ async def apply_native_retention(session: AsyncSession, *, now: datetime) -> Ret
     """In the caller's owner transaction (under the job's advisory lock)."""
     retentions = await tenant_retentions(session)
     longest = longest_retention(retentions)
-    dropped = await drop_partitions_before(session, 'telemetry', now - timedelta(days=longest.raw_days))
+    dropped = await drop_partitions_before(session, POINTS_TABLE, now - timedelta(days=longest.raw_days))
     dropped += await drop_partitions_before(session, 'telemetry_1m', now - timedelta(days=longest.minute_days))
     dropped += await drop_partitions_before(session, 'telemetry_1h', now - timedelta(days=longest.hour_days))
     deleted = 0

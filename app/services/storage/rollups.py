@@ -5,8 +5,8 @@ extra work in the writer, and a BRIN index that costs next to nothing because id
 A run reads the watermark W and the oldest transaction still running, X = txid_snapshot_xmin(snapshot): every
 transaction below X has ended, so the rows with W ≤ ingest_xid < X are exactly the rows committed since the
 last run — whatever their timestamps — and each committed row falls in exactly one such window. The run
-aggregates just those rows per (tenant, device, key, minute) and merges them into `telemetry_1m` (count and sum
-added, min/max widened, `last` kept by timestamp), merges their hourly totals into `telemetry_1h` the same way,
+aggregates just those rows per series (tenant, device, key) and minute, merges them into `telemetry_1m` (count and
+sum added, min/max widened, `last` kept by timestamp), merges their hourly totals into `telemetry_1h` the same way,
 and moves W to X, all in one transaction: a crash repeats a run, never skips or doubles one. Telemetry rows are
 never updated, and duplicates are never inserted (`ON CONFLICT DO NOTHING`), so merging is exact; each run costs
 one pass over the new rows only, however many rows their buckets already hold.
@@ -30,16 +30,15 @@ SNAPSHOT_XMIN = 'SELECT txid_snapshot_xmin(txid_current_snapshot())'
 # 60% of a run's time; the scalar subquery is always a per-row index probe, whatever the table's size.
 NEW_MINUTES = f"""
 CREATE TEMP TABLE new_minutes ON COMMIT DROP AS
-SELECT m.*, (SELECT l.value FROM telemetry l
-             WHERE l.tenant_id = m.tenant_id AND l.device_id = m.device_id AND l.key_id = m.key_id
-               AND l.ts = m.last_ts) AS last
+SELECT s.tenant_id, s.device_id, s.key_id, m.bucket, m.count, m.sum, m.min, m.max, m.last_ts,
+       (SELECT l.value FROM telemetry_points l WHERE l.series_id = m.series_id AND l.ts = m.last_ts) AS last
 FROM (
-    SELECT t.tenant_id, t.device_id, t.key_id, date_bin(interval '1 minute', t.ts, {ORIGIN}) AS bucket,
+    SELECT t.series_id, date_bin(interval '1 minute', t.ts, {ORIGIN}) AS bucket,
            count(*) AS count, sum(t.value) AS sum, min(t.value) AS min, max(t.value) AS max, max(t.ts) AS last_ts
-    FROM telemetry t
+    FROM telemetry_points t
     WHERE t.ingest_xid >= :low AND t.ingest_xid < :high AND t.value IS NOT NULL
-    GROUP BY 1, 2, 3, 4
-) m"""
+    GROUP BY 1, 2
+) m JOIN telemetry_series s ON s.id = m.series_id"""
 # All of a run in its own (reniced) backend: parallel workers would be other processes at normal priority. Memory
 # for the aggregation of a busy interval (40k series: ~20 MB) so that it does not spill to disk.
 RUN_SETTINGS = ("SELECT set_config('max_parallel_workers_per_gather', '0', true), "

@@ -29,9 +29,10 @@ SELECT (SELECT coalesce(sum(count), 0) FROM telemetry_1h WHERE tenant_id = :tena
 # Installation-wide bytes per row of each table from the catalog statistics (no tenant data: a system path).
 NATIVE_ROW_BYTES = """
 SELECT relation, coalesce(sum(pg_total_relation_size(c.oid))::float8 / nullif(sum(greatest(c.reltuples, 0)), 0), 0)
-FROM (SELECT CASE inhparent WHEN 'telemetry'::regclass THEN 'raw' WHEN 'telemetry_1m'::regclass THEN 'minute'
+FROM (SELECT CASE inhparent WHEN 'telemetry_points'::regclass THEN 'raw' WHEN 'telemetry_1m'::regclass THEN 'minute'
              ELSE 'hour' END AS relation, inhrelid AS oid
-      FROM pg_inherits WHERE inhparent IN ('telemetry'::regclass, 'telemetry_1m'::regclass, 'telemetry_1h'::regclass)
+      FROM pg_inherits
+      WHERE inhparent IN ('telemetry_points'::regclass, 'telemetry_1m'::regclass, 'telemetry_1h'::regclass)
      ) r
 JOIN pg_class c ON c.oid = r.oid GROUP BY relation"""
 TIMESCALE_ROW_BYTES = f"""
