@@ -27,6 +27,7 @@ from sqlalchemy import text
 from app.db import Database
 from app.ingest.copy_rows import COLUMNS, stage_table
 from app.ingest.quality import SeqState
+from app.services.storage.layout import points_in_use
 
 CREATE_LATEST_STAGE = stage_table('latest_stage')
 UPSERT_LATEST = """
@@ -37,7 +38,21 @@ ON CONFLICT (device_id, key_id) DO UPDATE SET
     ts = EXCLUDED.ts, value = EXCLUDED.value, text_value = EXCLUDED.text_value,
     bool_value = EXCLUDED.bool_value, json_value = EXCLUDED.json_value
 WHERE latest_values.ts < EXCLUDED.ts"""  # an equal timestamp is a duplicate: the first one stays
-RECOVER_LATEST = """
+UPSERT_RECOVERED = """
+ON CONFLICT (device_id, key_id) DO UPDATE SET
+    ts = EXCLUDED.ts, value = EXCLUDED.value, text_value = EXCLUDED.text_value,
+    bool_value = EXCLUDED.bool_value, json_value = EXCLUDED.json_value
+WHERE latest_values.ts < EXCLUDED.ts"""
+# Per series, its newest row (the last index entry of the series; see app/services/storage/layout.py).
+RECOVER_LATEST = {
+    True: """
+INSERT INTO latest_values (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
+SELECT s.tenant_id, s.device_id, s.key_id, t.ts, t.value, t.text_value, t.bool_value, t.json_value
+FROM devices d
+JOIN telemetry_series s ON s.tenant_id = d.tenant_id AND s.device_id = d.id
+CROSS JOIN LATERAL (SELECT * FROM telemetry_points t WHERE t.series_id = s.id ORDER BY t.ts DESC LIMIT 1) t
+WHERE d.last_seen > now() - make_interval(secs => :window)""" + UPSERT_RECOVERED,
+    False: """
 INSERT INTO latest_values (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
 SELECT t.tenant_id, t.device_id, t.key_id, t.ts, t.value, t.text_value, t.bool_value, t.json_value
 FROM devices d
@@ -47,11 +62,8 @@ CROSS JOIN LATERAL (
     WHERE t.tenant_id = d.tenant_id AND t.device_id = d.id AND t.key_id = k.id
     ORDER BY t.ts DESC LIMIT 1
 ) t
-WHERE d.last_seen > now() - make_interval(secs => :window)
-ON CONFLICT (device_id, key_id) DO UPDATE SET
-    ts = EXCLUDED.ts, value = EXCLUDED.value, text_value = EXCLUDED.text_value,
-    bool_value = EXCLUDED.bool_value, json_value = EXCLUDED.json_value
-WHERE latest_values.ts < EXCLUDED.ts"""
+WHERE d.last_seen > now() - make_interval(secs => :window)""" + UPSERT_RECOVERED,
+}
 
 
 def _columns(value: Any) -> tuple[Any, Any, Any, Any]:
@@ -140,7 +152,7 @@ async def write_latest(connection: asyncpg.Connection, snapshot: LatestSnapshot,
 async def recover_latest(db: Database, *, window_s: int = 86_400) -> None:
     """Recompute latest values of the devices seen within `window_s` from their telemetry (cross-tenant)."""
     async with db.system() as session:
-        await session.execute(text(RECOVER_LATEST), {'window': window_s})
+        await session.execute(text(RECOVER_LATEST[await points_in_use(session)]), {'window': window_s})
 
 
 async def load_sequences(db: Database) -> dict[UUID, SeqState]:

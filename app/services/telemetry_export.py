@@ -21,6 +21,8 @@ from sqlalchemy import text
 
 from app.db import Database
 from app.models.schemas import Principal, Value
+from app.services.storage.layout import SERIES_OF, points_in_use
+from app.services.storage.native_sql import POINTS_TABLE
 from app.services.telemetry import check_device, check_range, key_names, stored_value
 
 HEADER = ('ts', 'key', 'value')
@@ -29,6 +31,11 @@ MERGED_KEYS = 64
 COLUMNS = 't.ts, t.key_id, t.value, t.text_value, t.bool_value, t.json_value'
 BRANCH = f"""(SELECT {COLUMNS} FROM telemetry t
  WHERE t.tenant_id = :tenant AND t.device_id = :device AND t.key_id = :key{{i}}
+   AND t.ts >= :after_ts AND t.ts < :end ORDER BY t.ts LIMIT :branch_limit)"""
+# Plain PostgreSQL: straight from the series' primary key range (see `storage/layout.py`).
+POINTS_BRANCH = f"""(SELECT t.ts, CAST(:key{{i}} AS integer) AS key_id, t.value, t.text_value, t.bool_value,
+        t.json_value
+ FROM {POINTS_TABLE} t WHERE t.series_id = {SERIES_OF.format(key='CAST(:key{i} AS integer)')}
    AND t.ts >= :after_ts AND t.ts < :end ORDER BY t.ts LIMIT :branch_limit)"""
 
 
@@ -42,8 +49,9 @@ def csv_value(value: Value) -> str:
     return json.dumps(value, separators=(',', ':'), sort_keys=True)
 
 
-def merged_page_sql(key_count: int) -> str:
-    branches = '\nUNION ALL\n'.join(BRANCH.format(i=i) for i in range(key_count))
+def merged_page_sql(key_count: int, *, points: bool) -> str:
+    branch = POINTS_BRANCH if points else BRANCH
+    branches = '\nUNION ALL\n'.join(branch.format(i=i) for i in range(key_count))
     return f"""SELECT * FROM ({branches}) t
 WHERE (t.ts, t.key_id) > (:after_ts, :after_key) ORDER BY t.ts, t.key_id LIMIT :limit"""
 
@@ -61,10 +69,11 @@ class TelemetryExport:
         async with self._db.tenant(principal.tenant_id) as session:
             await check_device(session, principal, device_id)
             names = await key_names(session, principal, keys)
-        return self._lines(principal, device_id, start=start, end=end, names=names)
+            points = await points_in_use(session)
+        return self._lines(principal, device_id, start=start, end=end, names=names, points=points)
 
     async def _lines(self, principal: Principal, device_id: UUID, *, start: datetime, end: datetime,
-                     names: dict[int, str]) -> AsyncIterator[bytes]:
+                     names: dict[int, str], points: bool) -> AsyncIterator[bytes]:
         yield _encode([], names, header=True)
         key_ids = sorted(names)
         groups = [key_ids] if len(key_ids) <= MERGED_KEYS else [[key_id] for key_id in key_ids]
@@ -73,7 +82,8 @@ class TelemetryExport:
                 continue
             after_ts, after_key = start, -1
             while True:
-                rows = await self._page(principal, device_id, group, after_ts=after_ts, after_key=after_key, end=end)
+                rows = await self._page(principal, device_id, group, after_ts=after_ts, after_key=after_key, end=end,
+                                        points=points)
                 if rows:
                     yield _encode(rows, names, header=False)
                 if len(rows) < self._page_rows:
@@ -81,13 +91,13 @@ class TelemetryExport:
                 after_ts, after_key = rows[-1][0], rows[-1][1]
 
     async def _page(self, principal: Principal, device_id: UUID, group: list[int], *, after_ts: datetime,
-                    after_key: int, end: datetime) -> list[Sequence[Any]]:
+                    after_key: int, end: datetime, points: bool) -> list[Sequence[Any]]:
         params: dict[str, object] = {'tenant': principal.tenant_id, 'device': device_id, 'end': end,
                                      'after_ts': after_ts, 'after_key': after_key, 'limit': self._page_rows,
                                      'branch_limit': self._page_rows + 1}  # + the cursor's own row, dropped
         params.update({f'key{i}': key_id for i, key_id in enumerate(group)})
         async with self._db.tenant(principal.tenant_id) as session:
-            return list((await session.execute(text(merged_page_sql(len(group))), params)).all())
+            return list((await session.execute(text(merged_page_sql(len(group), points=points)), params)).all())
 
 
 def _encode(rows: Sequence[Sequence[Any]], names: dict[int, str], *, header: bool) -> bytes:

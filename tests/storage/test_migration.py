@@ -101,3 +101,50 @@ def test_existing_rollups_survive_their_conversion(blank_database: support.TestD
                        ('telemetry_1m_p' + f'{now - timedelta(days=400):%Y%m%d}', 400.0)]
     assert hours == [(f'telemetry_1h_m{now:%Y%m}', 0.0), (f'telemetry_1h_m{now - timedelta(days=70):%Y%m}', 70.0),
                      ('telemetry_1h_default', 5000.0)]  # older than ten years: no partition of its own
+
+
+async def _convert_to_series(url: str) -> dict[str, object]:
+    await _migrate(url, '0013')
+    tenant, device = uuid4(), uuid4()
+    now = datetime.now(UTC).replace(microsecond=0)
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("INSERT INTO tenants (id, name) VALUES ($1, 'T')", tenant)
+        await connection.executemany(
+            'INSERT INTO telemetry (tenant_id, device_id, key_id, ts, value, text_value) '
+            'VALUES ($1, $2, $3, $4, $5, $6)',
+            [(tenant, device, 1, now - timedelta(days=2), 1.0, None), (tenant, device, 1, now, 2.0, None),
+             (tenant, device, 2, now, None, 'on'), (tenant, device, 1, now - timedelta(days=2000), 3.0, None)])
+        before = await connection.fetch('SELECT device_id, key_id, ts, value, text_value, ingest_xid FROM telemetry '
+                                        'ORDER BY key_id, ts')
+        await _migrate(url, '0014')
+        after = await connection.fetch('SELECT device_id, key_id, ts, value, text_value, ingest_xid FROM telemetry '
+                                       'ORDER BY key_id, ts')
+        homes = await connection.fetch('SELECT tableoid::regclass::text AS home, ts FROM telemetry_points ORDER BY ts')
+        series = await connection.fetchval('SELECT count(*) FROM telemetry_series WHERE tenant_id = $1', tenant)
+        view = await connection.fetchval("SELECT relkind::text FROM pg_class WHERE oid = 'telemetry'::regclass")
+        await connection.execute('INSERT INTO telemetry (tenant_id, device_id, key_id, ts, value) '
+                                 'VALUES ($1, $2, 3, $3, 4.0)', tenant, device, now)  # through the view: a new series
+        added = await connection.fetchval('SELECT value FROM telemetry WHERE key_id = 3')
+        await connection.execute('DELETE FROM telemetry WHERE key_id = 2')
+        left = await connection.fetchval('SELECT count(*) FROM telemetry_points')
+    finally:
+        await connection.close()
+    return {'before': [tuple(r) for r in before], 'after': [tuple(r) for r in after], 'series': series,
+            'homes': [r['home'] for r in homes], 'view': view, 'added': added, 'left': left, 'now': now}
+
+
+def test_rows_keep_their_values_and_insertion_ids_when_telemetry_gets_series(
+    blank_database: support.TestDatabase,
+) -> None:
+    result = asyncio.run(_convert_to_series(blank_database.url))
+    assert result['after'] == result['before']  # every row, ingest_xid included: rollups go on where they were
+    assert len(result['after']) == 4  # type: ignore[arg-type]
+    assert result['series'] == 2
+    now = result['now']
+    assert isinstance(now, datetime)
+    assert result['homes'] == ['telemetry_points_default', f'telemetry_points_p{now - timedelta(days=2):%Y%m%d}',
+                               f'telemetry_points_p{now:%Y%m%d}', f'telemetry_points_p{now:%Y%m%d}']
+    assert result['view'] == 'v'
+    assert result['added'] == 4.0
+    assert result['left'] == 4  # 4 + 1 added - 1 deleted through the view
