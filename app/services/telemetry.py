@@ -24,6 +24,8 @@ from app.models.schemas import (
     Value,
 )
 from app.services.errors import InvalidInput, NotFound
+from app.services.storage.layout import points_in_use
+from app.services.telemetry_pages import MERGED_KEYS, merged_page
 from app.services.telemetry_sources import (
     ORIGIN,
     Source,
@@ -100,6 +102,17 @@ class TelemetryService:
         after_ts, after_key = _decode_cursor(cursor) if cursor else (None, None)
         async with self._db.tenant(principal.tenant_id) as session:
             await check_device(session, principal, device_id)
+            names = await key_names(session, principal, keys)
+            if not names:
+                return TelemetryPage(points=[], next_cursor=None)
+            if len(names) <= MERGED_KEYS:  # a page's worth of rows read, however long the range
+                if after_ts is None or after_key is None or after_ts < start:
+                    after_ts, after_key = start, -1
+                merged = await merged_page(
+                    session, tenant_id=principal.tenant_id, device_id=device_id, key_ids=sorted(names),
+                    after_ts=after_ts, after_key=after_key, end=end, limit=limit + 1,
+                    points=await points_in_use(session))
+                return _page([(names[r[1]], r[0], r[1], *r[2:]) for r in merged], limit)
             rows = (await session.execute(text(f"""
                 SELECT k.name, t.ts, t.key_id, t.{_VALUE_COLUMNS.replace(', ', ', t.')}
                 FROM telemetry t JOIN telemetry_keys k ON k.id = t.key_id
@@ -110,11 +123,7 @@ class TelemetryService:
                 'tenant': principal.tenant_id, 'device': device_id, 'start': start, 'end': end, 'keys': list(keys),
                 'after_ts': after_ts, 'after_key': after_key, 'limit': limit + 1,
             })).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        points = [TelemetryPoint(key=r[0], ts=r[1], value=stored_value(*r[3:])) for r in rows]
-        next_cursor = _encode_cursor(rows[-1][1], rows[-1][2]) if more and rows else None
-        return TelemetryPage(points=points, next_cursor=next_cursor)
+        return _page(rows, limit)
 
     async def aggregate(
         self, principal: Principal, device_id: UUID, *, start: datetime, end: datetime, bucket_s: int,
@@ -212,6 +221,15 @@ async def key_names(session: AsyncSession, principal: Principal, keys: Sequence[
         WHERE tenant_id = :tenant AND (cardinality(CAST(:keys AS text[])) = 0 OR name = ANY(CAST(:keys AS text[])))"""),
         {'tenant': principal.tenant_id, 'keys': list(keys)})
     return {int(key_id): str(name) for key_id, name in rows}
+
+
+def _page(rows: Sequence[Sequence[Any]], limit: int) -> TelemetryPage:
+    """Rows of (key name, ts, key id, value columns…), one more than `limit` when there are more."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    points = [TelemetryPoint(key=r[0], ts=r[1], value=stored_value(*r[3:])) for r in rows]
+    next_cursor = _encode_cursor(rows[-1][1], rows[-1][2]) if more and rows else None
+    return TelemetryPage(points=points, next_cursor=next_cursor)
 
 
 def _series(names: dict[int, str], rows: Iterable[Sequence[Any]], *, bucket_s: int, source: Source) -> list[Series]:

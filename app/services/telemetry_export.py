@@ -1,10 +1,9 @@
 """CSV export of a device's stored readings, streamed in keyset pages, each its own short transaction, so memory
 stays bounded by one page and no transaction stays open for the length of a download, whatever the range.
 
-Rows come ordered by time, then key. A page is one ordered index range scan per key from the cursor on, merged
-(`UNION ALL` of per-key branches under one `ORDER BY … LIMIT`: PostgreSQL's Merge Append), so every page reads
-about a page of rows, not the rest of the range. With more than MERGED_KEYS keys the export is ordered by key,
-then time (one key after the other), for the same reason.
+Rows come ordered by time, then key, a page at a time (`telemetry_pages.py`: each page reads about a page of rows,
+not the rest of the range). With more than MERGED_KEYS keys the export is ordered by key, then time (one key after
+the other), for the same reason.
 """
 
 from __future__ import annotations
@@ -17,28 +16,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import text
-
 from app.db import Database
 from app.models.schemas import Principal, Value
-from app.services.storage.layout import SERIES_OF, points_in_use
-from app.services.storage.native_sql import POINTS_TABLE
+from app.services.storage.layout import points_in_use
 from app.services.telemetry import check_device, check_range, key_names, stored_value
+from app.services.telemetry_pages import MERGED_KEYS, merged_page
 
 HEADER = ('ts', 'key', 'value')
 PAGE_ROWS = 5000
-MERGED_KEYS = 64
-COLUMNS = 't.ts, t.key_id, t.value, t.text_value, t.bool_value, t.json_value'
-BRANCH = f"""(SELECT {COLUMNS} FROM telemetry t
- WHERE t.tenant_id = :tenant AND t.device_id = :device AND t.key_id = :key{{i}}
-   AND t.ts >= :after_ts AND t.ts < :end ORDER BY t.ts LIMIT :branch_limit)"""
-# Plain PostgreSQL: straight from the series' primary key range (see `storage/layout.py`).
-POINTS_BRANCH = f"""(SELECT t.ts, CAST(:key{{i}} AS integer) AS key_id, t.value, t.text_value, t.bool_value,
-        t.json_value
- FROM {POINTS_TABLE} t WHERE t.series_id = {SERIES_OF.format(key='CAST(:key{i} AS integer)')}
-   AND t.ts >= :after_ts AND t.ts < :end ORDER BY t.ts LIMIT :branch_limit)"""
-
-
 def csv_value(value: Value) -> str:
     if isinstance(value, bool):
         return 'true' if value else 'false'
@@ -47,13 +32,6 @@ def csv_value(value: Value) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(',', ':'), sort_keys=True)
-
-
-def merged_page_sql(key_count: int, *, points: bool) -> str:
-    branch = POINTS_BRANCH if points else BRANCH
-    branches = '\nUNION ALL\n'.join(branch.format(i=i) for i in range(key_count))
-    return f"""SELECT * FROM ({branches}) t
-WHERE (t.ts, t.key_id) > (:after_ts, :after_key) ORDER BY t.ts, t.key_id LIMIT :limit"""
 
 
 class TelemetryExport:
@@ -92,12 +70,10 @@ class TelemetryExport:
 
     async def _page(self, principal: Principal, device_id: UUID, group: list[int], *, after_ts: datetime,
                     after_key: int, end: datetime, points: bool) -> list[Sequence[Any]]:
-        params: dict[str, object] = {'tenant': principal.tenant_id, 'device': device_id, 'end': end,
-                                     'after_ts': after_ts, 'after_key': after_key, 'limit': self._page_rows,
-                                     'branch_limit': self._page_rows + 1}  # + the cursor's own row, dropped
-        params.update({f'key{i}': key_id for i, key_id in enumerate(group)})
         async with self._db.tenant(principal.tenant_id) as session:
-            return list((await session.execute(text(merged_page_sql(len(group), points=points)), params)).all())
+            return await merged_page(session, tenant_id=principal.tenant_id, device_id=device_id, key_ids=group,
+                                     after_ts=after_ts, after_key=after_key, end=end, limit=self._page_rows,
+                                     points=points)
 
 
 def _encode(rows: Sequence[Sequence[Any]], names: dict[int, str], *, header: bool) -> bytes:

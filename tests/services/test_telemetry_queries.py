@@ -8,11 +8,12 @@ from app.ingest.payload import Message, Reading
 from app.ingest.writer import Inbound
 from app.models.schemas import DeviceCreate, DevicePublic, Principal
 from app.platform import Platform
+from app.services import telemetry as telemetry_service
 from app.services.errors import InvalidInput
 from tests.conftest import NewTenant
 from tests.ingest.test_mqtt_ingest import eventually
 
-START = datetime(2026, 11, 1, tzinfo=UTC)
+START = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
 
 
 async def seeded(platform: Platform, principal: Principal, count: int) -> DevicePublic:
@@ -42,6 +43,38 @@ async def test_raw_pages_follow_the_cursor(running_platform: Platform, new_tenan
             break
     assert values == [float(i) for i in range(25)]
     assert pages == 3
+
+
+@pytest.mark.parametrize('merged', [True, False], ids=['per-key-scans-merged', 'more-keys-than-merged'])
+async def test_raw_pages_of_every_key_come_in_time_then_key_order(
+    running_platform: Platform, new_tenant: NewTenant, monkeypatch: pytest.MonkeyPatch, merged: bool,
+) -> None:
+    if not merged:  # the plain query a device with more than MERGED_KEYS keys gets
+        monkeypatch.setattr(telemetry_service, 'MERGED_KEYS', 0)
+    admin = (await new_tenant()).principal
+    device = await seeded(running_platform, admin, 25)
+    seen: list[tuple[datetime, str, object]] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = await running_platform.telemetry.raw(admin, device.id, start=START, end=START + timedelta(hours=1),
+                                                    limit=7, cursor=cursor)
+        seen += [(p.ts, p.key, p.value) for p in page.points]
+        pages += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == 4  # 26 readings, 7 a page
+    assert sorted(seen, key=lambda s: (s[0], s[1] != seen[0][1])) == seen  # in time order; at START both keys
+    assert {(ts, key) for ts, key, _ in seen} == {(START + timedelta(seconds=i), 'power') for i in range(25)} | {
+        (START, 'mode')}
+    assert len(seen) == 26  # none twice across pages
+    later = await running_platform.telemetry.raw(admin, device.id, start=START + timedelta(seconds=20),
+                                                 end=START + timedelta(hours=1), cursor=None, limit=100)
+    assert [p.value for p in later.points] == [float(i) for i in range(20, 25)]
+    unknown = await running_platform.telemetry.raw(admin, device.id, start=START, end=START + timedelta(hours=1),
+                                                   keys=['nothing'])
+    assert unknown.points == [] and unknown.next_cursor is None
 
 
 async def test_aggregate_buckets(running_platform: Platform, new_tenant: NewTenant) -> None:

@@ -1,0 +1,49 @@
+"""One page of a device's readings in (time, key) order from a cursor: the CSV export's pages and the API's raw pages.
+
+A page is one ordered index range scan per key from the cursor on, merged (`UNION ALL` of per-key branches under
+one `ORDER BY … LIMIT`: PostgreSQL's Merge Append), so a page reads about a page of rows, however long the range.
+Up to MERGED_KEYS keys at once (a branch per key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.services.storage.layout import SERIES_OF
+from app.services.storage.native_sql import POINTS_TABLE
+
+MERGED_KEYS = 64
+COLUMNS = 't.ts, t.key_id, t.value, t.text_value, t.bool_value, t.json_value'
+BRANCH = f"""(SELECT {COLUMNS} FROM telemetry t
+ WHERE t.tenant_id = :tenant AND t.device_id = :device AND t.key_id = :key{{i}}
+   AND t.ts >= :after_ts AND t.ts < :end ORDER BY t.ts LIMIT :branch_limit)"""
+# Plain PostgreSQL: straight from the series' primary key range (see `storage/layout.py`).
+POINTS_BRANCH = f"""(SELECT t.ts, CAST(:key{{i}} AS integer) AS key_id, t.value, t.text_value, t.bool_value,
+        t.json_value
+ FROM {POINTS_TABLE} t WHERE t.series_id = {SERIES_OF.format(key='CAST(:key{i} AS integer)')}
+   AND t.ts >= :after_ts AND t.ts < :end ORDER BY t.ts LIMIT :branch_limit)"""
+
+
+def merged_page_sql(key_count: int, *, points: bool) -> str:
+    branch = POINTS_BRANCH if points else BRANCH
+    branches = '\nUNION ALL\n'.join(branch.format(i=i) for i in range(key_count))
+    return f"""SELECT * FROM ({branches}) t
+WHERE (t.ts, t.key_id) > (:after_ts, :after_key) ORDER BY t.ts, t.key_id LIMIT :limit"""
+
+
+async def merged_page(session: AsyncSession, *, tenant_id: UUID, device_id: UUID, key_ids: list[int],
+                      after_ts: datetime, after_key: int, end: datetime, limit: int,
+                      points: bool) -> list[Sequence[Any]]:
+    """Rows `(ts, key_id, value, text_value, bool_value, json_value)` after the cursor `(after_ts, after_key)`
+    (`after_key` -1: from `after_ts` on, inclusive) and before `end`, at most `limit`."""
+    params: dict[str, object] = {'tenant': tenant_id, 'device': device_id, 'end': end, 'after_ts': after_ts,
+                                 'after_key': after_key, 'limit': limit,
+                                 'branch_limit': limit + 1}  # + the cursor's own row, dropped
+    params.update({f'key{i}': key_id for i, key_id in enumerate(key_ids)})
+    return list((await session.execute(text(merged_page_sql(len(key_ids), points=points)), params)).all())
