@@ -19,6 +19,7 @@ from app.config import Settings
 from app.db import Database, listen_for_ids
 from app.embedded.postgres import EmbeddedServer
 from app.ingest.broker import BrokerCredential, ExternalAuthFiles, ManagedBroker
+from app.ingest.broker_drops import BrokerDropWatch
 from app.ingest.directory import DeviceDirectory
 from app.ingest.latest import load_sequences, recover_latest
 from app.ingest.mqtt_consumer import LinkStatus, MqttConsumer, MqttTarget, parse_mqtt_url
@@ -149,6 +150,7 @@ class Platform:
         self.broker: ManagedBroker | None = None
         self._devices_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.broker_drops: BrokerDropWatch | None = None  # an external broker's drops (`broker_drops.py`)
         self.started = False
 
     def _mqtt_target(self) -> MqttTarget:
@@ -167,10 +169,13 @@ class Platform:
         await self.writer.start()
         if self.resolved.mqtt_url is None:
             await self._start_managed_broker()
-        elif self.settings.mqtt_auth_dir is not None:
-            files = ExternalAuthFiles(self.settings.mqtt_auth_dir)
-            await files.update_credentials(await self._broker_credentials())
-            self._tasks.append(asyncio.create_task(self._sync_broker_credentials(files)))
+        else:
+            if self.settings.mqtt_auth_dir is not None:
+                files = ExternalAuthFiles(self.settings.mqtt_auth_dir)
+                await files.update_credentials(await self._broker_credentials())
+                self._tasks.append(asyncio.create_task(self._sync_broker_credentials(files)))
+            self.broker_drops = BrokerDropWatch(self.mqtt_target, mqtt5=self.consumer.mqtt5)
+            self._tasks.append(asyncio.create_task(self.broker_drops.run()))
         self._tasks.append(asyncio.create_task(listen_for_ids(
             _plain_dsn(self.db), DEVICE_CHANNEL, self._device_changed, on_connect=self._devices_dirty.set)))
         self._tasks.append(asyncio.create_task(listen_for_ids(

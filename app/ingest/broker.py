@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from app.ingest.broker_amqtt import READY_MESSAGE, amqtt_command, amqtt_config, amqtt_environment
+from app.ingest.broker_drops import DROPPED_TOPIC
 from app.ingest.broker_mosquitto import OVERFLOW_MARKER, RELOAD_MARKER, mosquitto_command, mosquitto_config
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ def acl_file_text(credentials: Iterable[BrokerCredential]) -> str:
     for credential in credentials:
         lines.append(f'\nuser {credential.username}\n')
         if credential.topic_prefix is None:
-            lines.append('topic readwrite #\ntopic readwrite $share/#\n')
+            # '#' matches no `$SYS` topic: the drop total is granted by name (`broker_drops.py`)
+            lines.append(f'topic readwrite #\ntopic readwrite $share/#\ntopic read {DROPPED_TOPIC}\n')
             continue
         prefix = credential.topic_prefix.strip('/')
         if not prefix or any(c in prefix for c in '+#\r\n') or prefix.startswith('$'):
