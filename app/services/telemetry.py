@@ -25,7 +25,7 @@ from app.models.schemas import (
 )
 from app.services.errors import InvalidInput, NotFound
 from app.services.storage.layout import points_in_use
-from app.services.telemetry_pages import MERGED_KEYS, merged_page
+from app.services.telemetry_pages import MERGED_KEYS, device_keys, merged_page
 from app.services.telemetry_sources import (
     ORIGIN,
     Source,
@@ -103,15 +103,17 @@ class TelemetryService:
         async with self._db.tenant(principal.tenant_id) as session:
             await check_device(session, principal, device_id)
             names = await key_names(session, principal, keys)
-            if not names:
+            points = await points_in_use(session)
+            key_ids = await device_keys(session, tenant_id=principal.tenant_id, device_id=device_id,
+                                        key_ids=list(names), points=points)
+            if not key_ids:
                 return TelemetryPage(points=[], next_cursor=None)
-            if len(names) <= MERGED_KEYS:  # a page's worth of rows read, however long the range
+            if len(key_ids) <= MERGED_KEYS:  # a page's worth of rows read, however long the range
                 if after_ts is None or after_key is None or after_ts < start:
                     after_ts, after_key = start, -1
                 merged = await merged_page(
-                    session, tenant_id=principal.tenant_id, device_id=device_id, key_ids=sorted(names),
-                    after_ts=after_ts, after_key=after_key, end=end, limit=limit + 1,
-                    points=await points_in_use(session))
+                    session, tenant_id=principal.tenant_id, device_id=device_id, key_ids=key_ids,
+                    after_ts=after_ts, after_key=after_key, end=end, limit=limit + 1, points=points)
                 return _page([(names[r[1]], r[0], r[1], *r[2:]) for r in merged], limit)
             rows = (await session.execute(text(f"""
                 SELECT k.name, t.ts, t.key_id, t.{_VALUE_COLUMNS.replace(', ', ', t.')}

@@ -20,7 +20,7 @@ from app.db import Database
 from app.models.schemas import Principal, Value
 from app.services.storage.layout import points_in_use
 from app.services.telemetry import check_device, check_range, key_names, stored_value
-from app.services.telemetry_pages import MERGED_KEYS, merged_page
+from app.services.telemetry_pages import MERGED_KEYS, device_keys, merged_page
 
 HEADER = ('ts', 'key', 'value')
 PAGE_ROWS = 5000
@@ -48,12 +48,13 @@ class TelemetryExport:
             await check_device(session, principal, device_id)
             names = await key_names(session, principal, keys)
             points = await points_in_use(session)
-        return self._lines(principal, device_id, start=start, end=end, names=names, points=points)
+            key_ids = await device_keys(session, tenant_id=principal.tenant_id, device_id=device_id,
+                                        key_ids=list(names), points=points)
+        return self._lines(principal, device_id, start=start, end=end, names=names, key_ids=key_ids, points=points)
 
     async def _lines(self, principal: Principal, device_id: UUID, *, start: datetime, end: datetime,
-                     names: dict[int, str], points: bool) -> AsyncIterator[bytes]:
+                     names: dict[int, str], key_ids: list[int], points: bool) -> AsyncIterator[bytes]:
         yield _encode([], names, header=True)
-        key_ids = sorted(names)
         groups = [key_ids] if len(key_ids) <= MERGED_KEYS else [[key_id] for key_id in key_ids]
         for group in groups:
             if not group:

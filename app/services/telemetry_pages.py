@@ -2,7 +2,7 @@
 
 A page is one ordered index range scan per key from the cursor on, merged (`UNION ALL` of per-key branches under
 one `ORDER BY … LIMIT`: PostgreSQL's Merge Append), so a page reads about a page of rows, however long the range.
-Up to MERGED_KEYS keys at once (a branch per key).
+Up to MERGED_KEYS keys at once (a branch per key), of those the device has sent (`device_keys`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from app.services.storage.layout import SERIES_OF
 from app.services.storage.native_sql import POINTS_TABLE
 
 MERGED_KEYS = 64
+DEVICE_KEYS = """
+SELECT key_id FROM telemetry_series
+WHERE tenant_id = :tenant AND device_id = :device AND key_id = ANY(CAST(:keys AS integer[]))"""
 COLUMNS = 't.ts, t.key_id, t.value, t.text_value, t.bool_value, t.json_value'
 BRANCH = f"""(SELECT {COLUMNS} FROM telemetry t
  WHERE t.tenant_id = :tenant AND t.device_id = :device AND t.key_id = :key{{i}}
@@ -28,6 +31,16 @@ POINTS_BRANCH = f"""(SELECT t.ts, CAST(:key{{i}} AS integer) AS key_id, t.value,
         t.json_value
  FROM {POINTS_TABLE} t WHERE t.series_id = {SERIES_OF.format(key='CAST(:key{i} AS integer)')}
    AND t.ts >= :after_ts AND t.ts < :end ORDER BY t.ts LIMIT :branch_limit)"""
+
+
+async def device_keys(session: AsyncSession, *, tenant_id: UUID, device_id: UUID, key_ids: list[int],
+                      points: bool) -> list[int]:
+    """Of `key_ids`, the keys the device has sent (plain PostgreSQL: its series), in order; with TimescaleDB all of
+    them (a row added through the view there has no series)."""
+    if not points:
+        return sorted(key_ids)
+    sent = await session.scalars(text(DEVICE_KEYS), {'tenant': tenant_id, 'device': device_id, 'keys': key_ids})
+    return sorted(sent.all())
 
 
 def merged_page_sql(key_count: int, *, points: bool) -> str:
