@@ -41,6 +41,7 @@ CREATE TEMP TABLE IF NOT EXISTS {name} (
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, PostgreSQL's epoch, in microseconds since 1970
 NULL = b'\xff\xff\xff\xff'
 _SERIES = struct.Struct('>hi16sii')
+_READING = struct.Struct('>hi16si16sii')
 NUMBER = struct.Struct('>iqidiii')  # ts, value, then text, bool and json NULL: (8, ts_us, 8, value, -1, -1, -1)
 _TS = struct.Struct('>iq')
 _LENGTH = struct.Struct('>i')
@@ -60,6 +61,11 @@ def joined(copies: Collection[bytearray]) -> bytearray:
 def series_prefix(tenant_id: UUID, series_id: int) -> bytes:
     """The first two columns of every row of one series (and the column count)."""
     return _SERIES.pack(7, 16, tenant_id.bytes, 4, series_id)
+
+
+def reading_prefix(tenant_id: UUID, device_id: UUID, key_id: int) -> bytes:
+    """The first three `COLUMNS` of every row of one series (TimescaleDB's hypertable has no series id)."""
+    return _READING.pack(8, 16, tenant_id.bytes, 16, device_id.bytes, 4, key_id)
 
 
 def micros(ts: datetime) -> int:

@@ -12,7 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from app.ingest.batch_items import Prepared
-from app.ingest.copy_rows import HEADER, NUMBER, TRAILER, micros, other_tail, series_prefix
+from app.ingest.copy_rows import HEADER, NUMBER, TRAILER, micros, other_tail, reading_prefix, series_prefix
 from app.ingest.latest import LatestBuffer
 from app.ingest.payload import Message
 
@@ -33,6 +33,13 @@ class RowEncoder:
         self.latest = latest
         self.keys = keys  # (tenant, key name) → key id, filled by `add_keys`
         self._series: dict[UUID, dict[str, tuple[int, bytes]]] = {}  # per device, key → series id, rows' first columns
+        self._points = True  # rows for `telemetry_points` (POINT_COLUMNS), else for TimescaleDB's hypertable (COLUMNS)
+
+    def use_layout(self, *, points: bool) -> None:
+        """The layout the rows are for (the writer's connection finds it); forgets rows' prefixes of the other."""
+        if points != self._points:
+            self._points = points
+            self._series.clear()
 
     def series_id(self, device_id: UUID, key: str) -> int:
         """The series of a reading this encoder has encoded."""
@@ -111,8 +118,9 @@ class RowEncoder:
             await connection.execute(ADD_SERIES, tenant_id, devices, key_ids)
             names_by_id = {self.keys[(tenant_id, key)]: key for _, key in series}
             for series_id, device_id, key_id in await connection.fetch(FIND_SERIES, tenant_id, devices, key_ids):
-                self._series.setdefault(device_id, {})[names_by_id[key_id]] = (
-                    series_id, series_prefix(tenant_id, series_id))
+                prefix = (series_prefix(tenant_id, series_id) if self._points
+                          else reading_prefix(tenant_id, device_id, key_id))
+                self._series.setdefault(device_id, {})[names_by_id[key_id]] = (series_id, prefix)
 
     async def add_keys(self, connection: asyncpg.Connection, tenant_id: UUID, names: list[str]) -> None:
         """Add key names to the tenant's key dictionary (a transaction of its own: keys are never taken back)."""

@@ -32,7 +32,16 @@ import asyncpg
 from app.bus import DeviceChanged, EventBus, TelemetryStored
 from app.ingest.batch_items import Acknowledge, Inbound, Item, Prepared, Rejection, WriterStats, rows_in
 from app.ingest.batch_prepare import prepare
-from app.ingest.copy_rows import HEADER, POINT_COLUMNS, TRAILER, joined, micros, point_stage_table
+from app.ingest.copy_rows import (
+    COLUMNS,
+    HEADER,
+    POINT_COLUMNS,
+    TRAILER,
+    joined,
+    micros,
+    point_stage_table,
+    stage_table,
+)
 from app.ingest.device_tallies import correct
 from app.ingest.direct_copy import (
     ROLE_GONE,
@@ -53,19 +62,20 @@ __all__ = ['Acknowledge', 'BatchWriter', 'Inbound', 'Item', 'Rejection']
 
 log = logging.getLogger(__name__)
 
-CREATE_STAGE = point_stage_table('ingest_stage')
 VALUES = 'ts, value, text_value, bool_value, json_value'
-# Plain PostgreSQL: the rows as encoded. TimescaleDB: through the `telemetry` view, with each series' device and key.
+# Per layout (True: plain PostgreSQL, rows as `POINT_COLUMNS`; False: TimescaleDB, rows as `COLUMNS`, through the
+# `telemetry` view): the staging table, the rows moved from it, and the same with duplicates left out, returning
+# what was inserted as (device, series, ts).
+CREATE_STAGE = {True: point_stage_table('ingest_stage'), False: stage_table('ingest_stage')}
+STAGE_COLUMNS = {True: POINT_COLUMNS, False: COLUMNS}
 INSERT_ROWS = {
     True: f"""
 INSERT INTO telemetry_points (tenant_id, series_id, {VALUES})
 SELECT tenant_id, series_id, {VALUES} FROM ingest_stage WHERE tenant_id = $1""",
     False: f"""
 INSERT INTO telemetry (tenant_id, device_id, key_id, {VALUES})
-SELECT st.tenant_id, s.device_id, s.key_id, {', '.join('st.' + c for c in VALUES.split(', '))}
-FROM ingest_stage st JOIN telemetry_series s ON s.id = st.series_id WHERE st.tenant_id = $1""",
+SELECT tenant_id, device_id, key_id, {VALUES} FROM ingest_stage WHERE tenant_id = $1""",
 }
-# The same, duplicates left out; what was inserted as (device, series, ts).
 MOVE_ROWS = {
     True: f"""
 WITH moved AS ({INSERT_ROWS[True]}
@@ -338,9 +348,10 @@ class BatchWriter:
     async def _connect(self) -> asyncpg.Connection:
         if self._connection is None or self._connection.is_closed():
             connection = await asyncpg.connect(self._dsn, timeout=5)
-            await connection.execute(CREATE_STAGE)
-            await connection.execute(CREATE_RAW_STAGE)
             self._points = await connection.fetchval(TELEMETRY_LAYOUT) == 'p'
+            self._encoder.use_layout(points=self._points)
+            await connection.execute(CREATE_STAGE[self._points])
+            await connection.execute(CREATE_RAW_STAGE)
             self._ingest_role = await usable_role(connection) if self._direct else None
             if self._copier is not None and self._copier.role != self._ingest_role:
                 await self._copier.close()
@@ -457,7 +468,8 @@ class BatchWriter:
                            prepared: Prepared, duplicates: dict[UUID, int],
                            inserted: dict[UUID, set[tuple[int, int]]]) -> None:
         await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
-        await connection.copy_to_table('ingest_stage', source=rows, columns=POINT_COLUMNS, format='binary')
+        await connection.copy_to_table('ingest_stage', source=rows, columns=STAGE_COLUMNS[self._points],
+                                       format='binary')
         try:  # duplicates are rare: a plain INSERT first, about a third cheaper than ON CONFLICT
             async with connection.transaction():
                 await connection.execute(INSERT_ROWS[self._points], tenant_id)
