@@ -25,8 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from app.ingest.direct_copy import TELEMETRY_LAYOUT, ingest_role, quote_ident
-from app.services.storage.native_sql import POINTS_TABLE
+from app.ingest.direct_copy import COPY_TARGETS, TELEMETRY_LAYOUT, ingest_role, quote_ident
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +129,8 @@ async def migrate(owner_url: str, *, role: str, password: str) -> None:
 
 
 async def _ensure_app_role(connection: AsyncConnection, *, role: str, password: str) -> None:
+    """NOINHERIT: the ingest role's privileges (on TimescaleDB, its schema and hypertable) are the app role's only
+    after an explicit `SET ROLE`, as the batch writer does, never in the app's ordinary queries."""
     exists = await connection.scalar(text('SELECT 1 FROM pg_roles WHERE rolname = :role'), {'role': role})
     quoted = quote_ident(role)
     literal = password.replace("'", "''")
@@ -138,7 +139,8 @@ async def _ensure_app_role(connection: AsyncConnection, *, role: str, password: 
         # PostgreSQL tells either that the role exists or, when both inserted at once, of the unique index.
         await connection.execute(text(f"""
             DO $$ BEGIN
-                CREATE ROLE {quoted} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE PASSWORD '{literal}';
+                CREATE ROLE {quoted} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT
+                    PASSWORD '{literal}';
             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
             END $$"""))
     else:
@@ -147,7 +149,7 @@ async def _ensure_app_role(connection: AsyncConnection, *, role: str, password: 
         # updated", internal_error). The winner set the same attributes and password (from the same secret).
         await connection.execute(text(f"""
             DO $$ BEGIN
-                ALTER ROLE {quoted} LOGIN NOBYPASSRLS PASSWORD '{literal}';
+                ALTER ROLE {quoted} LOGIN NOBYPASSRLS NOINHERIT PASSWORD '{literal}';
             EXCEPTION WHEN internal_error THEN NULL;
             END $$"""))
 
@@ -167,8 +169,7 @@ async def _grant(connection: AsyncConnection, *, role: str) -> None:
 
 async def _ensure_ingest_role(connection: AsyncConnection, *, app_role: str) -> None:
     """Create (or keep) the ingest role where the server and the layout allow it (`app/ingest/direct_copy.py`)."""
-    if await connection.scalar(text(TELEMETRY_LAYOUT)) != 'p':
-        return
+    points = await connection.scalar(text(TELEMETRY_LAYOUT)) == 'p'
     role = quote_ident(ingest_role(app_role))
     app = quote_ident(app_role)
     # Roles are cluster-wide and test databases or instances migrate at once: a loser of the creation race hears
@@ -194,7 +195,11 @@ async def _ensure_ingest_role(connection: AsyncConnection, *, app_role: str) -> 
         return
     await connection.execute(text(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}'))
     await connection.execute(text(f'GRANT USAGE ON SCHEMA public TO {role}'))
-    await connection.execute(text(f'GRANT INSERT ON {POINTS_TABLE} TO {role}'))
+    schema, table, _ = COPY_TARGETS[points]
+    if schema != 'public':
+        await connection.execute(text(f'REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}'))
+    await connection.execute(text(f'GRANT USAGE ON SCHEMA {schema} TO {role}'))
+    await connection.execute(text(f'GRANT INSERT ON {schema}.{table} TO {role}'))
 
 
 async def listen_for_ids(

@@ -1,17 +1,17 @@
-"""Telemetry rows copied straight into `telemetry_points` by a role that may insert there and do nothing else.
+"""Telemetry rows copied straight into their table by a role that may insert there and do nothing else.
 
 PostgreSQL refuses `COPY FROM` into a table whose row-level security applies to the user, so the app role copies
 into a staging table and moves the rows with `INSERT … SELECT`. That costs about a third of the writer backend's
 CPU (`bench/ingest.py`), for a check that is a tautology on this path: the writer sets `app.tenant_id` from the
 same device directory entry that gave the rows their tenant.
 
-The *ingest role* (`<app role>_ingest`) is NOLOGIN and BYPASSRLS, holds INSERT on `telemetry_points` and no other
-privilege (not even SELECT), and the app role may `SET ROLE` to it. So the writer switches to it for one COPY
-per batch and back. Through it one can add rows for any tenant and read none: no more than the app role can
-already do by setting `app.tenant_id`, and nothing of what the tenant wall guards (one tenant reading another's
-data) opens. Only a superuser may create a BYPASSRLS role: on a server where the owner is not one (a managed
-database), or with the TimescaleDB layout (no `telemetry_points` there, and COPY cannot target the `telemetry`
-view), the role is not made or not usable and the writer keeps the staging path.
+The *ingest role* (`<app role>_ingest`) is NOLOGIN and BYPASSRLS, holds INSERT on `telemetry_points` (with
+TimescaleDB: USAGE on `gito_ts` and INSERT on its hypertable, which carries no row-level security there) and no
+other privilege (not even SELECT), and the app role (NOINHERIT) may `SET ROLE` to it. So the writer switches to it
+for one COPY per batch and back. Through it one can add rows for any tenant and read none: no more than the app
+role can already do by setting `app.tenant_id`, and nothing of what the tenant wall guards (one tenant reading
+another's data) opens. Only a superuser may create a BYPASSRLS role: on a server where the owner is not one (a
+managed database) the role is not made or not usable and the writer keeps the staging path.
 
 A batch that needs nothing else in its transaction (no raw archive, no idempotency key, no latest values written
 with it) goes in through `DirectCopier`: a connection of its own that took the ingest role for good, where the COPY
@@ -22,11 +22,14 @@ RELEASE and COMMIT were seven, and each of those waited for the event loop, busy
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Collection
 
 import asyncpg
 
-from app.ingest.copy_rows import POINT_COLUMNS, joined
+from app.ingest.copy_rows import COLUMNS, POINT_COLUMNS, joined
+
+log = logging.getLogger(__name__)
 
 
 def ingest_role(app_role: str) -> str:
@@ -39,15 +42,29 @@ def quote_ident(name: str) -> str:
 
 # 'p': plain PostgreSQL (`telemetry_points` partitioned); no row: TimescaleDB (`telemetry` a view over a hypertable)
 TELEMETRY_LAYOUT = "SELECT relkind::text FROM pg_class WHERE oid = to_regclass('public.telemetry_points')"
+# Where a direct COPY goes, per layout (True: plain PostgreSQL): `telemetry_points` with series ids, or the
+# TimescaleDB hypertable with device and key (it has no row-level security: the views in `public` wall tenants off).
+COPY_TARGETS: dict[bool, tuple[str, str, tuple[str, ...]]] = {
+    True: ('public', 'telemetry_points', POINT_COLUMNS), False: ('gito_ts', 'telemetry', COLUMNS)}
+# From the catalog: `to_regclass` would need USAGE on `gito_ts`, which the app role does not have.
+COPY_RELATION = """(SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE (n.nspname, c.relname) IN (('public', 'telemetry_points'), ('gito_ts', 'telemetry')) LIMIT 1)"""
+TS_SCHEMA = "(SELECT oid FROM pg_namespace WHERE nspname = 'gito_ts')"
 USABLE = f"""
 SELECT r.rolname FROM pg_roles r
 WHERE r.rolname = $1 AND r.rolbypassrls AND pg_has_role(current_user, r.oid, 'MEMBER')
-  AND has_table_privilege(r.rolname, to_regclass('public.telemetry_points'), 'INSERT') AND ({TELEMETRY_LAYOUT}) = 'p'"""
+  AND has_table_privilege(r.rolname, {COPY_RELATION}, 'INSERT')
+  AND ({TS_SCHEMA} IS NULL OR has_schema_privilege(r.rolname, {TS_SCHEMA}, 'USAGE'))"""
 
 
 async def usable_role(connection: asyncpg.Connection) -> str | None:
     """The ingest role this connection may switch to for a direct COPY, or None (then: the staging path)."""
-    name: str | None = await connection.fetchval(USABLE, ingest_role(await connection.fetchval('SELECT current_user')))
+    try:
+        name: str | None = await connection.fetchval(
+            USABLE, ingest_role(await connection.fetchval('SELECT current_user')))
+    except asyncpg.PostgresError as error:  # the staging path works without the role: never hold ingest up for it
+        log.warning('ingest role not usable, copying through the staging table', extra={'error': str(error)})
+        return None
     return name
 
 
@@ -61,9 +78,10 @@ class RoleUnusable(Exception):
 class DirectCopier:
     """One COPY per batch, in autocommit, on a connection that switched to the ingest role for good."""
 
-    def __init__(self, dsn: str, role: str) -> None:
+    def __init__(self, dsn: str, role: str, *, points: bool = True) -> None:
         self._dsn = dsn
         self.role = role
+        self._schema, self._table, self._columns = COPY_TARGETS[points]
         self._connection: asyncpg.Connection | None = None
 
     async def copy(self, copies: Collection[bytearray]) -> bool:
@@ -78,8 +96,8 @@ class DirectCopier:
                 raise RoleUnusable(str(error)) from error
             self._connection = connection
         try:
-            await connection.copy_to_table('telemetry_points', schema_name='public', source=joined(copies),
-                                           columns=POINT_COLUMNS, format='binary')
+            await connection.copy_to_table(self._table, schema_name=self._schema, source=joined(copies),
+                                           columns=self._columns, format='binary')
         except asyncpg.UniqueViolationError:
             return False
         except ROLE_GONE as error:

@@ -44,6 +44,7 @@ from app.ingest.copy_rows import (
 )
 from app.ingest.device_tallies import correct
 from app.ingest.direct_copy import (
+    COPY_TARGETS,
     ROLE_GONE,
     TELEMETRY_LAYOUT,
     DirectCopier,
@@ -357,7 +358,7 @@ class BatchWriter:
                 await self._copier.close()
                 self._copier = None
             if self._copier is None and self._ingest_role is not None:
-                self._copier = DirectCopier(self._dsn, self._ingest_role)
+                self._copier = DirectCopier(self._dsn, self._ingest_role, points=self._points)
             self._connection = connection
         return self._connection
 
@@ -454,8 +455,9 @@ class BatchWriter:
         try:
             async with connection.transaction():
                 await connection.execute(f'SET LOCAL ROLE {quote_ident(self._ingest_role)}')
-                await connection.copy_to_table('telemetry_points', schema_name='public', source=rows,
-                                               columns=POINT_COLUMNS, format='binary')
+                schema, table, columns = COPY_TARGETS[self._points]
+                await connection.copy_to_table(table, schema_name=schema, source=rows, columns=columns,
+                                               format='binary')
                 await connection.execute('SET LOCAL ROLE NONE')
         except asyncpg.UniqueViolationError:
             return False

@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from app.ingest.direct_copy import TELEMETRY_LAYOUT
+from app.ingest.direct_copy import COPY_TARGETS, TELEMETRY_LAYOUT
 from tests.support import broker_process, free_port
 
 
@@ -28,11 +28,8 @@ def deep_broker(mqtt_url: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-ALWAYS_STAGED = 'TimescaleDB layout: telemetry is a view, the writer always stages'
-
-
 async def telemetry_is_partitioned(database_url: str) -> bool:
-    """The plain-PostgreSQL layout (a partitioned table), not TimescaleDB's (a view over the hypertable)."""
+    """The plain-PostgreSQL layout (`telemetry_points` partitioned), not TimescaleDB's (a hypertable behind views)."""
     connection = await asyncpg.connect(database_url)
     try:
         kind = await connection.fetchval(TELEMETRY_LAYOUT)
@@ -41,12 +38,17 @@ async def telemetry_is_partitioned(database_url: str) -> bool:
     return bool(kind == 'p')
 
 
+async def copy_target(database_url: str) -> tuple[bool, str]:
+    """The layout (True: plain PostgreSQL) and the relation the ingest role copies into, schema-qualified."""
+    points = await telemetry_is_partitioned(database_url)
+    schema, table, _ = COPY_TARGETS[points]
+    return points, f'{schema}.{table}'
+
+
 @pytest.fixture(params=[True, False], ids=['direct-copy', 'staged'])
-async def copy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, database_url: str) -> bool:
-    """Both ways the writer stores rows: COPY as the ingest role, or through the staging table (the TimescaleDB
-    layout and servers whose owner may not create a BYPASSRLS role). Ask for it before `platform`."""
+async def copy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both ways the writer stores rows: COPY as the ingest role, or through the staging table (servers whose
+    owner may not create a BYPASSRLS role). Ask for it before `platform`."""
     direct: bool = request.param
-    if direct and not await telemetry_is_partitioned(database_url):
-        pytest.skip(ALWAYS_STAGED)
     monkeypatch.setenv('GITO_INGEST_DIRECT_COPY', '1' if direct else '0')
     return direct

@@ -1,4 +1,5 @@
-"""The ingest role: one COPY per batch straight into telemetry, and no way through it to read anything."""
+"""The ingest role: one COPY per batch straight into the telemetry table (either layout), and no way through it to
+read anything."""
 
 from __future__ import annotations
 
@@ -9,28 +10,29 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from app.ingest.copy_rows import HEADER, POINT_COLUMNS, TRAILER, micros, number_tail, series_prefix
-from app.ingest.direct_copy import ingest_role
+from app.ingest.copy_rows import HEADER, TRAILER, micros, number_tail, reading_prefix, series_prefix
+from app.ingest.direct_copy import COPY_TARGETS, ingest_role
 from app.ingest.payload import Message, Reading
 from app.ingest.writer import Inbound
 from app.platform import Platform
 from tests.conftest import NewTenant
-from tests.ingest.conftest import ALWAYS_STAGED, telemetry_is_partitioned
+from tests.ingest.conftest import copy_target
 from tests.ingest.test_mqtt_ingest import make_device
 from tests.storage.conftest import app_connection
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-async def native_layout(database_url: str) -> None:
-    if not await telemetry_is_partitioned(database_url):
-        pytest.skip(ALWAYS_STAGED)
+@pytest.fixture
+async def layout(database_url: str) -> tuple[bool, str]:
+    return await copy_target(database_url)
 
 
 async def test_the_ingest_role_adds_telemetry_and_can_read_or_change_nothing(
-    platform: Platform, new_tenant: NewTenant,
+    platform: Platform, new_tenant: NewTenant, layout: tuple[bool, str],
 ) -> None:
+    points, relation = layout
+    schema, table, columns = COPY_TARGETS[points]
     admin = (await new_tenant()).principal
     device = await make_device(platform, admin)
     role = ingest_role(platform.settings.app_db_role)
@@ -41,14 +43,17 @@ async def test_the_ingest_role_adds_telemetry_and_can_read_or_change_nothing(
             series = await connection.fetchval(
                 'INSERT INTO telemetry_series (tenant_id, device_id, key_id) VALUES ($1, $2, 1) RETURNING id',
                 admin.tenant_id, device.id)
-        rows = bytearray(HEADER) + series_prefix(admin.tenant_id, series) + number_tail(micros(T0), 1.0) + TRAILER
-        with pytest.raises(asyncpg.FeatureNotSupportedError, match='row-level security'):
-            await connection.copy_to_table('telemetry_points', source=rows, columns=POINT_COLUMNS, format='binary')
+        prefix = series_prefix(admin.tenant_id, series) if points else reading_prefix(admin.tenant_id, device.id, 1)
+        rows = bytearray(HEADER) + prefix + number_tail(micros(T0), 1.0) + TRAILER
+        refused = (asyncpg.FeatureNotSupportedError if points  # row-level security
+                   else asyncpg.InsufficientPrivilegeError)  # the app role may not even name the hypertable's schema
+        with pytest.raises(refused):
+            await connection.copy_to_table(table, schema_name=schema, source=rows, columns=columns, format='binary')
         await connection.execute(f'SET ROLE "{role}"')
-        await connection.copy_to_table('telemetry_points', source=rows, columns=POINT_COLUMNS, format='binary')
-        for statement in ('SELECT count(*) FROM telemetry', 'SELECT count(*) FROM telemetry_points',
+        await connection.copy_to_table(table, schema_name=schema, source=rows, columns=columns, format='binary')
+        for statement in ('SELECT count(*) FROM telemetry', f'SELECT count(*) FROM {relation}',
                           'SELECT count(*) FROM telemetry_series', 'SELECT count(*) FROM devices',
-                          'UPDATE devices SET name = $$x$$', 'DELETE FROM telemetry_points',
+                          'UPDATE devices SET name = $$x$$', f'DELETE FROM {relation}',
                           'SELECT count(*) FROM latest_values', 'INSERT INTO telemetry_keys (tenant_id, name) '
                           "VALUES ('00000000-0000-0000-0000-000000000000', 'x')"):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
@@ -93,8 +98,9 @@ async def test_two_tenants_in_one_batch_are_copied_at_once_and_each_sees_only_it
 
 
 async def test_a_revoked_ingest_role_falls_back_to_the_staging_table_and_loses_nothing(
-    platform: Platform, new_tenant: NewTenant, caplog: pytest.LogCaptureFixture,
+    platform: Platform, new_tenant: NewTenant, caplog: pytest.LogCaptureFixture, layout: tuple[bool, str],
 ) -> None:
+    relation = layout[1]
     admin = (await new_tenant()).principal
     device = await make_device(platform, admin)
     role = ingest_role(platform.settings.app_db_role)
@@ -110,14 +116,14 @@ async def test_a_revoked_ingest_role_falls_back_to_the_staging_table_and_loses_n
         await send(1.0, T0)
         assert platform.writer.copies_directly
         async with platform.db.system() as session:  # per database: other test databases keep their grant
-            await session.execute(text(f'REVOKE INSERT ON telemetry_points FROM "{role}"'))
+            await session.execute(text(f'REVOKE INSERT ON {relation} FROM "{role}"'))
         try:
             await send(2.0, T0.replace(minute=1))
             assert not platform.writer.copies_directly
             assert 'ingest role no longer usable' in caplog.text
         finally:
             async with platform.db.system() as session:
-                await session.execute(text(f'GRANT INSERT ON telemetry_points TO "{role}"'))
+                await session.execute(text(f'GRANT INSERT ON {relation} TO "{role}"'))
     finally:
         await platform.writer.stop()
     async with platform.db.tenant(admin.tenant_id) as session:

@@ -21,17 +21,16 @@ from app.ingest.payload import Message, Reading
 from app.ingest.writer import BatchWriter, Inbound
 from app.platform import Platform
 from tests.conftest import NewTenant
-from tests.ingest.conftest import ALWAYS_STAGED, telemetry_is_partitioned
+from tests.ingest.conftest import copy_target
 from tests.ingest.test_mqtt_ingest import make_device
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def direct_layout(database_url: str) -> None:
-    """Copies go straight into telemetry only on the native layout (TimescaleDB stages them)."""
-    if not await telemetry_is_partitioned(database_url):
-        pytest.skip(ALWAYS_STAGED)
+async def copy_relation(database_url: str) -> str:
+    """What the ingest role copies into on this server's layout."""
+    return (await copy_target(database_url))[1]
 
 
 @pytest.fixture
@@ -67,7 +66,6 @@ async def last_seq(platform: Platform, device_id: UUID) -> int | None:
         return seq
 
 
-@pytest.mark.usefixtures('direct_layout')
 async def test_batches_with_more_queued_behind_them_go_in_as_one_copy_each(
     platform: Platform, new_tenant: NewTenant, writer: BatchWriter,
 ) -> None:
@@ -86,9 +84,9 @@ async def test_batches_with_more_queued_behind_them_go_in_as_one_copy_each(
     assert await last_seq(platform, device.id) == 4
 
 
-@pytest.mark.usefixtures('direct_layout')
 async def test_a_role_revoked_between_bursts_falls_back_and_loses_nothing(
     platform: Platform, new_tenant: NewTenant, writer: BatchWriter, caplog: pytest.LogCaptureFixture,
+    copy_relation: str,
 ) -> None:
     admin = (await new_tenant()).principal
     device = await make_device(platform, admin)
@@ -97,12 +95,12 @@ async def test_a_role_revoked_between_bursts_falls_back_and_loses_nothing(
     await asyncio.wait_for(asyncio.gather(*burst(writer, admin.tenant_id, device.id, range(1, 4))), timeout=30)
     assert writer.stats.copied_alone > 0
     async with platform.db.system() as session:  # per database: other test databases keep their grant
-        await session.execute(text(f'REVOKE INSERT ON telemetry_points FROM "{role}"'))
+        await session.execute(text(f'REVOKE INSERT ON {copy_relation} FROM "{role}"'))
     try:
         await asyncio.wait_for(asyncio.gather(*burst(writer, admin.tenant_id, device.id, range(4, 7))), timeout=30)
     finally:
         async with platform.db.system() as session:
-            await session.execute(text(f'GRANT INSERT ON telemetry_points TO "{role}"'))
+            await session.execute(text(f'GRANT INSERT ON {copy_relation} TO "{role}"'))
     assert not writer.copies_directly
     assert 'ingest role no longer usable' in caplog.text
     assert await stored(platform, admin.tenant_id, device.id) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
@@ -153,7 +151,6 @@ async def test_a_batch_prepared_ahead_is_never_flushed_before_it_commits(
     assert await last_seq(platform, device.id) == 3
 
 
-@pytest.mark.usefixtures('direct_layout')
 async def test_a_copy_connection_killed_under_load_is_made_again_and_loses_nothing(
     platform: Platform, new_tenant: NewTenant, writer: BatchWriter,
 ) -> None:
@@ -176,7 +173,6 @@ async def test_a_copy_connection_killed_under_load_is_made_again_and_loses_nothi
 
 
 @pytest.mark.parametrize(('devices', 'inline'), [(2, True), (3, False)])
-@pytest.mark.usefixtures('direct_layout')
 async def test_only_a_few_devices_latest_values_go_inline_with_a_batch(
     platform: Platform, new_tenant: NewTenant, writer: BatchWriter, monkeypatch: pytest.MonkeyPatch,
     devices: int, inline: bool,
