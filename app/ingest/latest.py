@@ -30,19 +30,15 @@ from app.ingest.quality import SeqState
 from app.services.storage.layout import points_in_use
 
 CREATE_LATEST_STAGE = stage_table('latest_stage')
-UPSERT_LATEST = """
-INSERT INTO latest_values (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
-SELECT tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value
-FROM latest_stage WHERE tenant_id = $1
+NEWER_WINS = """
 ON CONFLICT (device_id, key_id) DO UPDATE SET
     ts = EXCLUDED.ts, value = EXCLUDED.value, text_value = EXCLUDED.text_value,
     bool_value = EXCLUDED.bool_value, json_value = EXCLUDED.json_value
 WHERE latest_values.ts < EXCLUDED.ts"""  # an equal timestamp is a duplicate: the first one stays
-UPSERT_RECOVERED = """
-ON CONFLICT (device_id, key_id) DO UPDATE SET
-    ts = EXCLUDED.ts, value = EXCLUDED.value, text_value = EXCLUDED.text_value,
-    bool_value = EXCLUDED.bool_value, json_value = EXCLUDED.json_value
-WHERE latest_values.ts < EXCLUDED.ts"""
+UPSERT_LATEST = """
+INSERT INTO latest_values (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
+SELECT tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value
+FROM latest_stage WHERE tenant_id = $1""" + NEWER_WINS
 # Per series, its newest row (the last index entry of the series; see app/services/storage/layout.py).
 RECOVER_LATEST = {
     True: """
@@ -51,7 +47,7 @@ SELECT s.tenant_id, s.device_id, s.key_id, t.ts, t.value, t.text_value, t.bool_v
 FROM devices d
 JOIN telemetry_series s ON s.tenant_id = d.tenant_id AND s.device_id = d.id
 CROSS JOIN LATERAL (SELECT * FROM telemetry_points t WHERE t.series_id = s.id ORDER BY t.ts DESC LIMIT 1) t
-WHERE d.last_seen > now() - make_interval(secs => :window)""" + UPSERT_RECOVERED,
+WHERE d.last_seen > now() - make_interval(secs => :window)""" + NEWER_WINS,
     False: """
 INSERT INTO latest_values (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
 SELECT t.tenant_id, t.device_id, t.key_id, t.ts, t.value, t.text_value, t.bool_value, t.json_value
@@ -62,7 +58,7 @@ CROSS JOIN LATERAL (
     WHERE t.tenant_id = d.tenant_id AND t.device_id = d.id AND t.key_id = k.id
     ORDER BY t.ts DESC LIMIT 1
 ) t
-WHERE d.last_seen > now() - make_interval(secs => :window)""" + UPSERT_RECOVERED,
+WHERE d.last_seen > now() - make_interval(secs => :window)""" + NEWER_WINS,
 }
 
 
