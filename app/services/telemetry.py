@@ -24,7 +24,6 @@ from app.models.schemas import (
     Value,
 )
 from app.services.errors import InvalidInput, NotFound
-from app.services.storage.layout import points_in_use
 from app.services.telemetry_pages import MERGED_KEYS, device_keys, merged_page
 from app.services.telemetry_sources import (
     ORIGIN,
@@ -103,9 +102,8 @@ class TelemetryService:
         async with self._db.tenant(principal.tenant_id) as session:
             await check_device(session, principal, device_id)
             names = await key_names(session, principal, keys)
-            points = await points_in_use(session)
-            key_ids = await device_keys(session, tenant_id=principal.tenant_id, device_id=device_id,
-                                        key_ids=list(names), points=points)
+            points, key_ids = await device_keys(session, tenant_id=principal.tenant_id, device_id=device_id,
+                                                key_ids=list(names))
             if not key_ids:
                 return TelemetryPage(points=[], next_cursor=None)
             if len(key_ids) <= MERGED_KEYS:  # a page's worth of rows read, however long the range

@@ -18,12 +18,13 @@ from uuid import UUID
 
 from app.db import Database
 from app.models.schemas import Principal, Value
-from app.services.storage.layout import points_in_use
 from app.services.telemetry import check_device, check_range, key_names, stored_value
 from app.services.telemetry_pages import MERGED_KEYS, device_keys, merged_page
 
 HEADER = ('ts', 'key', 'value')
 PAGE_ROWS = 5000
+
+
 def csv_value(value: Value) -> str:
     if isinstance(value, bool):
         return 'true' if value else 'false'
@@ -47,9 +48,8 @@ class TelemetryExport:
         async with self._db.tenant(principal.tenant_id) as session:
             await check_device(session, principal, device_id)
             names = await key_names(session, principal, keys)
-            points = await points_in_use(session)
-            key_ids = await device_keys(session, tenant_id=principal.tenant_id, device_id=device_id,
-                                        key_ids=list(names), points=points)
+            points, key_ids = await device_keys(session, tenant_id=principal.tenant_id, device_id=device_id,
+                                                key_ids=list(names))
         return self._lines(principal, device_id, start=start, end=end, names=names, key_ids=key_ids, points=points)
 
     async def _lines(self, principal: Principal, device_id: UUID, *, start: datetime, end: datetime,

@@ -19,9 +19,10 @@ from app.services.storage.layout import SERIES_OF
 from app.services.storage.native_sql import POINTS_TABLE
 
 MERGED_KEYS = 64
-DEVICE_KEYS = """
-SELECT key_id FROM telemetry_series
-WHERE tenant_id = :tenant AND device_id = :device AND key_id = ANY(CAST(:keys AS integer[]))"""
+DEVICE_KEYS = f"""
+SELECT to_regclass('public.{POINTS_TABLE}') IS NOT NULL, array(
+    SELECT key_id FROM telemetry_series
+    WHERE tenant_id = :tenant AND device_id = :device AND key_id = ANY(CAST(:keys AS integer[])))"""
 COLUMNS = 't.ts, t.key_id, t.value, t.text_value, t.bool_value, t.json_value'
 BRANCH = f"""(SELECT {COLUMNS} FROM telemetry t
  WHERE t.tenant_id = :tenant AND t.device_id = :device AND t.key_id = :key{{i}}
@@ -33,14 +34,13 @@ POINTS_BRANCH = f"""(SELECT t.ts, CAST(:key{{i}} AS integer) AS key_id, t.value,
    AND t.ts >= :after_ts AND t.ts < :end ORDER BY t.ts LIMIT :branch_limit)"""
 
 
-async def device_keys(session: AsyncSession, *, tenant_id: UUID, device_id: UUID, key_ids: list[int],
-                      points: bool) -> list[int]:
-    """Of `key_ids`, the keys the device has sent (plain PostgreSQL: its series), in order; with TimescaleDB all of
-    them (a row added through the view there has no series)."""
-    if not points:
-        return sorted(key_ids)
-    sent = await session.scalars(text(DEVICE_KEYS), {'tenant': tenant_id, 'device': device_id, 'keys': key_ids})
-    return sorted(sent.all())
+async def device_keys(session: AsyncSession, *, tenant_id: UUID, device_id: UUID,
+                      key_ids: list[int]) -> tuple[bool, list[int]]:
+    """The layout (True: plain PostgreSQL, `storage/layout.py`) and, of `key_ids`, in order, the keys the device has
+    sent (its series); with TimescaleDB all of them (a row added through the view there has no series)."""
+    points, sent = (await session.execute(text(DEVICE_KEYS), {
+        'tenant': tenant_id, 'device': device_id, 'keys': key_ids})).one()
+    return bool(points), sorted(sent if points else key_ids)
 
 
 def merged_page_sql(key_count: int, *, points: bool) -> str:
