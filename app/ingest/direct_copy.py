@@ -47,9 +47,10 @@ TELEMETRY_LAYOUT = "SELECT relkind::text FROM pg_class WHERE oid = to_regclass('
 COPY_TARGETS: dict[bool, tuple[str, str, tuple[str, ...]]] = {
     True: ('public', 'telemetry_points', POINT_COLUMNS), False: ('gito_ts', 'telemetry', COLUMNS)}
 # From the catalog: `to_regclass` would need USAGE on `gito_ts`, which the app role does not have.
-COPY_RELATION = """(SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE (n.nspname, c.relname) IN (('public', 'telemetry_points'), ('gito_ts', 'telemetry')) LIMIT 1)"""
-TS_SCHEMA = "(SELECT oid FROM pg_namespace WHERE nspname = 'gito_ts')"
+_TARGET_NAMES = ', '.join(f"('{schema}', '{table}')" for schema, table, _ in COPY_TARGETS.values())
+COPY_RELATION = f"""(SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE (n.nspname, c.relname) IN ({_TARGET_NAMES}) LIMIT 1)"""
+TS_SCHEMA = f"(SELECT oid FROM pg_namespace WHERE nspname = '{COPY_TARGETS[False][0]}')"
 USABLE = f"""
 SELECT r.rolname FROM pg_roles r
 WHERE r.rolname = $1 AND r.rolbypassrls AND pg_has_role(current_user, r.oid, 'MEMBER')
