@@ -37,6 +37,7 @@ APP_GRANTS = ('tenants', 'users', 'devices', 'telemetry_keys', 'telemetry', 'lat
               'maintenance_windows', 'ingest_keys', 'telemetry_1m', 'telemetry_1h', 'storage_settings',
               'account_links', 'raw_messages', 'raw_archive_settings', 'telemetry_series')
 LAYOUT_GRANTS = ('telemetry_points',)  # plain PostgreSQL only (`app/services/storage/native_sql.py`)
+PROCESS_GRANTS = ('ingest_instances',)  # not tenant data: one row per running process (`app/ingest/state_mark.py`)
 
 
 def async_url(url: str) -> str:
@@ -159,7 +160,7 @@ async def _grant(connection: AsyncConnection, *, role: str) -> None:
     database = await connection.scalar(text('SELECT current_database()'))
     await connection.execute(text(f'GRANT CONNECT ON DATABASE {quote_ident(str(database))} TO {quoted}'))
     await connection.execute(text(f'GRANT USAGE ON SCHEMA public TO {quoted}'))
-    for table in APP_GRANTS:
+    for table in (*APP_GRANTS, *PROCESS_GRANTS):
         await connection.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {quoted}'))
     for table in LAYOUT_GRANTS:
         if await connection.scalar(text('SELECT to_regclass(:name) IS NOT NULL'), {'name': f'public.{table}'}):

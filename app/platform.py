@@ -23,6 +23,7 @@ from app.ingest.broker_drops import BrokerDropWatch
 from app.ingest.directory import DeviceDirectory
 from app.ingest.latest import load_sequences, recover_latest
 from app.ingest.mqtt_consumer import LinkStatus, MqttConsumer, MqttTarget, parse_mqtt_url
+from app.ingest.state_mark import StateMark
 from app.ingest.writer import BatchWriter
 from app.models.alarm_notice import AlarmNotifier
 from app.models.tables import Device, Tenant
@@ -135,6 +136,7 @@ class Platform:
             _plain_dsn(self.db), self.bus, max_rows=settings.ingest_batch_rows,
             max_delay_s=settings.ingest_batch_ms / 1000, direct_copy=settings.ingest_direct_copy,
         )
+        self.state_mark = StateMark(_plain_dsn(self.db), self.writer.state.flushed_through)
         self.archive_policy = RawArchivePolicy(self.db, self.writer)
         self.raw_archive = RawArchive(self.db, self.writer, self.archive_policy)
         self.alarms = AlarmService(self.db, self.bus, notifier=self.outbox)
@@ -167,6 +169,7 @@ class Platform:
         self.writer.restore_sequences(await load_sequences(self.db))
         await self.archive_policy.refresh()
         await self.writer.start()
+        self.state_mark.start()
         if self.resolved.mqtt_url is None:
             await self._start_managed_broker()
         else:
@@ -202,6 +205,7 @@ class Platform:
         await self.archive_policy.job.stop()
         await self.consumer.stop()
         await self.writer.stop()
+        await self.state_mark.stop()
         await self.rule_engine.stop()  # writes the last batches' alarm changes
         await self.directory.stop()
         for task in self._tasks:

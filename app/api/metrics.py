@@ -6,6 +6,8 @@ network's scrape access like any exporter.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
@@ -38,6 +40,9 @@ def metrics_text(platform: Platform) -> str:
          writer.state.failures),
         ('gito_ingest_backlog', 'gauge', 'Items waiting for the batch writer', writer.backlog),
         ('gito_ingest_healthy', 'gauge', 'Whether the last commit succeeded', int(writer.healthy)),
+        ('gito_ingest_state_lag_seconds', 'gauge',
+         'How far last-seen times, device counters and latest values written stand behind what was received',
+         round((datetime.now(UTC) - writer.state.flushed_through()).total_seconds(), 3)),
     ]
     lines = []
     for name, kind, help_text, value in samples:

@@ -95,3 +95,8 @@ class Prepared:
     # (series id, microseconds) of the readings that were inserted; only these go into the committed events...
     inserted: dict[UUID, set[tuple[int, int]]] = field(default_factory=dict)
     replayed: set[UUID] = field(default_factory=set)  # ...except for devices replayed from the raw archive
+
+    def drop_tenant(self, tenant_id: UUID) -> int:
+        """Leave a tenant's readings out (it was deleted after they were taken in); the messages dropped."""
+        self.offered = {device: held for device, held in self.offered.items() if held[0] != tenant_id}
+        return len(self.messages.pop(tenant_id, []))

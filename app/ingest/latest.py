@@ -35,10 +35,13 @@ ON CONFLICT (device_id, key_id) DO UPDATE SET
     ts = EXCLUDED.ts, value = EXCLUDED.value, text_value = EXCLUDED.text_value,
     bool_value = EXCLUDED.bool_value, json_value = EXCLUDED.json_value
 WHERE latest_values.ts < EXCLUDED.ts"""  # an equal timestamp is a duplicate: the first one stays
+# Only devices that still exist: one deleted after its message was taken in would fail the whole flush (and, inline,
+# the batch with it, again at every retry). Locked, so that none is deleted before this commits.
 UPSERT_LATEST = """
 INSERT INTO latest_values (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
-SELECT tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value
-FROM latest_stage WHERE tenant_id = $1""" + NEWER_WINS
+SELECT s.tenant_id, s.device_id, s.key_id, s.ts, s.value, s.text_value, s.bool_value, s.json_value
+FROM latest_stage s
+WHERE s.tenant_id = $1 AND EXISTS (SELECT 1 FROM devices d WHERE d.id = s.device_id FOR KEY SHARE)""" + NEWER_WINS
 # Per series, its newest row (the last index entry of the series; see app/services/storage/layout.py).
 RECOVER_LATEST = {
     True: """

@@ -7,6 +7,7 @@ updated in the same pass (once per batch: it will commit, however many tries it 
 
 from __future__ import annotations
 
+import logging
 from uuid import UUID
 
 import asyncpg
@@ -16,11 +17,20 @@ from app.ingest.copy_rows import HEADER, NUMBER, TRAILER, micros, other_tail, re
 from app.ingest.latest import LatestBuffer
 from app.ingest.payload import Message
 
-ADD_SERIES = """
+log = logging.getLogger(__name__)
+
+# Keys and series are numbered only for a tenant that still exists (locked until the numbering commits): one deleted
+# after its devices' messages were taken in would fail the insert, and the batch with it at every retry.
+TENANT_EXISTS = 'EXISTS (SELECT 1 FROM tenants WHERE id = $1 FOR KEY SHARE)'
+ADD_SERIES = f"""
 INSERT INTO telemetry_series (tenant_id, device_id, key_id)
 SELECT $1, device_id, key_id FROM unnest($2::uuid[], $3::integer[]) AS wanted(device_id, key_id)
+WHERE {TENANT_EXISTS}
 ORDER BY 2, 3
 ON CONFLICT DO NOTHING"""  # in one order: two writers (scale-out) adding the same series cannot deadlock
+ADD_KEYS = f"""
+INSERT INTO telemetry_keys (tenant_id, name) SELECT $1, unnest($2::text[]) WHERE {TENANT_EXISTS}
+ON CONFLICT DO NOTHING"""
 FIND_SERIES = """
 SELECT s.id, s.device_id, s.key_id FROM telemetry_series s
 JOIN unnest($2::uuid[], $3::integer[]) AS wanted(device_id, key_id)
@@ -51,6 +61,12 @@ class RowEncoder:
         if missing:  # series not seen since start (or new): look them up or add them, then encode again
             for tenant_id, series in missing.items():
                 await self.add_series(connection, tenant_id, series)
+            missing = self._encode(prepared)
+        if missing:  # still unnumbered: their tenant was deleted after its messages were taken in
+            for tenant_id in missing:
+                dropped = prepared.drop_tenant(tenant_id)
+                log.warning('readings of a deleted tenant dropped', extra={'tenant_id': str(tenant_id),
+                                                                            'messages': dropped})
             missing = self._encode(prepared)
             assert not missing
 
@@ -111,6 +127,9 @@ class RowEncoder:
         names = sorted({key for _, key in series if (tenant_id, key) not in self.keys})
         if names:
             await self.add_keys(connection, tenant_id, names)
+        series = {(device_id, key) for device_id, key in series if (tenant_id, key) in self.keys}  # tenant gone: none
+        if not series:
+            return
         devices = [device_id for device_id, _ in series]
         key_ids = [self.keys[(tenant_id, key)] for _, key in series]
         async with connection.transaction():
@@ -126,9 +145,7 @@ class RowEncoder:
         """Add key names to the tenant's key dictionary (a transaction of its own: keys are never taken back)."""
         async with connection.transaction():
             await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
-            await connection.execute(
-                'INSERT INTO telemetry_keys (tenant_id, name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING',
-                tenant_id, names)
+            await connection.execute(ADD_KEYS, tenant_id, names)
             for record in await connection.fetch(
                 'SELECT id, name FROM telemetry_keys WHERE tenant_id = $1 AND name = ANY($2::text[])', tenant_id, names,
             ):

@@ -6,6 +6,9 @@ two batches, so that they hold only committed batches) and written in a transact
 connection while the next batches go on: a batch never waits for the flush, which is what kept p99 up when one
 batch in every second carried the upsert of every device. One flush at a time; one that fails is put back under
 what arrived since and written with the next.
+
+How far the written state stands behind is tracked too (`flushed_through`): jobs that judge a device silent by its
+`last_seen` must not take news still held here for silence (see `state_mark.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from uuid import UUID
 
 import asyncpg
@@ -44,6 +48,7 @@ class StateSnapshot:
     # sequence marks copied when taken: the live state moves on with the next batch, which may not commit yet,
     # and a mark written ahead of its batch would have the broker's redelivery dropped as duplicates
     marks: dict[UUID, SeqMark]
+    cutoff: float = 0.0  # wall-clock time: everything received before it is counted in this snapshot or an older one
 
     def chunks(self, size: int) -> list[StateSnapshot]:
         """The same in parts of at most `size` devices each."""
@@ -60,13 +65,16 @@ class StateSnapshot:
 
 class StateFlush:
     def __init__(self, dsn: str, bus: EventBus, key_ids: dict[tuple[UUID, str], int],
-                 sequence: Callable[[UUID], SeqState | None], *, interval_s: float) -> None:
+                 sequence: Callable[[UUID], SeqState | None], *, interval_s: float,
+                 unprepared_since: Callable[[], float | None] = lambda: None) -> None:
         self.latest = LatestBuffer(interval_s=interval_s)
         self.tallies: Tallies = {}  # device counters of prepared batches not yet written
         self._dsn = dsn
         self._bus = bus
         self._key_ids = key_ids
         self._sequence = sequence
+        self._unprepared_since = unprepared_since  # monotonic arrival of the oldest item not yet counted, if any
+        self._through = time.time()  # the cutoff of the last snapshot written
         self._connection: asyncpg.Connection | None = None
         self._aside: asyncio.Task[None] | None = None
         self.seconds = 0.0  # cumulative time writing
@@ -95,9 +103,20 @@ class StateFlush:
             state = self._sequence(device_id)
             if state is not None and state.highest is not None:
                 marks[device_id] = (state.highest, [gap[:] for gap in state.gaps])
-        snapshot = StateSnapshot(self.latest.take(), self.tallies, marks)
+        snapshot = StateSnapshot(self.latest.take(), self.tallies, marks, self._cutoff())
         self.tallies = {}
         return snapshot
+
+    def _cutoff(self) -> float:
+        """Wall-clock time before which everything received is counted (in the tallies or written already)."""
+        now = time.time()
+        since = self._unprepared_since()
+        return now if since is None else now - max(0.0, time.monotonic() - since)
+
+    def flushed_through(self) -> datetime:
+        """Everything received before this is written to `devices` and `latest_values`."""
+        through = self._cutoff() if not self.pending and not self.busy else self._through
+        return datetime.fromtimestamp(through, UTC)
 
     def put_back(self, snapshot: StateSnapshot) -> None:
         self.latest.restore(snapshot.latest)
@@ -106,14 +125,17 @@ class StateFlush:
     async def write(self, connection: asyncpg.Connection, snapshot: StateSnapshot,
                     duplicates: dict[UUID, int]) -> Changes:
         """Inside the caller's transaction; `duplicates` are corrections of the current batch not yet in the tallies.
-        Returns the devices that came online."""
+        Returns the devices that came online. Counters first: their update locks the rows of the devices that still
+        exist, so none of them can be deleted before the latest values (which reference them) are written too."""
+        changes = await write_tallies(connection, snapshot.tallies, duplicates, snapshot.marks.get)
         if len(snapshot.latest):
             await write_latest(connection, snapshot.latest, self._key_ids)
-        return await write_tallies(connection, snapshot.tallies, duplicates, snapshot.marks.get)
+        return changes
 
-    def written(self, seconds: float) -> None:
+    def written(self, seconds: float, snapshot: StateSnapshot) -> None:
         self.seconds += seconds
         self.latest.written(seconds)
+        self._through = max(self._through, snapshot.cutoff)
 
     def start_aside(self) -> None:
         """Take what is pending now and write it on the second connection, in the background."""
@@ -161,7 +183,7 @@ class StateFlush:
             busy += took
             if index + 1 < len(parts):
                 await asyncio.sleep(took)
-        self.written(busy)
+        self.written(busy, snapshot)
         self.aside_writes += 1
 
 

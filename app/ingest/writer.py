@@ -103,7 +103,8 @@ class BatchWriter:
     ) -> None:
         self._sequences: dict[UUID, SeqState] = {}
         key_ids: dict[tuple[UUID, str], int] = {}  # (tenant, key name) → key id, shared by encoder and flushes
-        self.state = StateFlush(dsn, bus, key_ids, self._sequences.get, interval_s=latest_interval_s)
+        self.state = StateFlush(dsn, bus, key_ids, self._sequences.get, interval_s=latest_interval_s,
+                                unprepared_since=self._unprepared_since)
         self._encoder = RowEncoder(self.state.latest, key_ids)
         self.archiving: frozenset[UUID] = frozenset()  # tenants keeping a raw archive (see RawArchivePolicy)
         self._stopping = False
@@ -114,6 +115,7 @@ class BatchWriter:
         self._limit = queue_limit  # rows waiting before `full`
         self._pending: deque[tuple[list[Item], int, float]] = deque()  # as offered: (items, their rows, when)
         self._pending_rows = 0
+        self._collecting_since: float | None = None  # arrival of the oldest item taken for the next batch
         self._has_items = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -137,6 +139,12 @@ class BatchWriter:
     @property
     def latest(self) -> LatestBuffer:
         return self.state.latest
+
+    def _unprepared_since(self) -> float | None:
+        """When the oldest item taken in but not yet counted (not prepared) arrived (monotonic), if there is one."""
+        if self._collecting_since is not None:
+            return self._collecting_since
+        return self._pending[0][2] if self._pending else None
 
     def on_committed(self, listener: CommitListener) -> None:
         """Call `listener` with each committed batch's readings (per device), before the next batch commits.
@@ -215,6 +223,7 @@ class BatchWriter:
                 items = await self._collect()
                 if items:
                     prepared = self._prepare(items)
+                    self._collecting_since = None
                     if committing is not None:
                         self._ahead = prepared  # set before any await: no flush may be taken while it is prepared
                         await committing
@@ -288,9 +297,11 @@ class BatchWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._has_items.wait(), remaining)
                 continue
-            offered, weight, _ = pending[0]
+            offered, weight, arrived = pending[0]
             if items and rows + weight > self._max_rows:
                 break  # the next batch takes it whole
+            if not items:
+                self._collecting_since = arrived
             pending.popleft()
             items += offered
             rows += weight
@@ -414,7 +425,7 @@ class BatchWriter:
         self.stats.finish_s += time.perf_counter() - started  # COMMIT itself: the WAL written and flushed
         prepared.inserted = inserted
         if snapshot is not None:
-            self.state.written(flush_s)
+            self.state.written(flush_s, snapshot)
         else:
             correct(self.state.tallies, duplicates)
         return changes, duplicates

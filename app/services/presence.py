@@ -1,4 +1,7 @@
-"""Online/offline: a device that stays silent past its timeout turns offline."""
+"""Online/offline: a device that stays silent past its timeout turns offline.
+
+Silence is judged against the device state as far as it is written: a device goes offline as many seconds late as
+`last_seen` stands behind (`app/ingest/state_mark.py`), never while its news is still held in memory."""
 
 from __future__ import annotations
 
@@ -9,15 +12,16 @@ from sqlalchemy import text
 
 from app.bus import DeviceChanged, EventBus
 from app.db import Database
+from app.ingest.state_mark import STATE_LAG_S
 from app.services.periodic import PeriodicTask
 
 log = logging.getLogger(__name__)
 SWEEP_LOCK_ID = 0x6710_0003
 
-SWEEP = """
+SWEEP = f"""
 UPDATE devices SET status = 'offline'
 WHERE status = 'online'
-  AND last_seen < now() - make_interval(secs => coalesce(offline_after_s, :default_s))
+  AND last_seen < now() - make_interval(secs => coalesce(offline_after_s, :default_s) + {STATE_LAG_S})
 RETURNING tenant_id, id"""
 
 

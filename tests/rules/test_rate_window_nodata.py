@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
@@ -117,3 +117,18 @@ async def test_a_condition_that_holds_round_after_round_is_one_raise(rig: Rig) -
     assert alarms['Warm'].last_seen == at(40)
     mine = [n.transition for n in rig.notifier.committed]
     assert sorted(mine) == ['cleared', 'raised', 'raised']
+
+
+async def test_no_data_waits_for_the_device_state_to_be_written(rig: Rig, database_url: str) -> None:
+    """Last-seen times and latest values written 2 minutes behind (a slow flush of many devices): a device heard
+    from 90 s ago by that state may have spoken since, so a 1-minute no-data rule waits."""
+    from tests.ingest.test_state_mark import instance_row
+
+    silent = await rig.rule(name='Silent', condition={'type': 'no_data', 'minutes': 1})
+    await store(rig, 'temp', [(at(-90), 20)])
+    job = scheduler(rig, [at(0)])
+    async with instance_row(database_url, 'slow-flush', datetime.now(UTC) - timedelta(seconds=120)):
+        await job.run_once()
+        assert await rig.alarms.find(rig.principal) == []
+    await job.run_once()
+    assert [(alarm.rule_id, alarm.status) for alarm in await rig.alarms.find(rig.principal)] == [(silent, 'active')]

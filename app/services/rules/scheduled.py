@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.db import Database
+from app.ingest.state_mark import STATE_LAG_S
 from app.models.rules import NoData, Rule, RulePublic, Window, describe
 from app.services.alarms import AlarmService, Firing
 from app.services.rules.evaluator import OPS
@@ -113,7 +114,8 @@ class ScheduledRules:
                 value = stats.get(device_id, 0 if condition.stat == 'count' else None)
                 if value is not None:
                     truths[device_id] = (OPS[condition.op](float(value), condition.value), float(value))
-        else:
+        else:  # judged where last-seen times and latest values are written up to (`app/ingest/state_mark.py`)
+            written = now - timedelta(seconds=float(await session.scalar(text(f'SELECT {STATE_LAG_S}')) or 0))
             last = {device_id: seen for device_id, (_, seen) in devices.items()}
             if condition.key:
                 last = {device_id: ts for device_id, ts in await session.execute(KEY_LAST, {
@@ -121,7 +123,7 @@ class ScheduledRules:
             for device_id in ids:
                 seen = last.get(device_id)
                 if seen is not None:
-                    truths[device_id] = (now - seen >= timedelta(minutes=condition.minutes), None)
+                    truths[device_id] = (written - seen >= timedelta(minutes=condition.minutes), None)
         open_now = {device_id for (device_id,) in await session.execute(OPEN, {'rule': rule.id})}
         windows = await self._maintenance.for_engine(rule.tenant_id)
         firings = []

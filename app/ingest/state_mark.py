@@ -1,0 +1,78 @@
+"""How far behind the database's device state stands: each ingest instance says so in `ingest_instances`.
+
+`last_seen`, the device counters and latest values are written collapsed: every second at light load, but when a
+flush of many devices is slow, only every ten times as long as it takes (`latest.LatestBuffer.interval_elapsed`):
+tens of seconds for tens of thousands of devices. Jobs that judge silence from them (the presence sweep, no-data
+rules) would take news still held in memory for silence and turn a talking device offline, or raise no-data for
+it. So every instance reports, every couple of seconds, the time up to which everything it received is written
+(`StateFlush.flushed_through`), and those jobs judge silence `STATE_LAG_S` seconds later than they otherwise would:
+a device goes offline as many seconds late as the state is behind, never while its news is unwritten.
+
+An instance counts while the connection it reports on is open (`backend_pid` in `pg_stat_activity`): a process
+killed with -9 stops counting at once instead of holding every other instance's sweeps back. Messages still held by
+the broker (a consumer paused by backpressure) are not counted: Gito has not received them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+import asyncpg
+
+from app.services.periodic import PeriodicTask
+
+log = logging.getLogger(__name__)
+
+REPORT = """
+INSERT INTO ingest_instances (id, backend_pid, flushed_through, updated_at)
+VALUES ($1, pg_backend_pid(), $2, now())
+ON CONFLICT (id) DO UPDATE SET backend_pid = EXCLUDED.backend_pid, flushed_through = EXCLUDED.flushed_through,
+    updated_at = EXCLUDED.updated_at"""
+# Rows of instances that are gone: kept a while (they say when an instance last reported), then deleted.
+FORGET_GONE = """
+DELETE FROM ingest_instances i
+WHERE i.updated_at < now() - interval '1 day'
+  AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = i.backend_pid)"""
+# Seconds the device state stands behind now: as far as the instance furthest behind (0 with none running).
+STATE_LAG_S = """
+(SELECT coalesce(greatest(0, extract(epoch FROM now() - min(i.flushed_through))), 0)::float8
+ FROM ingest_instances i JOIN pg_stat_activity a ON a.pid = i.backend_pid)"""
+
+
+class StateMark:
+    """Reports `flushed_through()` for this process every `every_s` seconds on a connection of its own."""
+
+    def __init__(self, dsn: str, flushed_through: Callable[[], datetime], *, every_s: float = 2.0) -> None:
+        self.id = uuid.uuid4().hex
+        self._dsn = dsn
+        self._flushed_through = flushed_through
+        self._connection: asyncpg.Connection | None = None
+        self._job = PeriodicTask(self.report, every_s=every_s, name='device state mark')
+
+    def start(self) -> None:
+        self._job.start()
+
+    async def stop(self) -> None:
+        """No longer counted: the row goes with the connection."""
+        await self._job.stop()
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.execute('DELETE FROM ingest_instances WHERE id = $1', self.id)
+                await self._connection.close()
+            self._connection = None
+
+    async def report(self) -> None:
+        try:
+            if self._connection is None or self._connection.is_closed():
+                self._connection = await asyncpg.connect(self._dsn, timeout=5)
+                await self._connection.execute(FORGET_GONE)
+            await self._connection.execute(REPORT, self.id, self._flushed_through())
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:  # away: the next round reconnects
+            log.warning('could not report how far device state is written', extra={'error': type(error).__name__})
+            if self._connection is not None:
+                self._connection.terminate()
+                self._connection = None

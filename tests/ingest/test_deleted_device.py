@@ -1,0 +1,58 @@
+"""A device or tenant deleted after its messages were taken in: those are dropped, ingest goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from uuid import UUID
+
+import pytest
+
+from app.ingest.payload import Message, Reading
+from app.ingest.writer import Inbound
+from app.platform import Platform
+from tests.conftest import NewTenant
+from tests.ingest.test_mqtt_ingest import make_device
+
+
+async def one_batch(platform: Platform, senders: list[tuple[UUID, UUID]], key: str, value: float) -> None:
+    """One reading from each (tenant, device), offered at once (one batch), awaited until committed."""
+    done: list[asyncio.Future[None]] = []
+    for tenant_id, device_id in senders:
+        inbound = Inbound(tenant_id, device_id, [Message(datetime.now(UTC), None, (Reading(key, value),))],
+                          datetime.now(UTC))
+        inbound.done = asyncio.get_running_loop().create_future()
+        done.append(inbound.done)
+        platform.writer.offer([inbound])
+    await asyncio.wait_for(asyncio.gather(*done), 10)
+
+
+async def test_a_message_of_a_device_deleted_meanwhile_does_not_stop_ingest(
+    platform: Platform, new_tenant: NewTenant,
+) -> None:
+    admin = (await new_tenant()).principal
+    gone, staying = await make_device(platform, admin), await make_device(platform, admin)
+    await platform.devices.delete(admin, gone.id)
+    await platform.writer.start()
+    try:
+        await one_batch(platform, [(admin.tenant_id, gone.id), (admin.tenant_id, staying.id)], 'load', 1.0)
+    finally:
+        await platform.writer.stop()
+    assert [v.value for v in await platform.telemetry.latest(admin, staying.id)] == [1.0]
+
+
+async def test_a_message_of_a_tenant_deleted_meanwhile_does_not_stop_ingest(
+    platform: Platform, new_tenant: NewTenant, caplog: pytest.LogCaptureFixture,
+) -> None:
+    leaving, staying = (await new_tenant()).principal, (await new_tenant()).principal
+    gone, kept = await make_device(platform, leaving), await make_device(platform, staying)
+    await platform.platform_admin.delete(leaving.tenant_id)
+    await platform.writer.start()
+    try:
+        await one_batch(platform, [(leaving.tenant_id, gone.id), (staying.tenant_id, kept.id)], 'fresh-key', 2.0)
+    finally:
+        await platform.writer.stop()
+    assert [v.value for v in await platform.telemetry.latest(staying, kept.id)] == [2.0]
+    dropped = [r for r in caplog.records if r.getMessage() == 'readings of a deleted tenant dropped']
+    assert [(r.levelno, getattr(r, 'tenant_id', None)) for r in dropped] == [(logging.WARNING, str(leaving.tenant_id))]

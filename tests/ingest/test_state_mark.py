@@ -1,0 +1,98 @@
+"""Silence is judged where the device state is written up to: news still held in memory is not taken for silence."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from sqlalchemy import text
+
+from app.ingest.state_mark import STATE_LAG_S
+from app.models.schemas import DeviceCreate
+from app.platform import Platform
+from tests.conftest import NewTenant
+from tests.ingest.test_mqtt_ingest import eventually, publish
+
+
+@asynccontextmanager
+async def instance_row(database_url: str, name: str, flushed_through: datetime, *, alive: bool = True
+                       ) -> AsyncIterator[None]:
+    """An ingest instance's report; `alive`: its connection stays open (else the backend it names is gone)."""
+    reporter = await asyncpg.connect(database_url)
+    try:
+        pid = await reporter.fetchval('SELECT pg_backend_pid()') if alive else 2**31 - 1
+        await reporter.execute('INSERT INTO ingest_instances (id, backend_pid, flushed_through) VALUES ($1, $2, $3)',
+                               name, pid, flushed_through)
+        yield
+    finally:
+        await reporter.execute('DELETE FROM ingest_instances WHERE id = $1', name)
+        await reporter.close()
+
+
+async def state_lag(platform: Platform) -> float:
+    async with platform.db.system() as session:
+        return float(await session.scalar(text(f'SELECT {STATE_LAG_S}')) or 0)
+
+
+async def test_the_lag_is_the_live_instance_furthest_behind_and_gone_ones_do_not_count(
+    platform: Platform, database_url: str,
+) -> None:
+    now = datetime.now(UTC)
+    assert await state_lag(platform) == 0
+    async with (instance_row(database_url, 'behind', now - timedelta(seconds=100)),
+                instance_row(database_url, 'current', now),
+                instance_row(database_url, 'killed', now - timedelta(hours=1), alive=False)):
+        assert 100 <= await state_lag(platform) < 110
+    assert await state_lag(platform) == 0
+
+
+async def test_presence_waits_for_the_state_to_be_written(
+    platform: Platform, new_tenant: NewTenant, database_url: str,
+) -> None:
+    admin = (await new_tenant()).principal
+    device, _ = await platform.devices.create(admin, DeviceCreate(name='Pump', offline_after_s=5))
+    async with platform.db.system() as session:
+        await session.execute(text("UPDATE devices SET status = 'online', last_seen = now() - interval '60 seconds' "
+                                   'WHERE id = :id'), {'id': device.id})
+    async with instance_row(database_url, 'slow-flush', datetime.now(UTC) - timedelta(seconds=90)):
+        assert device.id not in {d for _, d in await platform.presence.sweep()}  # it may have spoken since
+    assert device.id in {d for _, d in await platform.presence.sweep()}
+
+
+async def test_a_device_whose_news_is_not_yet_written_stays_online(
+    running_platform: Platform, new_tenant: NewTenant, database_url: str,
+) -> None:
+    """A slow flush of device state (held here by a lock on another device's row that the same flush updates)
+    leaves `last_seen` behind; the presence sweep must not turn the device that keeps talking offline meanwhile."""
+    platform = running_platform
+    admin = (await new_tenant()).principal
+    talker, _ = await platform.devices.create(admin, DeviceCreate(name='Talker', offline_after_s=5))
+    blocker, _ = await platform.devices.create(admin, DeviceCreate(name='Blocker'))
+    status = f'{admin.tenant_id}/devices/{{}}/status'
+    await publish(platform, status.format(talker.id), b'{}')
+    await eventually(lambda: platform.devices.get(admin, talker.id), lambda d: d.status == 'online')
+    started = time.monotonic()
+    lock = await asyncpg.connect(database_url)
+    try:
+        async with lock.transaction():
+            await lock.execute('SELECT 1 FROM devices WHERE id = $1 FOR UPDATE', blocker.id)
+            await publish(platform, status.format(blocker.id), b'{}')
+            await asyncio.sleep(2)
+            await publish(platform, status.format(talker.id), b'{}')  # news held in memory behind the blocked flush
+            await asyncio.sleep(7.5 - (time.monotonic() - started))  # its last written sign of life: 7.5 s ago
+            assert await state_lag(platform) >= 5
+            assert talker.id not in {d for _, d in await platform.presence.sweep()}
+            assert (await platform.devices.get(admin, talker.id)).status == 'online'
+        written = await eventually(lambda: platform.devices.get(admin, talker.id), lambda d: d.last_seen is not None
+                                   and d.last_seen > datetime.now(UTC) - timedelta(seconds=7))
+        assert written.status == 'online'
+    finally:
+        await lock.close()
+    silent = await eventually(lambda: platform.devices.get(admin, talker.id), lambda d: d.status == 'offline',
+                              seconds=15)
+    assert silent.status == 'offline'  # and once silent for real, it goes offline as before
+    assert await state_lag(platform) < 3
