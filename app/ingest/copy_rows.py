@@ -42,6 +42,8 @@ PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, PostgreSQL's epoch, in microsec
 NULL = b'\xff\xff\xff\xff'
 _SERIES = struct.Struct('>hi16sii')
 _READING = struct.Struct('>hi16si16sii')
+_DEVICE = struct.Struct('>hi16si16s')
+_KEY = struct.Struct('>ii')
 NUMBER = struct.Struct('>iqidiii')  # ts, value, then text, bool and json NULL: (8, ts_us, 8, value, -1, -1, -1)
 _TS = struct.Struct('>iq')
 _LENGTH = struct.Struct('>i')
@@ -66,6 +68,16 @@ def series_prefix(tenant_id: UUID, series_id: int) -> bytes:
 def reading_prefix(tenant_id: UUID, device_id: UUID, key_id: int) -> bytes:
     """The first three `COLUMNS` of every row of one series (TimescaleDB's hypertable has no series id)."""
     return _READING.pack(8, 16, tenant_id.bytes, 16, device_id.bytes, 4, key_id)
+
+
+def device_columns(tenant_id: UUID, device_id: UUID) -> bytes:
+    """`reading_prefix` up to the key: the column count, tenant and device."""
+    return _DEVICE.pack(8, 16, tenant_id.bytes, 16, device_id.bytes)
+
+
+def key_column(key_id: int) -> bytes:
+    """The rest of `reading_prefix`: the key id."""
+    return _KEY.pack(4, key_id)
 
 
 def micros(ts: datetime) -> int:

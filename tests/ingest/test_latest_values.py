@@ -93,3 +93,28 @@ async def test_under_load_latest_values_and_counters_are_written_aside_and_end_e
         assert [(value.ts, value.value) for value in latest] == [(T0 + timedelta(seconds=newest), float(newest))]
         state = await platform.devices.get(admin, device.id)
         assert (state.messages_received, state.readings_stored, state.status) == (200, 200, 'online')
+
+
+async def test_every_kind_of_value_is_written_as_latest_with_its_own_timestamp(
+    platform: Platform, new_tenant: NewTenant,
+) -> None:
+    """The flush encodes latest values itself (binary COPY): numbers, text, booleans and JSON, keys of one
+    message sharing a timestamp and a key whose newest reading came in another message."""
+    admin = (await new_tenant()).principal
+    device = await make_device(platform, admin)
+    first = Message(T0, None, (Reading('load', 1.5), Reading('count', 7), Reading('door', 'open'),
+                               Reading('alarm', True), Reading('pos', {'lat': 52.1, 'tags': ['a']}),
+                               Reading('list', [1, 2])))
+    later = Message(T0 + timedelta(seconds=30), None, (Reading('alarm', False), Reading('load', -0.25)))
+    await platform.writer.start()
+    try:
+        inbound = Inbound(admin.tenant_id, device.id, [first, later], datetime.now(UTC))
+        inbound.done = asyncio.get_running_loop().create_future()
+        await platform.writer.submit(inbound)
+        await inbound.done
+    finally:
+        await platform.writer.stop()
+    latest = {value.key: (value.ts, value.value) for value in await platform.telemetry.latest(admin, device.id)}
+    later_ts = T0 + timedelta(seconds=30)
+    assert latest == {'load': (later_ts, -0.25), 'count': (T0, 7.0), 'door': (T0, 'open'), 'alarm': (later_ts, False),
+                      'pos': (T0, {'lat': 52.1, 'tags': ['a']}), 'list': (T0, [1, 2])}
