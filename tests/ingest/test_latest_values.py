@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from sqlalchemy import text
 
@@ -19,21 +20,27 @@ from tests.ingest.test_mqtt_ingest import make_device
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
 
 
-async def test_latest_is_the_newest_reading_by_timestamp_whatever_the_arrival_order(
-    platform: Platform, new_tenant: NewTenant,
-) -> None:
-    admin = (await new_tenant()).principal
-    device = await make_device(platform, admin)
+async def write_in_turn(platform: Platform, tenant_id: UUID, device_id: UUID, *messages: list[Message]) -> None:
+    """Each list of messages as one inbound item, each committed before the next is offered."""
     await platform.writer.start()
     try:
-        for seconds, value in ((10, 1.0), (3, 2.0), (11, 3.0), (5, 4.0)):  # a late one, then newer, then late
-            message = Message(T0 + timedelta(seconds=seconds), None, (Reading('load', value), Reading('mode', 'x')))
-            inbound = Inbound(admin.tenant_id, device.id, [message], datetime.now(UTC))
+        for batch in messages:
+            inbound = Inbound(tenant_id, device_id, batch, datetime.now(UTC))
             inbound.done = asyncio.get_running_loop().create_future()
             await platform.writer.submit(inbound)
             await inbound.done
     finally:
         await platform.writer.stop()
+
+
+async def test_latest_is_the_newest_reading_by_timestamp_whatever_the_arrival_order(
+    platform: Platform, new_tenant: NewTenant,
+) -> None:
+    admin = (await new_tenant()).principal
+    device = await make_device(platform, admin)
+    await write_in_turn(platform, admin.tenant_id, device.id, *(  # a late one, then newer, then late
+        [Message(T0 + timedelta(seconds=seconds), None, (Reading('load', value), Reading('mode', 'x')))]
+        for seconds, value in ((10, 1.0), (3, 2.0), (11, 3.0), (5, 4.0))))
     latest = {value.key: (value.ts, value.value) for value in await platform.telemetry.latest(admin, device.id)}
     assert latest == {'load': (T0 + timedelta(seconds=11), 3.0), 'mode': (T0 + timedelta(seconds=11), 'x')}
     page = await platform.telemetry.raw(admin, device.id, start=T0, end=T0 + timedelta(minutes=1), keys=['load'])
@@ -106,14 +113,7 @@ async def test_every_kind_of_value_is_written_as_latest_with_its_own_timestamp(
                                Reading('alarm', True), Reading('pos', {'lat': 52.1, 'tags': ['a']}),
                                Reading('list', [1, 2])))
     later = Message(T0 + timedelta(seconds=30), None, (Reading('alarm', False), Reading('load', -0.25)))
-    await platform.writer.start()
-    try:
-        inbound = Inbound(admin.tenant_id, device.id, [first, later], datetime.now(UTC))
-        inbound.done = asyncio.get_running_loop().create_future()
-        await platform.writer.submit(inbound)
-        await inbound.done
-    finally:
-        await platform.writer.stop()
+    await write_in_turn(platform, admin.tenant_id, device.id, [first, later])
     latest = {value.key: (value.ts, value.value) for value in await platform.telemetry.latest(admin, device.id)}
     later_ts = T0 + timedelta(seconds=30)
     assert latest == {'load': (later_ts, -0.25), 'count': (T0, 7.0), 'door': (T0, 'open'), 'alarm': (later_ts, False),
