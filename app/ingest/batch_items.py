@@ -96,7 +96,14 @@ class Prepared:
     inserted: dict[UUID, set[tuple[int, int]]] = field(default_factory=dict)
     replayed: set[UUID] = field(default_factory=set)  # ...except for devices replayed from the raw archive
 
-    def drop_tenant(self, tenant_id: UUID) -> int:
-        """Leave a tenant's readings out (it was deleted after they were taken in); the messages dropped."""
-        self.offered = {device: held for device, held in self.offered.items() if held[0] != tenant_id}
-        return len(self.messages.pop(tenant_id, []))
+    def drop_devices(self, tenant_id: UUID, devices: set[UUID]) -> int:
+        """Leave devices' readings out (deleted after they were taken in); the messages dropped."""
+        for device_id in devices:
+            self.offered.pop(device_id, None)
+        entries = self.messages.get(tenant_id, [])
+        kept = [(device_id, message) for device_id, message in entries if device_id not in devices]
+        if kept:
+            self.messages[tenant_id] = kept
+        else:
+            self.messages.pop(tenant_id, None)
+        return len(entries) - len(kept)

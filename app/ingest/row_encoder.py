@@ -19,17 +19,18 @@ from app.ingest.payload import Message
 
 log = logging.getLogger(__name__)
 
-# Keys and series are numbered only for a tenant that still exists (locked until the numbering commits): one deleted
-# after its devices' messages were taken in would fail the insert, and the batch with it at every retry.
-TENANT_EXISTS = 'EXISTS (SELECT 1 FROM tenants WHERE id = $1 FOR KEY SHARE)'
-ADD_SERIES = f"""
+# Keys are numbered only for a tenant, and series only for a device, that still exists (locked until the numbering
+# commits): a tenant deleted after its messages were taken in would fail the keys' insert, and the batch with it at
+# every retry; a deleted device would be left a series of no device.
+ADD_SERIES = """
 INSERT INTO telemetry_series (tenant_id, device_id, key_id)
 SELECT $1, device_id, key_id FROM unnest($2::uuid[], $3::integer[]) AS wanted(device_id, key_id)
-WHERE {TENANT_EXISTS}
+WHERE EXISTS (SELECT 1 FROM devices d WHERE d.id = wanted.device_id AND d.tenant_id = $1 FOR KEY SHARE)
 ORDER BY 2, 3
 ON CONFLICT DO NOTHING"""  # in one order: two writers (scale-out) adding the same series cannot deadlock
-ADD_KEYS = f"""
-INSERT INTO telemetry_keys (tenant_id, name) SELECT $1, unnest($2::text[]) WHERE {TENANT_EXISTS}
+ADD_KEYS = """
+INSERT INTO telemetry_keys (tenant_id, name) SELECT $1, unnest($2::text[])
+WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $1 FOR KEY SHARE)
 ON CONFLICT DO NOTHING"""
 FIND_SERIES = """
 SELECT s.id, s.device_id, s.key_id FROM telemetry_series s
@@ -62,11 +63,12 @@ class RowEncoder:
             for tenant_id, series in missing.items():
                 await self.add_series(connection, tenant_id, series)
             missing = self._encode(prepared)
-        if missing:  # still unnumbered: their tenant was deleted after its messages were taken in
-            for tenant_id in missing:
-                dropped = prepared.drop_tenant(tenant_id)
-                log.warning('readings of a deleted tenant dropped', extra={'tenant_id': str(tenant_id),
-                                                                            'messages': dropped})
+        if missing:  # still unnumbered: the device (or its tenant) was deleted after its messages were taken in
+            for tenant_id, series in missing.items():
+                devices = {device_id for device_id, _ in series}
+                dropped = prepared.drop_devices(tenant_id, devices)
+                log.warning('messages of deleted devices dropped', extra={
+                    'tenant_id': str(tenant_id), 'devices': len(devices), 'messages': dropped})
             missing = self._encode(prepared)
             assert not missing
 

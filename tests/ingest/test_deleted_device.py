@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
+from sqlalchemy import text
 
 from app.ingest.payload import Message, Reading
 from app.ingest.writer import Inbound
@@ -40,6 +41,9 @@ async def test_a_message_of_a_device_deleted_meanwhile_does_not_stop_ingest(
     finally:
         await platform.writer.stop()
     assert [v.value for v in await platform.telemetry.latest(admin, staying.id)] == [1.0]
+    async with platform.db.system() as session:  # nothing of the deleted device's is left behind
+        for table in ('telemetry', 'telemetry_series'):
+            assert await session.scalar(text(f'SELECT count(*) FROM {table} WHERE device_id = :d'), {'d': gone.id}) == 0
 
 
 async def test_a_message_of_a_tenant_deleted_meanwhile_does_not_stop_ingest(
@@ -54,5 +58,5 @@ async def test_a_message_of_a_tenant_deleted_meanwhile_does_not_stop_ingest(
     finally:
         await platform.writer.stop()
     assert [v.value for v in await platform.telemetry.latest(staying, kept.id)] == [2.0]
-    dropped = [r for r in caplog.records if r.getMessage() == 'readings of a deleted tenant dropped']
+    dropped = [r for r in caplog.records if r.getMessage() == 'messages of deleted devices dropped']
     assert [(r.levelno, getattr(r, 'tenant_id', None)) for r in dropped] == [(logging.WARNING, str(leaving.tenant_id))]
