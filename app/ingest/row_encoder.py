@@ -52,6 +52,10 @@ class RowEncoder:
             self._points = points
             self._series.clear()
 
+    def forget(self, device_id: UUID) -> None:
+        """A deleted device's series (deleted with it): a message of it still in flight then finds none."""
+        self._series.pop(device_id, None)
+
     def series_id(self, device_id: UUID, key: str) -> int:
         """The series of a reading this encoder has encoded."""
         return self._series[device_id][key][0]

@@ -130,6 +130,8 @@ class BatchWriter:
         self.healthy = True
         self.stats = WriterStats()
         self._listeners: list[CommitListener] = []
+        # what this process keeps per device goes with the device (its series numbers would be stale)
+        self._deleted = bus.device_changed.subscribe(maxsize=10_000, where=lambda event: event.change == 'deleted')
 
     @property
     def copies_directly(self) -> bool:
@@ -253,6 +255,9 @@ class BatchWriter:
         """Sequence duplicates out, counters taken, rows encoded where every key is known already (new keys are
         added at commit, on the writer's connection)."""
         started = time.perf_counter()
+        for event in self._deleted.drain():
+            self._sequences.pop(event.device_id, None)
+            self._encoder.forget(event.device_id)
         prepared = prepare(items, self.state.tallies, self._sequences)
         encoding = time.perf_counter()
         self.stats.prepare_s += encoding - started

@@ -14,6 +14,7 @@ from app.ingest.payload import Message, Reading
 from app.ingest.writer import Inbound
 from app.platform import Platform
 from tests.conftest import NewTenant
+from tests.ingest.conftest import copy_target
 from tests.ingest.test_mqtt_ingest import make_device
 
 
@@ -60,3 +61,28 @@ async def test_a_message_of_a_tenant_deleted_meanwhile_does_not_stop_ingest(
     assert [v.value for v in await platform.telemetry.latest(staying, kept.id)] == [2.0]
     dropped = [r for r in caplog.records if r.getMessage() == 'messages of deleted devices dropped']
     assert [(r.levelno, getattr(r, 'tenant_id', None)) for r in dropped] == [(logging.WARNING, str(leaving.tenant_id))]
+
+
+async def test_a_deleted_device_s_series_are_forgotten_by_the_writer(
+    platform: Platform, new_tenant: NewTenant, database_url: str,
+) -> None:
+    """The writer caches series numbers; a device deleted after its series were numbered, and a message of it still
+    in flight, must not store rows under the deleted series' number (rows no reader would ever see)."""
+    admin = (await new_tenant()).principal
+    device = await make_device(platform, admin)
+    await platform.writer.start()
+    try:
+        await one_batch(platform, [(admin.tenant_id, device.id)], 'load', 1.0)
+        async with platform.db.system() as session:
+            series_id = await session.scalar(text('SELECT id FROM telemetry_series WHERE device_id = :d'),
+                                             {'d': device.id})
+        await platform.devices.delete(admin, device.id)
+        await one_batch(platform, [(admin.tenant_id, device.id)], 'load', 2.0)
+    finally:
+        await platform.writer.stop()
+    points, target = await copy_target(database_url)
+    column, value = ('series_id', series_id) if points else ('device_id', device.id)
+    async with platform.db.system() as session:
+        assert await session.scalar(text(f'SELECT count(*) FROM {target} WHERE {column} = :v'), {'v': value}) == 0
+        assert await session.scalar(text('SELECT count(*) FROM telemetry_series WHERE device_id = :d'),
+                                    {'d': device.id}) == 0

@@ -6,13 +6,16 @@ preloads TimescaleDB; the rest of the suite then runs on the TimescaleDB backend
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 from sqlalchemy import text
 
+from app.models.storage import RetentionSettings
 from app.platform import Platform
+from app.services.storage.retention import DEFAULT_RETENTION
 from app.services.storage.timescale import SCHEMA
 from tests.conftest import NewTenant
 from tests.storage.conftest import app_connection, insert_as, new_device, owner_scalar, store
@@ -127,3 +130,23 @@ async def test_late_rows_reach_the_aggregates_through_the_storage_job(storage: P
     assert await late_minute() is None
     assert await storage.storage_jobs.refresh_late_aggregates(shortest_raw_days=30) == 2
     assert await late_minute() == 7.0
+
+
+async def test_a_longer_retention_moves_the_drop_policies_at_once(storage: Platform, new_tenant: NewTenant) -> None:
+    """TimescaleDB's own jobs drop chunks past the policies' horizon whenever they run: a tenant that now keeps its
+    data longer must not lose it to a job that runs before the next housekeeping."""
+    admin = (await new_tenant()).principal
+    await storage.storage_jobs.apply_retention()
+    longest = 3000  # longer than any other test tenant asks for
+    try:
+        await storage.storage.update_retention(admin, RetentionSettings(
+            raw_days=longest - 2, minute_days=longest - 1, hour_days=longest))
+        async with storage.db.system() as session:
+            horizons: dict[str, str] = {name: after for name, after in (await session.execute(text(
+                "SELECT hypertable_name, config->>'drop_after' FROM timescaledb_information.jobs "
+                "WHERE proc_name = 'policy_retention' AND hypertable_schema = :schema"), {'schema': SCHEMA})).all()}
+        assert horizons['telemetry'] == f'{longest - 2} days'
+        assert set(horizons.values()) == {f'{longest - 2} days', f'{longest - 1} days', f'{longest} days'}
+    finally:  # the tests after this one expect the policies at the other tenants' retentions
+        await storage.storage.update_retention(admin, RetentionSettings(**asdict(DEFAULT_RETENTION)))
+        await storage.storage_jobs.apply_retention()

@@ -162,6 +162,21 @@ class StorageMaintenance:
             await asyncio.sleep(self._rollup_every_s)
 
 
+async def set_timescale_policies(session: AsyncSession, longest: Retention) -> None:
+    for statement in timescale.retention_statements(raw_days=longest.raw_days, minute_days=longest.minute_days,
+                                                    hour_days=longest.hour_days):
+        await session.execute(text(statement))
+
+
+async def lengthen_timescale_policies(db: Database) -> None:
+    """TimescaleDB's own retention jobs drop chunks past the policies' horizon whenever they run: after a tenant
+    keeps its data longer, the policies must follow at once, not at the next housekeeping (up to ten minutes in
+    which a job would drop what the tenant just asked to keep). Shorter retentions wait for housekeeping."""
+    async with db.system() as session:
+        await session.execute(text('SELECT pg_advisory_xact_lock(:id)'), {'id': HOUSEKEEPING_LOCK_ID})
+        await set_timescale_policies(session, longest_retention(await tenant_retentions(session)))
+
+
 async def materialized_aggregates(session: AsyncSession) -> dict[str, str]:
     """Each continuous aggregate's materialization hypertable (TimescaleDB)."""
     return dict((await session.execute(text(timescale.MATERIALIZATION_TABLES))).all())
@@ -172,9 +187,7 @@ async def timescale_retention(session: AsyncSession, applied: Retention | None) 
     retentions = await tenant_retentions(session)
     longest = longest_retention(retentions)
     if longest != applied:
-        for statement in timescale.retention_statements(raw_days=longest.raw_days, minute_days=longest.minute_days,
-                                                        hour_days=longest.hour_days):
-            await session.execute(text(statement))
+        await set_timescale_policies(session, longest)
     materialized = await materialized_aggregates(session)
     deleted = 0
     for tenant_id, retention in retentions.items():

@@ -14,7 +14,7 @@ from app.models.storage import RetentionSettings, StorageUsage, TableUsage
 from app.services import audit
 from app.services.errors import InvalidInput
 from app.services.permissions import Permission, require
-from app.services.storage.maintenance import detect_backend
+from app.services.storage.maintenance import detect_backend, lengthen_timescale_policies
 from app.services.storage.retention import DEFAULT_RETENTION
 from app.services.storage.timescale import SCHEMA
 
@@ -78,7 +78,7 @@ class StorageService:
         return RetentionSettings(raw_days=row[0], minute_days=row[1], hour_days=row[2])
 
     async def update_retention(self, principal: Principal, settings: RetentionSettings) -> RetentionSettings:
-        """Takes effect at the storage job's next run (within about ten minutes)."""
+        """Shorter retention takes effect at the storage job's next run (within about ten minutes); longer at once."""
         require(principal, Permission.MANAGE_STORAGE)
         try:  # pages build it unvalidated
             settings = RetentionSettings.model_validate(settings.model_dump())
@@ -96,6 +96,10 @@ class StorageService:
                                                 'minute': settings.minute_days, 'hour': settings.hour_days})
             await audit.record(session, principal, 'storage.retention.update', 'tenant', principal.tenant_id,
                                before=before.model_dump(), after=settings.model_dump())
+        longer = (settings.raw_days > before.raw_days or settings.minute_days > before.minute_days
+                  or settings.hour_days > before.hour_days)
+        if longer and await detect_backend(self._db) == 'timescaledb':
+            await lengthen_timescale_policies(self._db)
         return settings
 
     async def usage(self, principal: Principal) -> StorageUsage:
