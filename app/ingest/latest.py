@@ -84,6 +84,9 @@ class LatestSnapshot:
     def __len__(self) -> int:
         return len(self.values)
 
+    def held(self, tenant_id: UUID, device_id: UUID) -> dict[str, tuple[datetime, Any]]:
+        return self.values.get(device_id, {}) if self.tenants.get(device_id) == tenant_id else {}
+
 
 class LatestBuffer:
     """Newest reading per (device, key) not yet written to `latest_values`: per device, key name → (ts, value)."""
@@ -98,6 +101,10 @@ class LatestBuffer:
 
     def __len__(self) -> int:
         return len(self._pending)
+
+    def held(self, tenant_id: UUID, device_id: UUID) -> dict[str, tuple[datetime, Any]]:
+        """The device's pending values, if it is the tenant's (read only)."""
+        return self._pending.get(device_id, {}) if self._tenants.get(device_id) == tenant_id else {}
 
     def for_device(self, tenant_id: UUID, device_id: UUID) -> dict[str, tuple[datetime, Any]]:
         """The device's pending values, for the writer to update in place (newest timestamp wins)."""

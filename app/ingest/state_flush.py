@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -75,6 +76,7 @@ class StateFlush:
         self._sequence = sequence
         self._unprepared_since = unprepared_since  # monotonic arrival of the oldest item not yet counted, if any
         self._through = time.time()  # the cutoff of the last snapshot written
+        self._writing: list[StateSnapshot] = []  # taken and not yet written (aside, or inline with a batch)
         self._connection: asyncpg.Connection | None = None
         self._aside: asyncio.Task[None] | None = None
         self.seconds = 0.0  # cumulative time writing
@@ -105,7 +107,24 @@ class StateFlush:
                 marks[device_id] = (state.highest, [gap[:] for gap in state.gaps])
         snapshot = StateSnapshot(self.latest.take(), self.tallies, marks, self._cutoff())
         self.tallies = {}
+        self._writing.append(snapshot)
         return snapshot
+
+    def unwritten_latest(self, tenant_id: UUID, device_id: UUID) -> dict[str, tuple[datetime, Any]]:
+        """A device's latest values taken in and not yet in `latest_values` (newest timestamp per key): readers
+        merge them over the table's, which stands up to a flush interval behind under load."""
+        merged: dict[str, tuple[datetime, Any]] = {}
+        sources = [snapshot.latest.held(tenant_id, device_id) for snapshot in self._writing]
+        for values in (*sources, self.latest.held(tenant_id, device_id)):
+            for key, held in values.items():
+                newer = merged.get(key)
+                if newer is None or newer[0] < held[0]:
+                    merged[key] = held
+        return merged
+
+    def _done_with(self, snapshot: StateSnapshot) -> None:
+        with contextlib.suppress(ValueError):
+            self._writing.remove(snapshot)
 
     def _cutoff(self) -> float:
         """Wall-clock time before which everything received is counted (in the tallies or written already)."""
@@ -121,6 +140,7 @@ class StateFlush:
     def put_back(self, snapshot: StateSnapshot) -> None:
         self.latest.restore(snapshot.latest)
         restore(self.tallies, snapshot.tallies)
+        self._done_with(snapshot)
 
     async def write(self, connection: asyncpg.Connection, snapshot: StateSnapshot,
                     duplicates: dict[UUID, int]) -> Changes:
@@ -136,6 +156,7 @@ class StateFlush:
         self.seconds += seconds
         self.latest.written(seconds)
         self._through = max(self._through, snapshot.cutoff)
+        self._done_with(snapshot)
 
     def start_aside(self) -> None:
         """Take what is pending now and write it on the second connection, in the background."""
@@ -158,6 +179,12 @@ class StateFlush:
     async def _write_aside(self, snapshot: StateSnapshot) -> None:
         """A chunk of devices per transaction, each followed by a pause as long as it took: at most half of a
         core of PostgreSQL, and the event loop (which builds each chunk's rows) free between chunks."""
+        try:
+            await self._write_parts(snapshot)
+        finally:
+            self._done_with(snapshot)
+
+    async def _write_parts(self, snapshot: StateSnapshot) -> None:
         busy = 0.0
         parts = snapshot.chunks(CHUNK_DEVICES)
         for index, part in enumerate(parts):

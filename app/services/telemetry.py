@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -56,9 +56,16 @@ def stored_value(value: float | None, text_value: str | None, bool_value: bool |
     return json_value  # type: ignore[no-any-return]
 
 
+# A device's latest values this process took in and has not yet written (tenant, device → key → (ts, value)).
+Unwritten = Callable[[UUID, UUID], dict[str, tuple[datetime, Any]]]
+
+
 class TelemetryService:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # `latest_values` stands up to a flush interval behind under load (`app/ingest/state_flush.py`): the batch
+        # writer's unwritten values are merged over it (newest timestamp wins); other instances' show once written
+        self.unwritten: Unwritten = lambda _tenant, _device: {}
 
     async def latest(self, principal: Principal, device_id: UUID) -> list[LatestValuePublic]:
         async with self._db.tenant(principal.tenant_id) as session:
@@ -68,7 +75,20 @@ class TelemetryService:
                 FROM latest_values l JOIN telemetry_keys k ON k.id = l.key_id
                 WHERE l.tenant_id = :tenant AND l.device_id = :device ORDER BY k.name"""),
                 {'tenant': principal.tenant_id, 'device': device_id})
-            return [LatestValuePublic(key=r[0], ts=r[1], value=stored_value(*r[2:])) for r in rows]
+            stored = [LatestValuePublic(key=r[0], ts=r[1], value=stored_value(*r[2:])) for r in rows]
+        return self._with_unwritten(principal.tenant_id, device_id, stored)
+
+    def _with_unwritten(self, tenant_id: UUID, device_id: UUID,
+                        stored: list[LatestValuePublic]) -> list[LatestValuePublic]:
+        unwritten = self.unwritten(tenant_id, device_id)
+        if not unwritten:
+            return stored
+        values = {value.key: value for value in stored}
+        for key, (ts, value) in unwritten.items():
+            held = values.get(key)
+            if held is None or held.ts < ts:
+                values[key] = LatestValuePublic(key=key, ts=ts, value=value)
+        return sorted(values.values(), key=lambda value: value.key)
 
     async def latest_for_devices(
         self, principal: Principal, device_ids: Sequence[UUID],
@@ -86,7 +106,8 @@ class TelemetryService:
                 {'tenant': principal.tenant_id, 'devices': list(device_ids)})
             for row in rows:
                 result[row[0]].append(LatestValuePublic(key=row[1], ts=row[2], value=stored_value(*row[3:])))
-        return result
+        return {device_id: self._with_unwritten(principal.tenant_id, device_id, values)
+                for device_id, values in result.items()}
 
     async def keys(self, principal: Principal, device_id: UUID) -> list[str]:
         return [value.key for value in await self.latest(principal, device_id)]

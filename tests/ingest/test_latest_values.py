@@ -118,3 +118,33 @@ async def test_every_kind_of_value_is_written_as_latest_with_its_own_timestamp(
     later_ts = T0 + timedelta(seconds=30)
     assert latest == {'load': (later_ts, -0.25), 'count': (T0, 7.0), 'door': (T0, 'open'), 'alarm': (later_ts, False),
                       'pos': (T0, {'lat': 52.1, 'tags': ['a']}), 'list': (T0, [1, 2])}
+
+
+async def test_latest_values_not_yet_written_are_read_through(platform: Platform, new_tenant: NewTenant) -> None:
+    """Under load `latest_values` stands up to a flush interval behind: the API, device and fleet pages merge what
+    the writer holds (taken for a flush being written, or still pending) over it, newest timestamp winning."""
+    admin, other = (await new_tenant()).principal, (await new_tenant()).principal
+    device = await make_device(platform, admin)
+    await write_in_turn(platform, admin.tenant_id, device.id, [Message(T0, None, (
+        Reading('load', 1.0), Reading('mode', 'auto'), Reading('door', 'closed')))])
+    state = platform.writer.state
+    state.latest.for_device(admin.tenant_id, device.id).update({
+        'load': (T0 + timedelta(seconds=10), 2.0), 'mode': (T0 - timedelta(seconds=5), 'manual')})  # a late mode
+    being_written = state.take()
+    state.latest.for_device(admin.tenant_id, device.id).update({
+        'load': (T0 + timedelta(seconds=20), 3.0), 'door': (T0 + timedelta(seconds=5), 'open')})
+    expected = {'door': (T0 + timedelta(seconds=5), 'open'), 'load': (T0 + timedelta(seconds=20), 3.0),
+                'mode': (T0, 'auto')}
+    latest = await platform.telemetry.latest(admin, device.id)
+    assert {value.key: (value.ts, value.value) for value in latest} == expected
+    assert [value.key for value in latest] == ['door', 'load', 'mode']
+    fleet = await platform.telemetry.latest_for_devices(admin, [device.id])
+    assert {value.key: (value.ts, value.value) for value in fleet[device.id]} == expected
+    assert await platform.telemetry.latest_for_devices(other, [device.id]) == {device.id: []}
+    state.put_back(being_written)  # a flush that failed: its values pending again, still read through
+    latest = await platform.telemetry.latest(admin, device.id)
+    assert {value.key: (value.ts, value.value) for value in latest} == expected
+    await write_in_turn(platform, admin.tenant_id, device.id)  # the writer's stop writes them
+    assert state.unwritten_latest(admin.tenant_id, device.id) == {}
+    latest = await platform.telemetry.latest(admin, device.id)
+    assert {value.key: (value.ts, value.value) for value in latest} == expected
