@@ -134,7 +134,7 @@ class StateFlush:
 
     def flushed_through(self) -> datetime:
         """Everything received before this is written to `devices` and `latest_values`."""
-        through = self._cutoff() if not self.pending and not self.busy else self._through
+        through = self._cutoff() if not (self.pending or self.busy or self._writing) else self._through
         return datetime.fromtimestamp(through, UTC)
 
     def put_back(self, snapshot: StateSnapshot) -> None:

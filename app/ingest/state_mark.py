@@ -37,9 +37,11 @@ FORGET_GONE = """
 DELETE FROM ingest_instances i
 WHERE i.updated_at < now() - interval '1 day'
   AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = i.backend_pid)"""
-# Seconds the device state stands behind now: as far as the instance furthest behind (0 with none running).
-STATE_LAG_S = """
-(SELECT coalesce(greatest(0, extract(epoch FROM now() - min(i.flushed_through))), 0)::float8
+# Seconds the device state stands behind now: as far as the instance furthest behind (0 with none running), at
+# most STATE_LAG_MAX_S: an instance whose writer is stuck must not keep every device online everywhere forever.
+STATE_LAG_MAX_S = 600
+STATE_LAG_S = f"""
+(SELECT least(coalesce(greatest(0, extract(epoch FROM now() - min(i.flushed_through))), 0), {STATE_LAG_MAX_S})::float8
  FROM ingest_instances i JOIN pg_stat_activity a ON a.pid = i.backend_pid)"""
 
 

@@ -208,6 +208,7 @@ class BatchWriter:
         """Forget what is queued and not yet taken (a crash, in tests); returns how many items."""
         count = self.backlog
         self._pending.clear()
+        self._collecting_since = None
         self._pending_rows = 0
         self._room.set()
         return count
@@ -248,6 +249,7 @@ class BatchWriter:
                         self.state.start_aside()  # a long write: what arrives meanwhile must not wait for it
         finally:
             self._ahead = None
+            self._collecting_since = None
             if committing is not None and not committing.done():
                 committing.cancel()  # the writer itself was cancelled (a crash, in tests): so is its batch
 

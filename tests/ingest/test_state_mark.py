@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from sqlalchemy import text
 
-from app.ingest.state_mark import STATE_LAG_S
+from app.ingest.state_mark import STATE_LAG_MAX_S, STATE_LAG_S
 from app.models.schemas import DeviceCreate
 from app.platform import Platform
 from tests.conftest import NewTenant
@@ -47,6 +47,8 @@ async def test_the_lag_is_the_live_instance_furthest_behind_and_gone_ones_do_not
                 instance_row(database_url, 'current', now),
                 instance_row(database_url, 'killed', now - timedelta(hours=1), alive=False)):
         assert 100 <= await state_lag(platform) < 110
+        async with instance_row(database_url, 'stuck', now - timedelta(hours=2)):  # a writer stuck for hours
+            assert await state_lag(platform) == STATE_LAG_MAX_S  # does not keep every device online forever
     assert await state_lag(platform) == 0
 
 
