@@ -137,7 +137,7 @@ class Platform:
             max_delay_s=settings.ingest_batch_ms / 1000, direct_copy=settings.ingest_direct_copy,
         )
         self.state_mark = StateMark(_plain_dsn(self.db), self.writer.state.flushed_through)
-        self.telemetry.unwritten = self.writer.state.unwritten_latest
+        self.telemetry.unwritten = self.writer.unwritten_latest
         self.archive_policy = RawArchivePolicy(self.db, self.writer)
         self.raw_archive = RawArchive(self.db, self.writer, self.archive_policy)
         self.alarms = AlarmService(self.db, self.bus, notifier=self.outbox)

@@ -86,6 +86,7 @@ class Prepared:
     """A batch made ready once (duplicates out, counters taken), encoded once, committed as often as it takes."""
 
     items: list[Item]
+    number: int = 0  # batches are numbered as prepared and commit in that order (0: the idle batch, no readings)
     messages: dict[UUID, list[tuple[UUID, Message]]] = field(default_factory=dict)  # per tenant: (device, message)
     offered: dict[UUID, tuple[UUID, int]] = field(default_factory=dict)  # device → (tenant, readings inserted)
     copies: dict[UUID, bytearray] | None = None  # per tenant: its rows in binary COPY format

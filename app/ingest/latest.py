@@ -98,6 +98,8 @@ class LatestBuffer:
         self._last_flush = time.monotonic()
         self._write_s = 0.0
         self.flushes = 0
+        # device → the batch that last updated its values: readers must not see a batch's values before it commits
+        self.touched: dict[UUID, int] = {}
 
     def __len__(self) -> int:
         return len(self._pending)

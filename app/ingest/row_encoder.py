@@ -55,6 +55,7 @@ class RowEncoder:
     def forget(self, device_id: UUID) -> None:
         """A deleted device's series (deleted with it): a message of it still in flight then finds none."""
         self._series.pop(device_id, None)
+        self.latest.touched.pop(device_id, None)
 
     def series_id(self, device_id: UUID, key: str) -> int:
         """The series of a reading this encoder has encoded."""
@@ -86,7 +87,7 @@ class RowEncoder:
         copies: dict[UUID, bytearray] = {}
         missing: dict[UUID, set[tuple[UUID, str]]] = {}
         for tenant_id, entries in prepared.messages.items():
-            encoded = self._encode_tenant(tenant_id, entries)
+            encoded = self._encode_tenant(tenant_id, entries, prepared.number)
             if isinstance(encoded, set):
                 missing[tenant_id] = encoded
             else:
@@ -95,13 +96,15 @@ class RowEncoder:
             prepared.copies = copies
         return missing
 
-    def _encode_tenant(self, tenant_id: UUID, entries: list[tuple[UUID, Message]]
+    def _encode_tenant(self, tenant_id: UUID, entries: list[tuple[UUID, Message]], batch: int
                        ) -> bytearray | set[tuple[UUID, str]]:
         out = bytearray(HEADER)
         number = NUMBER.pack  # called here rather than through `number_tail`: once per reading, a tenth of encoding
         known = self._series
         missing: set[tuple[UUID, str]] = set()
+        touched = self.latest.touched
         for device_id, message in entries:
+            touched[device_id] = batch
             device_series = known.get(device_id)
             if device_series is None:
                 device_series = known[device_id] = {}

@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -116,6 +117,9 @@ class BatchWriter:
         self._pending: deque[tuple[list[Item], int, float]] = deque()  # as offered: (items, their rows, when)
         self._pending_rows = 0
         self._collecting_since: float | None = None  # arrival of the oldest item taken for the next batch
+        self._prepared_number = 0  # the last batch numbered (`Prepared.number`)
+        self._committed_number = 0  # the last one committed: batches commit in the order they were numbered
+        self._commit_seen = asyncio.Event()  # set (and replaced) at every commit
         self._has_items = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -141,6 +145,25 @@ class BatchWriter:
     @property
     def latest(self) -> LatestBuffer:
         return self.state.latest
+
+    async def unwritten_latest(self, tenant_id: UUID, device_ids: list[UUID], wait_s: float,
+                               ) -> dict[UUID, dict[str, tuple[datetime, Any]]]:
+        """Per device, its latest values of committed batches not yet in `latest_values` (see
+        `StateFlush.unwritten_latest`). Values are taken in when their batch is encoded, before it commits: a device
+        whose newest values are in a batch not yet committed is waited for (at most `wait_s`, a batch's commit),
+        else left out (its stored values stand), so a reader never sees a value its history does not hold yet."""
+        touched = self.latest.touched
+        deadline = time.monotonic() + wait_s
+        while True:
+            waiting = [d for d in device_ids if touched.get(d, 0) > self._committed_number]
+            remaining = deadline - time.monotonic()
+            if not waiting or remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._commit_seen.wait(), remaining)
+        left_out = set(waiting)
+        return {device_id: self.state.unwritten_latest(tenant_id, device_id)
+                for device_id in device_ids if device_id not in left_out}
 
     def _unprepared_since(self) -> float | None:
         """When the oldest item taken in but not yet counted (not prepared) arrived (monotonic), if there is one."""
@@ -261,6 +284,8 @@ class BatchWriter:
             self._sequences.pop(event.device_id, None)
             self._encoder.forget(event.device_id)
         prepared = prepare(items, self.state.tallies, self._sequences)
+        self._prepared_number += 1
+        prepared.number = self._prepared_number
         encoding = time.perf_counter()
         self.stats.prepare_s += encoding - started
         try:
@@ -344,6 +369,9 @@ class BatchWriter:
                 log.exception('batch failed, retrying', extra={'items': len(prepared.items)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        self._committed_number = max(self._committed_number, prepared.number)
+        self._commit_seen.set()
+        self._commit_seen = asyncio.Event()
         stored = self._after_commit(prepared, changes, duplicates)
         if ((self._pending or not self.state.small) and not self._stopping and self._ahead is None
                 and self._flush_due()):

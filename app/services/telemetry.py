@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -56,8 +56,27 @@ def stored_value(value: float | None, text_value: str | None, bool_value: bool |
     return json_value  # type: ignore[no-any-return]
 
 
-# A device's latest values this process took in and has not yet written (tenant, device → key → (ts, value)).
-Unwritten = Callable[[UUID, UUID], dict[str, tuple[datetime, Any]]]
+Held = dict[UUID, dict[str, tuple[datetime, Any]]]  # per device, key → (ts, value)
+# Latest values this process holds and has not yet written, of committed batches, for a tenant's devices, waiting
+# at most the seconds given for a batch of theirs being committed (`BatchWriter.unwritten_latest`).
+Unwritten = Callable[[UUID, list[UUID], float], Awaitable[Held]]
+
+
+async def _nothing_unwritten(_tenant: UUID, _devices: list[UUID], _wait_s: float) -> Held:
+    return {}
+
+
+def _with_unwritten(stored: list[LatestValuePublic], unwritten: dict[str, tuple[datetime, Any]],
+                    ) -> list[LatestValuePublic]:
+    """Stored latest values with the unwritten ones merged over them (newest timestamp per key), by key name."""
+    if not unwritten:
+        return stored
+    values = {value.key: value for value in stored}
+    for key, (ts, value) in unwritten.items():
+        held = values.get(key)
+        if held is None or held.ts < ts:
+            values[key] = LatestValuePublic(key=key, ts=ts, value=value)
+    return sorted(values.values(), key=lambda value: value.key)
 
 
 class TelemetryService:
@@ -65,38 +84,49 @@ class TelemetryService:
         self._db = db
         # `latest_values` stands up to a flush interval behind under load (`app/ingest/state_flush.py`): the batch
         # writer's unwritten values are merged over it (newest timestamp wins); other instances' show once written
-        self.unwritten: Unwritten = lambda _tenant, _device: {}
+        self.unwritten: Unwritten = _nothing_unwritten
+
+    async def _merged(self, tenant_id: UUID, device_ids: list[UUID],
+                      stored: Callable[[], Awaitable[dict[UUID, list[LatestValuePublic]]]],
+                      ) -> dict[UUID, list[LatestValuePublic]]:
+        """Stored latest values with what this process holds unwritten merged over them: read before and after the
+        table (a flush finishing meanwhile moves values from one to the other), after waiting for a batch of these
+        devices being committed (up to a second: the reader sees a value once its history holds it)."""
+        before = await self.unwritten(tenant_id, device_ids, 1.0)
+        values = await stored()
+        after = await self.unwritten(tenant_id, device_ids, 0.0)
+        return {device_id: _with_unwritten(_with_unwritten(held, before.get(device_id, {})), after.get(device_id, {}))
+                for device_id, held in values.items()}
 
     async def latest(self, principal: Principal, device_id: UUID) -> list[LatestValuePublic]:
         async with self._db.tenant(principal.tenant_id) as session:
-            await check_device(session, principal, device_id)
+            await check_device(session, principal, device_id)  # before waiting on anything of the device's
+        merged = await self._merged(principal.tenant_id, [device_id],
+                                    lambda: self._stored_latest(principal, device_id))
+        return merged[device_id]
+
+    async def _stored_latest(self, principal: Principal, device_id: UUID) -> dict[UUID, list[LatestValuePublic]]:
+        async with self._db.tenant(principal.tenant_id) as session:
             rows = await session.execute(text(f"""
                 SELECT k.name, l.ts, l.{_VALUE_COLUMNS.replace(', ', ', l.')}
                 FROM latest_values l JOIN telemetry_keys k ON k.id = l.key_id
                 WHERE l.tenant_id = :tenant AND l.device_id = :device ORDER BY k.name"""),
                 {'tenant': principal.tenant_id, 'device': device_id})
-            stored = [LatestValuePublic(key=r[0], ts=r[1], value=stored_value(*r[2:])) for r in rows]
-        return self._with_unwritten(principal.tenant_id, device_id, stored)
-
-    def _with_unwritten(self, tenant_id: UUID, device_id: UUID,
-                        stored: list[LatestValuePublic]) -> list[LatestValuePublic]:
-        unwritten = self.unwritten(tenant_id, device_id)
-        if not unwritten:
-            return stored
-        values = {value.key: value for value in stored}
-        for key, (ts, value) in unwritten.items():
-            held = values.get(key)
-            if held is None or held.ts < ts:
-                values[key] = LatestValuePublic(key=key, ts=ts, value=value)
-        return sorted(values.values(), key=lambda value: value.key)
+            return {device_id: [LatestValuePublic(key=r[0], ts=r[1], value=stored_value(*r[2:])) for r in rows]}
 
     async def latest_for_devices(
         self, principal: Principal, device_ids: Sequence[UUID],
     ) -> dict[UUID, list[LatestValuePublic]]:
-        """Latest values of many devices in one query (the fleet page); unknown or foreign ids give nothing."""
-        result: dict[UUID, list[LatestValuePublic]] = {device_id: [] for device_id in device_ids}
+        """Latest values of many devices in one query (the fleet page, its own devices); unknown or foreign ids give
+        nothing."""
         if not device_ids:
-            return result
+            return {}
+        return await self._merged(principal.tenant_id, list(device_ids),
+                                  lambda: self._stored_latest_of(principal, device_ids))
+
+    async def _stored_latest_of(self, principal: Principal, device_ids: Sequence[UUID],
+                                ) -> dict[UUID, list[LatestValuePublic]]:
+        result: dict[UUID, list[LatestValuePublic]] = {device_id: [] for device_id in device_ids}
         async with self._db.tenant(principal.tenant_id) as session:
             rows = await session.execute(text(f"""
                 SELECT l.device_id, k.name, l.ts, l.{_VALUE_COLUMNS.replace(', ', ', l.')}
@@ -106,8 +136,7 @@ class TelemetryService:
                 {'tenant': principal.tenant_id, 'devices': list(device_ids)})
             for row in rows:
                 result[row[0]].append(LatestValuePublic(key=row[1], ts=row[2], value=stored_value(*row[3:])))
-        return {device_id: self._with_unwritten(principal.tenant_id, device_id, values)
-                for device_id, values in result.items()}
+        return result
 
     async def keys(self, principal: Principal, device_id: UUID) -> list[str]:
         return [value.key for value in await self.latest(principal, device_id)]

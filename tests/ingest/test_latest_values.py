@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import text
 
 from app.ingest.batch_items import Item
@@ -148,3 +149,37 @@ async def test_latest_values_not_yet_written_are_read_through(platform: Platform
     assert state.unwritten_latest(admin.tenant_id, device.id) == {}
     latest = await platform.telemetry.latest(admin, device.id)
     assert {value.key: (value.ts, value.value) for value in latest} == expected
+
+
+async def test_a_value_is_read_once_its_batch_is_committed(
+    platform: Platform, new_tenant: NewTenant, database_url: str,
+) -> None:
+    """Latest values are taken in when a batch is encoded, before it commits: a reader waits (up to a second) for
+    the commit of a batch holding the device's newest values, and without it sees the stored ones: it never sees a
+    value its history does not hold yet."""
+    admin = (await new_tenant()).principal
+    device = await make_device(platform, admin)
+    await write_in_turn(platform, admin.tenant_id, device.id, [Message(T0, None, (Reading('load', 1.0),))])
+    lock = await asyncpg.connect(database_url)
+    await platform.writer.start()
+    try:
+        for wait_for_it in (False, True):
+            value = 2.0 + wait_for_it
+            inbound = Inbound(admin.tenant_id, device.id, [Message(T0 + timedelta(seconds=value), None,
+                                                                   (Reading('load', value),))], datetime.now(UTC))
+            inbound.done = asyncio.get_running_loop().create_future()
+            async with lock.transaction():  # the batch's device counters wait for this row: so does its commit
+                await lock.execute('SELECT 1 FROM devices WHERE id = $1 FOR UPDATE', device.id)
+                await platform.writer.submit(inbound)
+                await asyncio.sleep(0.3)
+                assert not inbound.done.done()  # encoded, not committed
+                reading = asyncio.create_task(platform.telemetry.latest(admin, device.id))
+                if not wait_for_it:
+                    assert [v.value for v in await reading] == [value - 1]  # a second passed: the stored value
+            await asyncio.wait_for(inbound.done, 10)
+            if wait_for_it:  # the reader waiting when the lock went: the commit came within its second
+                assert [v.value for v in await reading] == [value]
+            assert [v.value for v in await platform.telemetry.latest(admin, device.id)] == [value]
+    finally:
+        await platform.writer.stop()
+        await lock.close()
