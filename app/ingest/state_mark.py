@@ -53,6 +53,7 @@ class StateMark:
         self._dsn = dsn
         self._flushed_through = flushed_through
         self._connection: asyncpg.Connection | None = None
+        self._failing = False
         self._job = PeriodicTask(self.report, every_s=every_s, name='device state mark')
 
     def start(self) -> None:
@@ -73,8 +74,12 @@ class StateMark:
                 self._connection = await asyncpg.connect(self._dsn, timeout=5)
                 await self._connection.execute(FORGET_GONE)
             await self._connection.execute(REPORT, self.id, self._flushed_through())
+            self._failing = False
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:  # away: the next round reconnects
-            log.warning('could not report how far device state is written', extra={'error': type(error).__name__})
+            if not self._failing:  # once per outage, not every round
+                log.warning('could not report how far device state is written',
+                            extra={'error': type(error).__name__})
+            self._failing = True
             if self._connection is not None:
                 self._connection.terminate()
                 self._connection = None

@@ -9,9 +9,10 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 from sqlalchemy import text
 
-from app.ingest.state_mark import STATE_LAG_MAX_S, STATE_LAG_S
+from app.ingest.state_mark import STATE_LAG_MAX_S, STATE_LAG_S, StateMark
 from app.models.schemas import DeviceCreate
 from app.platform import Platform
 from tests.conftest import NewTenant
@@ -99,3 +100,12 @@ async def test_a_device_whose_news_is_not_yet_written_stays_online(
                               seconds=15)
     assert silent.status == 'offline'  # and once silent for real, it goes offline as before
     assert await state_lag(platform) < 3
+
+
+async def test_an_unreachable_database_is_reported_once_not_every_round(caplog: pytest.LogCaptureFixture) -> None:
+    mark = StateMark('postgresql://postgres@127.0.0.1:1/unreachable', lambda: datetime.now(UTC))
+    for _ in range(3):
+        await mark.report()  # does not raise: the next round tries again
+    warnings = [r for r in caplog.records if r.getMessage() == 'could not report how far device state is written']
+    assert len(warnings) == 1
+    await mark.stop()
