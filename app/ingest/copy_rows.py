@@ -41,7 +41,6 @@ CREATE TEMP TABLE IF NOT EXISTS {name} (
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, PostgreSQL's epoch, in microseconds since 1970
 NULL = b'\xff\xff\xff\xff'
 _SERIES = struct.Struct('>hi16sii')
-_READING = struct.Struct('>hi16si16sii')
 _DEVICE = struct.Struct('>hi16si16s')
 _KEY = struct.Struct('>ii')
 NUMBER = struct.Struct('>iqidiii')  # ts, value, then text, bool and json NULL: (8, ts_us, 8, value, -1, -1, -1)
@@ -67,16 +66,16 @@ def series_prefix(tenant_id: UUID, series_id: int) -> bytes:
 
 def reading_prefix(tenant_id: UUID, device_id: UUID, key_id: int) -> bytes:
     """The first three `COLUMNS` of every row of one series (TimescaleDB's hypertable has no series id)."""
-    return _READING.pack(8, 16, tenant_id.bytes, 16, device_id.bytes, 4, key_id)
+    return device_columns(tenant_id, device_id) + key_column(key_id)
 
 
 def device_columns(tenant_id: UUID, device_id: UUID) -> bytes:
-    """`reading_prefix` up to the key: the column count, tenant and device."""
+    """The column count, tenant and device: `COLUMNS` up to the key."""
     return _DEVICE.pack(8, 16, tenant_id.bytes, 16, device_id.bytes)
 
 
 def key_column(key_id: int) -> bytes:
-    """The rest of `reading_prefix`: the key id."""
+    """The key id, `COLUMNS` after the device."""
     return _KEY.pack(4, key_id)
 
 

@@ -74,6 +74,12 @@ WHERE d.last_seen > now() - make_interval(secs => :window)""" + NEWER_WINS,
 }
 
 
+def _held(values: dict[UUID, dict[str, tuple[datetime, Any]]], tenants: dict[UUID, UUID], tenant_id: UUID,
+          device_id: UUID) -> dict[str, tuple[datetime, Any]]:
+    """A device's values, if the device is the tenant's (else none: a reader never sees another tenant's)."""
+    return values.get(device_id, {}) if tenants.get(device_id) == tenant_id else {}
+
+
 @dataclass
 class LatestSnapshot:
     """Latest values taken out of the buffer to be written: per device, key name → (ts, value); device → tenant."""
@@ -85,7 +91,7 @@ class LatestSnapshot:
         return len(self.values)
 
     def held(self, tenant_id: UUID, device_id: UUID) -> dict[str, tuple[datetime, Any]]:
-        return self.values.get(device_id, {}) if self.tenants.get(device_id) == tenant_id else {}
+        return _held(self.values, self.tenants, tenant_id, device_id)
 
 
 class LatestBuffer:
@@ -106,7 +112,7 @@ class LatestBuffer:
 
     def held(self, tenant_id: UUID, device_id: UUID) -> dict[str, tuple[datetime, Any]]:
         """The device's pending values, if it is the tenant's (read only)."""
-        return self._pending.get(device_id, {}) if self._tenants.get(device_id) == tenant_id else {}
+        return _held(self._pending, self._tenants, tenant_id, device_id)
 
     def for_device(self, tenant_id: UUID, device_id: UUID) -> dict[str, tuple[datetime, Any]]:
         """The device's pending values, for the writer to update in place (newest timestamp wins)."""

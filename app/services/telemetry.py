@@ -102,17 +102,8 @@ class TelemetryService:
         async with self._db.tenant(principal.tenant_id) as session:
             await check_device(session, principal, device_id)  # before waiting on anything of the device's
         merged = await self._merged(principal.tenant_id, [device_id],
-                                    lambda: self._stored_latest(principal, device_id))
+                                    lambda: self._stored_latest_of(principal, [device_id]))
         return merged[device_id]
-
-    async def _stored_latest(self, principal: Principal, device_id: UUID) -> dict[UUID, list[LatestValuePublic]]:
-        async with self._db.tenant(principal.tenant_id) as session:
-            rows = await session.execute(text(f"""
-                SELECT k.name, l.ts, l.{_VALUE_COLUMNS.replace(', ', ', l.')}
-                FROM latest_values l JOIN telemetry_keys k ON k.id = l.key_id
-                WHERE l.tenant_id = :tenant AND l.device_id = :device ORDER BY k.name"""),
-                {'tenant': principal.tenant_id, 'device': device_id})
-            return {device_id: [LatestValuePublic(key=r[0], ts=r[1], value=stored_value(*r[2:])) for r in rows]}
 
     async def latest_for_devices(
         self, principal: Principal, device_ids: Sequence[UUID],

@@ -15,12 +15,12 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.services.storage.layout import SERIES_OF
+from app.services.storage.layout import POINTS_IN_USE_SQL, SERIES_OF
 from app.services.storage.native_sql import POINTS_TABLE
 
 MERGED_KEYS = 64
 DEVICE_KEYS = f"""
-SELECT to_regclass('public.{POINTS_TABLE}') IS NOT NULL, array(
+SELECT {POINTS_IN_USE_SQL}, array(
     SELECT key_id FROM telemetry_series
     WHERE tenant_id = :tenant AND device_id = :device AND key_id = ANY(CAST(:keys AS integer[])))"""
 COLUMNS = 't.ts, t.key_id, t.value, t.text_value, t.bool_value, t.json_value'

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.storage.native_sql import POINTS_TABLE
 
-POINTS_IN_USE = text(f"SELECT to_regclass('public.{POINTS_TABLE}') IS NOT NULL")
+POINTS_IN_USE_SQL = f"to_regclass('public.{POINTS_TABLE}') IS NOT NULL"  # an expression, for queries that need it too
+POINTS_IN_USE = text(f'SELECT {POINTS_IN_USE_SQL}')
 # The series of (:tenant, :device, a key id parameter), an InitPlan the planner then uses as an index bound.
 SERIES_OF = "(SELECT id FROM telemetry_series WHERE tenant_id = :tenant AND device_id = :device AND key_id = {key})"
 
