@@ -22,9 +22,9 @@ SEVERITY_COLOURS = {'critical': 'red-9', 'major': 'deep-orange-8', 'minor': 'amb
 STATUS_COLOURS = {'active': 'negative', 'acknowledged': 'warning', 'cleared': 'positive'}
 
 
-async def ask_note(title: str, *, label: str, action: str) -> str | None:
+async def ask_note(title: str, *, label: str, action: str, host: ui.element) -> str | None:
     """A dialog with one text area; the text, or None when cancelled."""
-    with ui.dialog() as dialog, ui.card().classes('w-full max-w-md gap-3'):
+    with host, ui.dialog() as dialog, ui.card().classes('w-full max-w-md gap-3'):
         ui.label(title).classes('text-lg font-semibold')
         note = ui.textarea(label).props('outlined autogrow').classes('w-full').mark('alarm-note')
         with ui.row().classes('w-full justify-end gap-2'):
@@ -37,12 +37,16 @@ async def ask_note(title: str, *, label: str, action: str) -> str | None:
 
 
 class AlarmActions:
-    """Acknowledge and clear with a note, reporting errors as notifications."""
+    """Acknowledge and clear with a note, reporting errors as notifications.
+
+    Its dialogs live in a container made where it is made, not in the alarm's row: a live reload clears the rows,
+    and would take an open dialog (and the person's half-typed note) with them."""
 
     def __init__(self, platform: Platform, principal: Principal) -> None:
         self.platform = platform
         self.principal = principal
         self._people: dict[UUID, str] | None = None
+        self._dialogs = ui.element('div')
 
     @property
     def may_acknowledge(self) -> bool:
@@ -64,7 +68,7 @@ class AlarmActions:
         people = await self.people()
         choices = {'': 'Nobody', **{str(person): name for person, name in people.items()}}
         current = str(alarm.assignee_id or '')
-        with ui.dialog() as dialog, ui.card().classes('w-full max-w-md gap-3'):
+        with self._dialogs, ui.dialog() as dialog, ui.card().classes('w-full max-w-md gap-3'):
             ui.label('Assign alarm').classes('text-lg font-semibold')
             chosen = ui.select(choices, value=current if current in choices else '', label='Assign to') \
                 .props('outlined').classes('w-full').mark('assignee-choice')
@@ -81,12 +85,13 @@ class AlarmActions:
                             f'Assigned to {people[user_id]}' if user_id in people else 'Unassigned')
 
     async def acknowledge(self, alarm_id: UUID) -> None:
-        note = await ask_note('Acknowledge alarm', label='Note (optional)', action='Acknowledge')
+        note = await ask_note('Acknowledge alarm', label='Note (optional)', action='Acknowledge',
+                              host=self._dialogs)
         if note is not None:
             await self._run(self.platform.alarms.acknowledge(self.principal, alarm_id, note=note), 'Acknowledged')
 
     async def clear(self, alarm_id: UUID) -> None:
-        reason = await ask_note('Clear alarm', label='Why (optional)', action='Clear')
+        reason = await ask_note('Clear alarm', label='Why (optional)', action='Clear', host=self._dialogs)
         if reason is not None:
             await self._run(self.platform.alarms.clear(self.principal, alarm_id, reason=reason), 'Cleared')
 

@@ -91,6 +91,7 @@ async def test_routing_of_a_channel_is_changed_on_the_page_and_attempts_are_list
 
     user.find(marker='test-Night shift').click()
     await user.should_see('Test message failed: SMTP is not configured', retries=50)
+    await user.should_see(marker='delivery-attempts', retries=50)  # the list reloads after the notice
     user.find(marker='delivery-attempts').click()
     await user.should_see(marker='attempt-row', retries=50)
     (attempt,) = user.find(marker='attempt-row').elements

@@ -76,6 +76,29 @@ async def test_assign_from_the_table_filter_mine_and_unassign_on_the_detail_page
     assert [alarm.device_name for alarm in unassigned] == ['Boiler']
 
 
+async def test_an_open_dialog_survives_a_live_reload_of_its_row(
+        user: User, app_platform: Platform, make_account: MakeAccount) -> None:
+    """Someone else's change reloads the table while a note is being typed: the dialog and its text stay."""
+    operator = await make_account('operator')
+    boiler = await raise_alarm(app_platform, operator.principal, 'Boiler')
+    pump = await raise_alarm(app_platform, operator.principal, 'Pump')
+    await sign_in(user, operator)
+    await user.open('/alarms')
+    await user.should_see('Too hot · Boiler', retries=50)
+    user.find(marker=f'ack-{boiler}').click()
+    await user.should_see(marker='alarm-note', retries=50)
+    user.find(marker='alarm-note').type('On my way')
+
+    await app_platform.alarms.acknowledge(operator.principal, pump, note='elsewhere')
+    await user.should_not_see(marker=f'ack-{pump}', retries=50)
+    (note,) = user.find(marker='alarm-note').elements
+    assert note.value == 'On my way'  # type: ignore[attr-defined]
+    user.find(marker='confirm-note').click()
+    await user.should_not_see(marker=f'ack-{boiler}', retries=50)
+    detail = await app_platform.alarms.get(operator.principal, boiler)
+    assert [(event.kind, event.note) for event in detail.history][-1] == ('acknowledged', 'On my way')
+
+
 async def test_technician_cannot_assign(user: User, app_platform: Platform, make_account: MakeAccount) -> None:
     operator = await make_account('operator')
     technician = await make_account('technician', tenant_of=operator)
