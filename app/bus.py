@@ -55,8 +55,8 @@ class TelemetryStored:
     @property
     def readings(self) -> tuple[ReadingValue, ...]:
         new = tuple.__new__  # not the named tuple's generated __new__, a Python-level call per reading
-        return tuple(new(ReadingValue, (reading[0], message[0], reading[1]))
-                     for message in self.messages for reading in message.readings)
+        return tuple(new(ReadingValue, (key, message[0], value))
+                     for message in self.messages for key, value in message.readings.items())
 
 
 class DeviceChanged(Event):

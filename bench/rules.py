@@ -114,7 +114,7 @@ class Probe:
 
 
 def make_items(devices: list[uuid.UUID], count: int, *, start: int, hot_every: int) -> list[Any]:
-    from app.ingest.payload import Message, Reading
+    from app.ingest.payload import Message
     from app.ingest.writer import Inbound
 
     base = datetime.now(UTC) - timedelta(hours=1)
@@ -123,7 +123,7 @@ def make_items(devices: list[uuid.UUID], count: int, *, start: int, hot_every: i
         ts = base + timedelta(microseconds=number)
         turn, index = divmod(number, len(devices))
         t = HOT if hot_every and (turn + index) % hot_every == 0 else 20.0 + number % 10
-        readings = (Reading('t', t), Reading('h', float(number % 100)), Reading('p', 1013.25), Reading('v', 3.3))
+        readings: dict[str, Any] = {'t': t, 'h': float(number % 100), 'p': 1013.25, 'v': 3.3}
         items.append(Inbound(tenant_id=TENANT, device_id=devices[index], messages=[Message(ts=ts, seq=None,
                                                                                    readings=readings)],
                              received_at=ts))

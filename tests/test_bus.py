@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 from app.bus import DeviceChanged, EventBus, RedisEventBus, TelemetryStored
-from app.models.telemetry import Message, Reading
+from app.models.telemetry import Message
 
 
 def changed(tenant: object = None) -> DeviceChanged:
@@ -83,8 +83,8 @@ async def test_redis_bus_carries_a_whole_batch_of_telemetry_events(redis_url: st
         on_second = second.telemetry_stored.subscribe(maxsize=5000)
         await asyncio.sleep(0.1)
         now = datetime.now(UTC)
-        sent = [TelemetryStored(uuid4(), uuid4(), (Message(now, i, (Reading('t', float(i)), Reading('mode', 'eco'),
-                                                                     Reading('cfg', {'a': [1, 2]}))),), now)
+        sent = [TelemetryStored(uuid4(), uuid4(),
+                                (Message(now, i, {'t': float(i), 'mode': 'eco', 'cfg': {'a': [1, 2]}}),), now)
                 for i in range(3000)]
         for event in sent:
             first.telemetry_stored.publish(event)

@@ -11,13 +11,13 @@ from typing import Any
 
 import orjson
 
-from app.models.telemetry import Message, Reading, Value
+from app.models.telemetry import Message, Value
 
 # Named tuples are built here without their generated __new__ (a Python-level lambda): that was a tenth of
 # ingest's time.
 _new = tuple.__new__
 
-__all__ = ['Message', 'PayloadError', 'Reading', 'Value', 'decode', 'excerpt', 'parse_ts']
+__all__ = ['Message', 'PayloadError', 'Value', 'decode', 'excerpt', 'parse_ts']
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_KEYS = 1000
@@ -57,19 +57,20 @@ def decode(body: bytes, *, received_at: datetime, allow_array: bool = True) -> l
 
 
 def _message(document: dict[str, Any], received_at: datetime, index: int | None) -> Message:
+    """The document becomes the message's readings once `ts` and `seq` are taken out and every value is checked."""
     where = '' if index is None else f'element {index}: '
     try:
-        raw_ts = document.get('ts')
+        raw_ts = document.pop('ts', None)
         ts = parse_ts(raw_ts, received_at)
-        seq = _seq(document.get('seq'))
-        readings = _readings(document)
+        seq = _seq(document.pop('seq', None))
+        if not document:
+            raise PayloadError('no values: send at least one key besides ts and seq')
+        if len(document) > MAX_KEYS:
+            raise PayloadError(f'{len(document)} keys; the limit is {MAX_KEYS}')
+        _check_readings(document)
     except PayloadError as error:
         raise PayloadError(where + str(error), field=error.field) from error
-    if not readings:
-        raise PayloadError(where + 'no values: send at least one key besides ts and seq')
-    if len(readings) > MAX_KEYS:
-        raise PayloadError(where + f'{len(readings)} keys; the limit is {MAX_KEYS}')
-    return _new(Message, (ts, seq, readings, raw_ts is not None))
+    return _new(Message, (ts, seq, document, raw_ts is not None))
 
 
 def parse_ts(raw: object, received_at: datetime) -> datetime:
@@ -119,26 +120,23 @@ def _seq(raw: object) -> int | None:
 _GOOD_KEYS: set[str] = set()  # keys already found valid: most payloads repeat the same few
 
 
-def _readings(document: dict[str, Any]) -> tuple[Reading, ...]:
-    readings: list[Reading] = []
-    append = readings.append
+def _check_readings(document: dict[str, Any]) -> None:
+    """Every key and value checked; integers become floats (in place: only values change, never the keys)."""
     good = _GOOD_KEYS
     for key, value in document.items():
         kind = type(value)
         if kind is float and key in good:  # the common case first, without a call
             if value - value != 0.0:  # inf or nan (orjson gives neither, but other decoders might)
                 raise PayloadError(f'{key}: {value} is not a finite number', field=key)
-            append(_new(Reading, (key, value)))
         elif kind is int and key in good:
-            append(_new(Reading, (key, float(value))))
-        elif key != 'ts' and key != 'seq':
-            append(_reading(key, value))
+            document[key] = float(value)
+        else:
+            document[key] = _value(key, value)
             if len(good) < 10_000:
                 good.add(key)
-    return tuple(readings)
 
 
-def _reading(key: object, value: object) -> Reading:
+def _value(key: object, value: object) -> Value:
     if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH:
         raise PayloadError(f'key {str(key)[:40]!r} must be a non-empty string of at most {MAX_KEY_LENGTH} characters')
     if value is None:
@@ -146,16 +144,16 @@ def _reading(key: object, value: object) -> Reading:
     if isinstance(value, bool | str):
         if isinstance(value, str) and len(value) > MAX_TEXT_LENGTH:
             raise PayloadError(f'{key}: text longer than {MAX_TEXT_LENGTH} characters', field=key)
-        return Reading(key, value)
+        return value
     if isinstance(value, int | float):
         number = float(value)
         if not math.isfinite(number):
             raise PayloadError(f'{key}: {value} is not a finite number', field=key)
-        return Reading(key, number)
+        return number
     if isinstance(value, dict | list):
         if _depth(value) > MAX_DEPTH:
             raise PayloadError(f'{key}: nested deeper than {MAX_DEPTH} levels', field=key)
-        return Reading(key, value)
+        return value
     raise PayloadError(f'{key}: unsupported value type', field=key)
 
 

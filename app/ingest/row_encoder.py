@@ -111,7 +111,7 @@ class RowEncoder:
             latest = self.latest.for_device(tenant_id, device_id)
             ts = message.ts
             ts_us = micros(ts)
-            for key, value in message.readings:
+            for key, value in message.readings.items():
                 series = device_series.get(key)
                 if series is None:
                     missing.add((device_id, key))

@@ -602,14 +602,14 @@ class BatchWriter:
         out = []
         for message in messages:
             ts_us = micros(message.ts)
-            readings = []
-            for reading in message.readings:
-                series = (series_id(device_id, reading.key), ts_us)
+            readings = {}
+            for key, value in message.readings.items():
+                series = (series_id(device_id, key), ts_us)
                 if series in unclaimed:
                     unclaimed.discard(series)
-                    readings.append(reading)
+                    readings[key] = value
             if readings:
-                out.append(message._replace(readings=tuple(readings)))
+                out.append(message._replace(readings=readings))
         return out
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.bus import TelemetryStored
-from app.ingest.payload import Message, Reading
+from app.ingest.payload import Message
 from app.ingest.writer import Inbound
 from app.platform import Platform
 from tests.conftest import NewTenant
@@ -44,7 +44,7 @@ async def test_what_queued_while_the_writer_was_busy_is_not_held_another_full_de
     def offer(value: float) -> asyncio.Future[None]:
         done: asyncio.Future[None] = loop.create_future()
         platform.writer.offer([Inbound(admin.tenant_id, device.id, [Message(datetime.now(UTC), None,
-                                                                            (Reading('t', value),))],
+                                                                            {'t': value})],
                                        datetime.now(UTC), done=done)])
         return done
 

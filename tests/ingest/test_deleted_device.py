@@ -10,7 +10,7 @@ from uuid import UUID
 import pytest
 from sqlalchemy import text
 
-from app.ingest.payload import Message, Reading
+from app.ingest.payload import Message
 from app.ingest.writer import Inbound
 from app.platform import Platform
 from tests.conftest import NewTenant
@@ -22,7 +22,7 @@ async def one_batch(platform: Platform, senders: list[tuple[UUID, UUID]], key: s
     """One reading from each (tenant, device), offered at once (one batch), awaited until committed."""
     done: list[asyncio.Future[None]] = []
     for tenant_id, device_id in senders:
-        inbound = Inbound(tenant_id, device_id, [Message(datetime.now(UTC), None, (Reading(key, value),))],
+        inbound = Inbound(tenant_id, device_id, [Message(datetime.now(UTC), None, {key: value})],
                           datetime.now(UTC))
         inbound.done = asyncio.get_running_loop().create_future()
         done.append(inbound.done)

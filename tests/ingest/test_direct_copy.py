@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from app.ingest.copy_rows import HEADER, TRAILER, micros, number_tail, reading_prefix, series_prefix
 from app.ingest.direct_copy import COPY_TARGETS, ingest_role
-from app.ingest.payload import Message, Reading
+from app.ingest.payload import Message
 from app.ingest.writer import Inbound
 from app.platform import Platform
 from tests.conftest import NewTenant
@@ -78,9 +78,9 @@ async def test_two_tenants_in_one_batch_are_copied_at_once_and_each_sees_only_it
         done = [loop.create_future(), loop.create_future()]
         platform.writer.offer([
             Inbound(first.tenant_id, devices[first.tenant_id].id,
-                    [Message(T0, None, (Reading('temperature', 20.0),))], datetime.now(UTC), done=done[0]),
+                    [Message(T0, None, {'temperature': 20.0})], datetime.now(UTC), done=done[0]),
             Inbound(second.tenant_id, devices[second.tenant_id].id,
-                    [Message(T0, None, (Reading('temperature', 30.0),))], datetime.now(UTC), done=done[1]),
+                    [Message(T0, None, {'temperature': 30.0})], datetime.now(UTC), done=done[1]),
         ])
         await asyncio.wait_for(asyncio.gather(*done), timeout=30)
         assert platform.writer.copies_directly
@@ -107,7 +107,7 @@ async def test_a_revoked_ingest_role_falls_back_to_the_staging_table_and_loses_n
 
     async def send(value: float, ts: datetime) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await platform.writer.submit(Inbound(admin.tenant_id, device.id, [Message(ts, None, (Reading('v', value),))],
+        await platform.writer.submit(Inbound(admin.tenant_id, device.id, [Message(ts, None, {'v': value})],
                                              datetime.now(UTC), done=done))
         await asyncio.wait_for(done, timeout=30)
 

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from app.bus import TelemetryStored
-from app.ingest.payload import Message, Reading
+from app.ingest.payload import Message
 from app.ingest.writer import Inbound
 from app.platform import Platform
 from tests.conftest import NewTenant
@@ -41,22 +41,22 @@ async def test_duplicates_by_timestamp_and_by_seq_are_left_out_of_the_committed_
         return readings  # type: ignore[return-value]
 
     try:
-        await send(Message(T0, 1, (Reading('temperature', 20.0), Reading('humidity', 40.0))))
+        await send(Message(T0, 1, {'temperature': 20.0, 'humidity': 40.0}))
         assert platform.writer.copies_directly is copy_path
         assert seen() == [('temperature', 20.0, T0), ('humidity', 40.0, T0)]
         # same timestamp again (a device that resends without seq), one key new: only the new one is news
-        await send(Message(T0, None, (Reading('temperature', 99.0), Reading('pressure', 1013.0))))
+        await send(Message(T0, None, {'temperature': 99.0, 'pressure': 1013.0}))
         assert seen() == [('pressure', 1013.0, T0)]
         # twice the same key and timestamp in one batch: the first is stored and reported, the second neither
-        await send(Message(T0 + timedelta(seconds=3), None, (Reading('temperature', 30.0),)),
-                   Message(T0 + timedelta(seconds=3), None, (Reading('temperature', 31.0),)))
+        await send(Message(T0 + timedelta(seconds=3), None, {'temperature': 30.0}),
+                   Message(T0 + timedelta(seconds=3), None, {'temperature': 31.0}))
         assert seen() == [('temperature', 30.0, T0 + timedelta(seconds=3))]
         # seq 1 again with a later timestamp (a retransmission stamped on arrival): not stored, not reported
-        await send(Message(T0 + timedelta(seconds=5), 1, (Reading('temperature', 21.0),)),
-                   Message(T0 + timedelta(seconds=6), 2, (Reading('temperature', 22.0),)))
+        await send(Message(T0 + timedelta(seconds=5), 1, {'temperature': 21.0}),
+                   Message(T0 + timedelta(seconds=6), 2, {'temperature': 22.0}))
         assert seen() == [('temperature', 22.0, T0 + timedelta(seconds=6))]
         # nothing new at all: no event
-        await send(Message(T0, None, (Reading('humidity', 41.0),)))
+        await send(Message(T0, None, {'humidity': 41.0}))
         assert seen() == []
         events = page.drain()
         assert [[(r.key, r.value) for r in event.readings] for event in events] == [

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from app.ingest.batch_items import Item
 from app.ingest.latest import recover_latest
-from app.ingest.payload import Message, Reading
+from app.ingest.payload import Message
 from app.ingest.writer import BatchWriter, Inbound
 from app.platform import Platform
 from tests.conftest import NewTenant
@@ -40,7 +40,7 @@ async def test_latest_is_the_newest_reading_by_timestamp_whatever_the_arrival_or
     admin = (await new_tenant()).principal
     device = await make_device(platform, admin)
     await write_in_turn(platform, admin.tenant_id, device.id, *(  # a late one, then newer, then late
-        [Message(T0 + timedelta(seconds=seconds), None, (Reading('load', value), Reading('mode', 'x')))]
+        [Message(T0 + timedelta(seconds=seconds), None, {'load': value, 'mode': 'x'})]
         for seconds, value in ((10, 1.0), (3, 2.0), (11, 3.0), (5, 4.0))))
     latest = {value.key: (value.ts, value.value) for value in await platform.telemetry.latest(admin, device.id)}
     assert latest == {'load': (T0 + timedelta(seconds=11), 3.0), 'mode': (T0 + timedelta(seconds=11), 'x')}
@@ -82,7 +82,7 @@ async def test_under_load_latest_values_and_counters_are_written_aside_and_end_e
     for index in range(600):
         device = devices[index % 3]
         inbound = Inbound(admin.tenant_id, device.id, [Message(T0 + timedelta(seconds=index), None,
-                                                                (Reading('load', float(index)),))], datetime.now(UTC))
+                                                                {'load': float(index)})], datetime.now(UTC))
         inbound.done = asyncio.get_running_loop().create_future()
         waits.append(inbound.done)
         items.append(inbound)
@@ -110,10 +110,9 @@ async def test_every_kind_of_value_is_written_as_latest_with_its_own_timestamp(
     message sharing a timestamp and a key whose newest reading came in another message."""
     admin = (await new_tenant()).principal
     device = await make_device(platform, admin)
-    first = Message(T0, None, (Reading('load', 1.5), Reading('count', 7), Reading('door', 'open'),
-                               Reading('alarm', True), Reading('pos', {'lat': 52.1, 'tags': ['a']}),
-                               Reading('list', [1, 2])))
-    later = Message(T0 + timedelta(seconds=30), None, (Reading('alarm', False), Reading('load', -0.25)))
+    first = Message(T0, None, {'load': 1.5, 'count': 7, 'door': 'open', 'alarm': True,
+                               'pos': {'lat': 52.1, 'tags': ['a']}, 'list': [1, 2]})
+    later = Message(T0 + timedelta(seconds=30), None, {'alarm': False, 'load': -0.25})
     await write_in_turn(platform, admin.tenant_id, device.id, [first, later])
     latest = {value.key: (value.ts, value.value) for value in await platform.telemetry.latest(admin, device.id)}
     later_ts = T0 + timedelta(seconds=30)
@@ -126,8 +125,8 @@ async def test_latest_values_not_yet_written_are_read_through(platform: Platform
     the writer holds (taken for a flush being written, or still pending) over it, newest timestamp winning."""
     admin, other = (await new_tenant()).principal, (await new_tenant()).principal
     device = await make_device(platform, admin)
-    await write_in_turn(platform, admin.tenant_id, device.id, [Message(T0, None, (
-        Reading('load', 1.0), Reading('mode', 'auto'), Reading('door', 'closed')))])
+    await write_in_turn(platform, admin.tenant_id, device.id,
+                        [Message(T0, None, {'load': 1.0, 'mode': 'auto', 'door': 'closed'})])
     state = platform.writer.state
     state.latest.for_device(admin.tenant_id, device.id).update({
         'load': (T0 + timedelta(seconds=10), 2.0), 'mode': (T0 - timedelta(seconds=5), 'manual')})  # a late mode
@@ -159,14 +158,14 @@ async def test_a_value_is_read_once_its_batch_is_committed(
     value its history does not hold yet."""
     admin = (await new_tenant()).principal
     device = await make_device(platform, admin)
-    await write_in_turn(platform, admin.tenant_id, device.id, [Message(T0, None, (Reading('load', 1.0),))])
+    await write_in_turn(platform, admin.tenant_id, device.id, [Message(T0, None, {'load': 1.0})])
     lock = await asyncpg.connect(database_url)
     await platform.writer.start()
     try:
         for wait_for_it in (False, True):
             value = 2.0 + wait_for_it
             inbound = Inbound(admin.tenant_id, device.id, [Message(T0 + timedelta(seconds=value), None,
-                                                                   (Reading('load', value),))], datetime.now(UTC))
+                                                                   {'load': value})], datetime.now(UTC))
             inbound.done = asyncio.get_running_loop().create_future()
             async with lock.transaction():  # the batch's device counters wait for this row: so does its commit
                 await lock.execute('SELECT 1 FROM devices WHERE id = $1 FOR UPDATE', device.id)

@@ -17,7 +17,7 @@ from app.ingest import state_flush
 from app.ingest.batch_items import Prepared
 from app.ingest.direct_copy import ingest_role
 from app.ingest.latest import load_sequences
-from app.ingest.payload import Message, Reading
+from app.ingest.payload import Message
 from app.ingest.writer import BatchWriter, Inbound
 from app.platform import Platform
 from tests.conftest import NewTenant
@@ -47,7 +47,7 @@ def burst(writer: BatchWriter, tenant_id: UUID, device_id: UUID, seqs: range) ->
     done = []
     for seq in seqs:
         future: asyncio.Future[None] = loop.create_future()
-        message = Message(T0 + timedelta(seconds=seq), seq, (Reading('v', float(seq)),), True)
+        message = Message(T0 + timedelta(seconds=seq), seq, {'v': float(seq)}, True)
         writer.offer([Inbound(tenant_id, device_id, [message], datetime.now(UTC), done=future)])
         done.append(future)
     return done
@@ -183,7 +183,7 @@ async def test_only_a_few_devices_latest_values_go_inline_with_a_batch(
     made = [await make_device(platform, admin) for _ in range(devices)]
     await writer.start()
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    writer.offer([Inbound(admin.tenant_id, device.id, [Message(T0, None, (Reading('v', 1.0),))], datetime.now(UTC),
+    writer.offer([Inbound(admin.tenant_id, device.id, [Message(T0, None, {'v': 1.0})], datetime.now(UTC),
                           done=done if index == 0 else None) for index, device in enumerate(made)])
     await asyncio.wait_for(done, timeout=30)
     for _ in range(200):  # written inline with the batch, or aside right after it

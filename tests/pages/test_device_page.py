@@ -10,7 +10,7 @@ from nicegui import ui
 from nicegui.testing import User
 
 from app.bus import TelemetryStored
-from app.models.telemetry import Message, Reading
+from app.models.telemetry import Message
 from app.platform import Platform
 from tests.pages.conftest import MakeAccount, MakeDevice, broker_connected, publish, sign_in
 
@@ -121,7 +121,7 @@ async def test_live_chart_never_holds_more_than_the_cap(user: User, app_platform
     assert isinstance(plot, ui.plotly) and isinstance(plot.figure, dict)
     now = datetime.now(UTC)
     for batch in range(3):
-        messages = tuple(Message(now - timedelta(seconds=3000 - batch * 1000 - i), None, (Reading('load', float(i)),))
+        messages = tuple(Message(now - timedelta(seconds=3000 - batch * 1000 - i), None, {'load': float(i)})
                          for i in range(1000))
         app_platform.bus.telemetry_stored.publish(TelemetryStored(
             tenant_id=account.principal.tenant_id, device_id=device.id, messages=messages, last_seen=now))

@@ -16,7 +16,7 @@ from app.bus import TelemetryStored
 from app.models.alarm_notice import AlarmNotice
 from app.models.rules import RuleCreate
 from app.models.schemas import DeviceCreate, DevicePublic, Principal
-from app.models.telemetry import Message, Reading
+from app.models.telemetry import Message
 from app.platform import Platform
 from app.services.alarms import AlarmService
 from app.services.rules.engine import RuleEngine
@@ -32,7 +32,7 @@ def at(seconds: float) -> datetime:
 
 def readings(tenant_id: UUID, device_id: UUID, ts: datetime, **values: Any) -> TelemetryStored:
     return TelemetryStored(tenant_id=tenant_id, device_id=device_id, last_seen=ts,
-                           messages=(Message(ts, None, tuple(Reading(k, v) for k, v in values.items())),))
+                           messages=(Message(ts, None, dict(values)),))
 
 
 @dataclass

@@ -4,7 +4,7 @@ from uuid import uuid4
 import pytest
 from sqlalchemy import text
 
-from app.ingest.payload import Message, Reading
+from app.ingest.payload import Message
 from app.ingest.writer import Inbound
 from app.models.schemas import DeviceCreate, DeviceUpdate
 from app.platform import Platform
@@ -41,7 +41,7 @@ async def test_update_list_search_and_delete(platform: Platform, new_tenant: New
     assert [d.name for d in await platform.devices.list(admin, search='pump')] == ['Pump south']
     await platform.writer.start()
     await platform.writer.submit(Inbound(admin.tenant_id, first.id, [
-        Message(ts=datetime.now(UTC), seq=None, readings=(Reading('t', 1.0),))], datetime.now(UTC)))
+        Message(ts=datetime.now(UTC), seq=None, readings={'t': 1.0})], datetime.now(UTC)))
     await platform.writer.stop()
     assert [v.key for v in await platform.telemetry.latest(admin, first.id)] == ['t']
     await platform.devices.delete(admin, first.id)

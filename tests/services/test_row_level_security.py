@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from app.db import APP_GRANTS, LAYOUT_GRANTS
-from app.ingest.payload import Message, Reading
+from app.ingest.payload import Message
 from app.ingest.writer import Inbound
 from app.models.maintenance import MaintenanceCreate
 from app.models.notifications import ChannelCreate, OutboundSettings
@@ -46,7 +46,7 @@ async def test_app_role_sees_no_row_of_another_tenant(running_platform: Platform
         tenant_a, OutboundSettings(allowed_cidrs=['10.20.0.0/16']))
     await platform.raw_archive.update_settings(tenant_a, RawArchiveSettings(enabled=True, days=7))
     await platform.writer.submit(Inbound(tenant_a.tenant_id, device.id, [  # and its payload in `raw_messages`
-        Message(ts=datetime.now(UTC), seq=None, readings=(Reading('t', 1.0),))], datetime.now(UTC),
+        Message(ts=datetime.now(UTC), seq=None, readings={'t': 1.0})], datetime.now(UTC),
         payload=b'{"t": 1.0}'))
     await eventually(lambda: platform.telemetry.latest(tenant_a, device.id), lambda values: bool(values))
     await eventually(lambda: platform.alarms.find(tenant_a), lambda alarms: bool(alarms))

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.ingest.payload import Message, Reading
+from app.ingest.payload import Message
 from app.ingest.writer import Inbound
 from app.models.schemas import DeviceCreate, DevicePublic, Principal
 from app.platform import Platform
@@ -19,9 +19,9 @@ START = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - t
 async def seeded(platform: Platform, principal: Principal, count: int) -> DevicePublic:
     """A device with `count` readings of `power` (value i at START + i s) and a text `mode`."""
     device, _ = await platform.devices.create(principal, DeviceCreate(name='Meter'))
-    messages = [Message(ts=START + timedelta(seconds=i), seq=i, readings=(Reading('power', float(i)),))
+    messages = [Message(ts=START + timedelta(seconds=i), seq=i, readings={'power': float(i)})
                 for i in range(count)]
-    messages.append(Message(ts=START, seq=None, readings=(Reading('mode', 'eco'),)))
+    messages.append(Message(ts=START, seq=None, readings={'mode': 'eco'}))
     await platform.writer.submit(Inbound(principal.tenant_id, device.id, messages, datetime.now(UTC)))
     await eventually(lambda: platform.telemetry.latest(principal, device.id), lambda values: len(values) == 2)
     return device

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from app.config import Settings
-from app.ingest.payload import Message, Reading
+from app.ingest.payload import Message
 from app.ingest.writer import Inbound
 from app.models.schemas import DeviceCreate, DevicePublic, Principal
 from app.platform import Platform, app_role_password
@@ -47,7 +47,7 @@ async def store(platform: Platform, principal: Principal, device_id: UUID,
                 readings: Sequence[tuple[datetime, str, float | str]]) -> None:
     """Write through the real batch writer and wait for the commit."""
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    messages = [Message(ts=ts, seq=None, readings=(Reading(key, value),)) for ts, key, value in readings]
+    messages = [Message(ts=ts, seq=None, readings={key: value}) for ts, key, value in readings]
     await platform.writer.submit(Inbound(principal.tenant_id, device_id, messages, datetime.now(UTC), done=done))
     await asyncio.wait_for(done, timeout=30)
 

@@ -34,8 +34,7 @@ from app.services.rules.service import RuleService
 log = logging.getLogger(__name__)
 HISTORY_POINTS = 1000  # per device and key, for rate-of-change rules
 HISTORY = timedelta(seconds=3600)
-SCALARS = (float, int, str, bool)  # a tuple: `float | int` in an isinstance call builds a union on every call
-SCALAR_TYPES = frozenset(SCALARS)
+SCALAR_TYPES = frozenset((float, int, str, bool))  # exact types, as decoded (`payload.py`)
 NUMBERS = frozenset({float, int})
 BY_TS = attrgetter('ts')
 Clock = Callable[[], datetime]
@@ -254,9 +253,9 @@ class RuleEngine:
 
 def remember(values: Values, stored: TelemetryStored) -> None:
     for message in stored.messages:  # not `readings`: that would build a tuple per reading for nothing
-        for key, value in message.readings:
-            if isinstance(value, SCALARS):
-                values[key] = value
+        for key, value in message.readings.items():
+            if type(value) in SCALAR_TYPES:
+                values[key] = value  # type: ignore[assignment]  # a scalar: checked just above
 
 
 def may_raise(rule: CompiledRule, device_id: UUID, at: datetime, maintenance: list[MaintenancePublic]) -> bool:
