@@ -10,7 +10,7 @@ from uuid import UUID
 from app.ingest.batch_items import Inbound, Item, Prepared, Rejection
 from app.ingest.device_tallies import DeviceTally, Tallies
 from app.ingest.payload import Message
-from app.ingest.quality import QualityDelta, SeqState, skew, take
+from app.ingest.quality import QualityDelta, SeqState, next_in_order, skew_ms, take
 
 
 def prepare(items: list[Item], tallies: Tallies, sequences: dict[UUID, SeqState]) -> Prepared:
@@ -54,20 +54,27 @@ def prepare(items: list[Item], tallies: Tallies, sequences: dict[UUID, SeqState]
 
 def take_sequenced(item: Inbound, accepted: list[tuple[UUID, Message]], tally: DeviceTally,
                    sequences: dict[UUID, SeqState]) -> int:
-    """Messages taken (not `seq` duplicates) into `accepted`; the readings they hold."""
-    state = sequences.get(item.device_id)
+    """Messages taken (not `seq` duplicates) into `accepted`; the readings they hold. The clock skew is the last
+    message's that gave `ts`."""
+    device_id = item.device_id
+    state = sequences.get(device_id)
     if state is None:
-        state = sequences[item.device_id] = SeqState()
-    delta = QualityDelta()
+        state = sequences[device_id] = SeqState()
+    delta = None  # made only when there is something to count
     offered = 0
     sent_ts = None
     for message in item.messages:
-        if take(state, delta, seq=message.seq, ts=message.ts, readings=len(message.readings)):
-            accepted.append((item.device_id, message))
-            offered += len(message.readings)
-            if message.ts_sent:
-                sent_ts = message.ts
+        if not next_in_order(state, message.seq, message.ts):
+            if delta is None:
+                delta = QualityDelta()
+            if not take(state, delta, seq=message.seq, ts=message.ts, readings=len(message.readings)):
+                continue
+        accepted.append((device_id, message))
+        offered += len(message.readings)
+        if message.ts_sent:
+            sent_ts = message.ts
     if sent_ts is not None:
-        skew(delta, ts=sent_ts, received_at=item.received_at)
-    tally.add_quality(delta)
+        tally.add_skew(skew_ms(sent_ts, item.received_at))
+    if delta is not None:
+        tally.add_quality(delta)
     return offered

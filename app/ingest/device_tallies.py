@@ -71,10 +71,11 @@ class DeviceTally:
         self.duplicate += delta.duplicates
         self.out_of_order += delta.out_of_order
         self.missing += delta.gaps_opened
-        if delta.skew_ms is not None:
-            self.skew_ms = delta.skew_ms
-            if self.max_skew_ms is None or abs(delta.max_skew_ms) > abs(self.max_skew_ms):
-                self.max_skew_ms = delta.max_skew_ms
+
+    def add_skew(self, milliseconds: int) -> None:
+        self.skew_ms = milliseconds
+        if self.max_skew_ms is None or abs(milliseconds) > abs(self.max_skew_ms):
+            self.max_skew_ms = milliseconds
 
 
     def absorb(self, older: DeviceTally) -> None:

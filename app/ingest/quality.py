@@ -44,8 +44,22 @@ class QualityDelta:
     duplicates: int = 0  # readings dropped
     out_of_order: int = 0
     gaps_opened: int = 0  # missing sequence numbers found in this batch (net of those filled late)
-    skew_ms: int | None = None
-    max_skew_ms: int = 0
+
+
+def next_in_order(state: SeqState, seq: int | None, ts: datetime) -> bool:
+    """The common case, taken without a delta (nothing to count): newer than any message taken, and the next `seq`
+    (or none). False, with nothing changed, leaves the message to `take`."""
+    newest = state.newest_ts
+    if newest is None or ts <= newest:
+        return False
+    if seq is not None:
+        highest = state.highest
+        if highest is None or seq != highest + 1:
+            return False
+        state.seen = ((state.seen << 1) | 1) & _MASK
+        state.highest = seq
+    state.newest_ts = ts
+    return True
 
 
 def take(state: SeqState, delta: QualityDelta, *, seq: int | None, ts: datetime, readings: int) -> bool:
@@ -95,8 +109,6 @@ def _close_gap(state: SeqState, seq: int) -> bool:
     return False
 
 
-def skew(delta: QualityDelta, *, ts: datetime, received_at: datetime) -> None:
-    milliseconds = round((ts - received_at).total_seconds() * 1000)
-    delta.skew_ms = milliseconds
-    if abs(milliseconds) > abs(delta.max_skew_ms):
-        delta.max_skew_ms = milliseconds
+def skew_ms(ts: datetime, received_at: datetime) -> int:
+    """Device `ts` minus receive time."""
+    return round((ts - received_at).total_seconds() * 1000)

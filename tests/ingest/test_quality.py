@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
-from app.ingest.quality import WINDOW, QualityDelta, SeqState, take
+from app.ingest.quality import WINDOW, QualityDelta, SeqState, next_in_order, take
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -47,3 +48,24 @@ def test_out_of_order_is_by_timestamp() -> None:
     take(state, delta, seq=None, ts=T0 - timedelta(seconds=1), readings=1)
     take(state, delta, seq=None, ts=T0 + timedelta(seconds=1), readings=1)
     assert delta.out_of_order == 1
+
+
+def test_the_in_order_shortcut_decides_as_take_does() -> None:
+    """`next_in_order` takes the common case without a delta; mixed with `take` it must leave the same state,
+    counts and verdicts as `take` alone, whatever the devices send."""
+    rng = random.Random(7)
+    for _ in range(300):
+        plain, mixed = SeqState(), SeqState()
+        plain_delta, mixed_delta = QualityDelta(), QualityDelta()
+        seq, second = rng.randrange(0, 3000), 0
+        for _ in range(rng.randrange(1, 60)):
+            seq = max(0, seq + rng.choice([1, 1, 1, 1, 0, -1, -3, 2, 5, -2000, 1500]))
+            second += rng.choice([1, 1, 1, 0, -1, -5])
+            sent = None if rng.random() < 0.1 else seq
+            ts = T0 + timedelta(seconds=second)
+            kept = take(plain, plain_delta, seq=sent, ts=ts, readings=2)
+            assert (next_in_order(mixed, sent, ts)
+                    or take(mixed, mixed_delta, seq=sent, ts=ts, readings=2)) == kept
+            assert (mixed.highest, mixed.seen, mixed.gaps, mixed.newest_ts) == \
+                (plain.highest, plain.seen, plain.gaps, plain.newest_ts)
+        assert mixed_delta == plain_delta
