@@ -130,13 +130,14 @@ class Platform:
         self.storage = StorageService(self.db)
         self.export = TelemetryExport(self.db)
         self.storage_jobs = StorageMaintenance(self.db, rollup_every_s=settings.rollup_every_s)
-        self.presence = PresenceService(self.db, self.bus, default_offline_after_s=settings.device_offline_after_s)
         self.directory = DeviceDirectory(self.db, self.bus)
         self.writer = BatchWriter(
             _plain_dsn(self.db), self.bus, max_rows=settings.ingest_batch_rows,
             max_delay_s=settings.ingest_batch_ms / 1000, direct_copy=settings.ingest_direct_copy,
         )
         self.state_mark = StateMark(_plain_dsn(self.db), self.writer.state.flushed_through)
+        self.presence = PresenceService(self.db, self.bus, default_offline_after_s=settings.device_offline_after_s,
+                                        state_current=self.state_mark.current)
         self.telemetry.unwritten = self.writer.unwritten_latest
         self.archive_policy = RawArchivePolicy(self.db, self.writer)
         self.raw_archive = RawArchive(self.db, self.writer, self.archive_policy)
@@ -146,7 +147,7 @@ class Platform:
         self.rule_engine = RuleEngine(self.db, self.bus, self.rules, self.alarms, self.maintenance)
         self.writer.on_committed(self.rule_engine.on_committed)
         self.scheduled_rules = ScheduledRules(self.db, self.alarms, self.maintenance,
-                                              every_s=settings.rules_every_s)
+                                              every_s=settings.rules_every_s, state_current=self.state_mark.current)
         self.backtest = Backtester(self.db, self.maintenance)
         self.consumer = MqttConsumer(self.mqtt_target, self.directory, self.writer, self.link,
                                      session_expiry_s=settings.mqtt_session_expiry_s, shared=settings.ingest_shared)

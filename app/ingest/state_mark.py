@@ -11,6 +11,11 @@ a device goes offline as many seconds late as the state is behind, never while i
 An instance counts while the connection it reports on is open (`backend_pid` in `pg_stat_activity`): a process
 killed with -9 stops counting at once instead of holding every other instance's sweeps back. Messages still held by
 the broker (a consumer paused by backpressure) are not counted: Gito has not received them.
+
+An outage ends that connection, and until the next round has reconnected and reported, PostgreSQL's lag leaves
+this instance out while its writer still holds everything received meanwhile: the instance's own jobs that judge
+silence wait for `current()` (a presence sweep run first thing after the database came back turned every device
+talking through the outage offline).
 """
 
 from __future__ import annotations
@@ -54,10 +59,18 @@ class StateMark:
         self._flushed_through = flushed_through
         self._connection: asyncpg.Connection | None = None
         self._failing = False
+        self._reported = False  # the last round's report went through
         self._job = PeriodicTask(self.report, every_s=every_s, name='device state mark')
 
     def start(self) -> None:
         self._job.start()
+
+    def current(self) -> bool:
+        """This instance counts in `STATE_LAG_S` now: its last report went through on a connection still open (or
+        it does not report at all: not ingesting, nothing of it to wait for)."""
+        if not self._job.running:
+            return True
+        return self._reported and self._connection is not None and not self._connection.is_closed()
 
     async def stop(self) -> None:
         """No longer counted: the row goes with the connection."""
@@ -74,12 +87,12 @@ class StateMark:
                 self._connection = await asyncpg.connect(self._dsn, timeout=5)
                 await self._connection.execute(FORGET_GONE)
             await self._connection.execute(REPORT, self.id, self._flushed_through())
-            self._failing = False
+            self._failing, self._reported = False, True
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:  # away: the next round reconnects
             if not self._failing:  # once per outage, not every round
                 log.warning('could not report how far device state is written',
                             extra={'error': type(error).__name__})
-            self._failing = True
+            self._failing, self._reported = True, False
             if self._connection is not None:
                 self._connection.terminate()
                 self._connection = None

@@ -22,6 +22,10 @@ class PeriodicTask:
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:

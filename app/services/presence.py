@@ -6,6 +6,7 @@ Silence is judged against the device state as far as it is written: a device goe
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from uuid import UUID
 
 from sqlalchemy import text
@@ -26,14 +27,20 @@ RETURNING tenant_id, id"""
 
 
 class PresenceService:
-    def __init__(self, db: Database, bus: EventBus, *, default_offline_after_s: int, every_s: float = 2.0) -> None:
+    def __init__(self, db: Database, bus: EventBus, *, default_offline_after_s: int, every_s: float = 2.0,
+                 state_current: Callable[[], bool] = lambda: True) -> None:
+        """`state_current`: this instance's device state report stands (`StateMark.current`); rounds wait for it."""
         self._db = db
         self._bus = bus
         self._default_s = default_offline_after_s
+        self._state_current = state_current
         self._job = PeriodicTask(self.sweep, every_s=every_s, name='presence sweep')
 
     async def sweep(self) -> list[tuple[UUID, UUID]]:
-        """Mark silent devices offline; one instance at a time (advisory lock), the others skip this round."""
+        """Mark silent devices offline; one instance at a time (advisory lock), the others skip this round, and so
+        does an instance whose own state report is not current (after an outage, until it has reported again)."""
+        if not self._state_current():
+            return []
         async with self._db.system() as session:
             if not await session.scalar(text('SELECT pg_try_advisory_xact_lock(:id)'), {'id': SWEEP_LOCK_ID}):
                 return []

@@ -11,18 +11,21 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from uuid import UUID
 
 import aiomqtt
 import asyncpg
 import orjson
 import pytest
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.ingest.mqtt_consumer import parse_mqtt_url
 from app.models.schemas import DeviceCreate
 from app.platform import Platform
 from tests.conftest import NewTenant
 from tests.faults import CuttableProxy, proxied_url, proxy_for
+from tests.ingest.test_mqtt_ingest import eventually
 from tests.support import free_port, serve
 
 NOW_MS = int(time.time() * 1000) - 600_000  # every message has its own ts, ten minutes back and counting up
@@ -150,3 +153,45 @@ async def test_gito_killed_during_heavy_ingest_loses_and_duplicates_nothing(
     platform: Platform, new_tenant: NewTenant, cli_env: dict[str, str], database_url: str, deep_broker: str,
 ) -> None:
     await kill_during_ingest(platform, new_tenant, cli_env, database_url, deep_broker, count=20_000, per_second=2000)
+
+
+async def test_a_device_talking_through_an_outage_stays_online_when_the_database_returns(
+    pg_proxy: CuttableProxy, platform: Platform, new_tenant: NewTenant, mqtt_url: str,
+) -> None:
+    """While PostgreSQL is away the writer holds what arrives; the first presence sweep after it is back must not
+    take that unwritten news for silence (this instance's state report is gone with its connection until the next
+    round reconnects)."""
+    admin = (await new_tenant()).principal
+    device, _ = await platform.devices.create(admin, DeviceCreate(name='Talker', offline_after_s=5))
+    changes = platform.bus.device_changed.subscribe(maxsize=1000, device_id=device.id)
+    await platform.start()
+    try:
+        for _ in range(100):
+            if platform.link.connected:
+                break
+            await asyncio.sleep(0.05)
+        topic = f'{admin.tenant_id}/devices/{device.id}/telemetry'
+        publishing = asyncio.create_task(publish_series(mqtt_url, topic, 60, per_second=5))
+        online = await eventually(lambda: platform.devices.get(admin, device.id), lambda d: d.status == 'online')
+        assert online.status == 'online'
+        await pg_proxy.cut()
+        await asyncio.sleep(8)  # longer than its offline_after_s without a written sign of life
+        await pg_proxy.restore()
+        restored = datetime.now(UTC)
+        swept: set[UUID] = set()
+        for _ in range(20):  # the sweep that happens to run first once the database is back, here at once
+            try:
+                swept |= {device_id for _, device_id in await platform.presence.sweep()}
+                break
+            except (OSError, asyncpg.PostgresError, SQLAlchemyError):
+                await asyncio.sleep(0.1)  # a pooled connection the outage closed
+        assert device.id not in swept
+        await publishing
+        written = await eventually(lambda: platform.devices.get(admin, device.id),
+                                   lambda d: d.last_seen is not None and d.last_seen > restored, seconds=15)
+        assert written.last_seen is not None and written.last_seen > restored
+        assert written.status == 'online'
+        assert 'offline' not in [change.change for change in changes.drain()]
+    finally:
+        changes.close()
+        await platform.stop()

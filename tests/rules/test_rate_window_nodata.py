@@ -132,3 +132,18 @@ async def test_no_data_waits_for_the_device_state_to_be_written(rig: Rig, databa
         assert await rig.alarms.find(rig.principal) == []
     await job.run_once()
     assert [(alarm.rule_id, alarm.status) for alarm in await rig.alarms.find(rig.principal)] == [(silent, 'active')]
+
+
+async def test_no_data_is_held_while_this_instances_state_report_is_not_current(rig: Rig) -> None:
+    """After a database outage, until this instance has reported again, its unwritten news is nowhere in the lag:
+    a no-data rule neither raises nor clears meanwhile."""
+    silent = await rig.rule(name='Silent', condition={'type': 'no_data', 'minutes': 1})
+    await store(rig, 'temp', [(at(-90), 20)])
+    current = [False]
+    job = ScheduledRules(rig.platform.db, rig.alarms, rig.maintenance, clock=lambda: at(0),
+                         state_current=lambda: current[0])
+    await job.run_once()
+    assert await rig.alarms.find(rig.principal) == []
+    current[0] = True
+    await job.run_once()
+    assert [(alarm.rule_id, alarm.status) for alarm in await rig.alarms.find(rig.principal)] == [(silent, 'active')]

@@ -53,8 +53,11 @@ GROUP BY t.device_id"""
 
 class ScheduledRules:
     def __init__(self, db: Database, alarms: AlarmService, maintenance: MaintenanceService, *,
-                 every_s: float = 10.0, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 every_s: float = 10.0, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 state_current: Callable[[], bool] = lambda: True) -> None:
+        """`state_current`: as for the presence sweep (`StateMark.current`): no-data rules wait for it."""
         self._db = db
+        self._state_current = state_current
         self._alarms = alarms
         self._maintenance = maintenance
         self._every_s = every_s
@@ -115,6 +118,8 @@ class ScheduledRules:
                 if value is not None:
                     truths[device_id] = (OPS[condition.op](float(value), condition.value), float(value))
         else:  # judged where last-seen times and latest values are written up to (`app/ingest/state_mark.py`)
+            if not self._state_current():
+                return []  # held this round: neither raised nor cleared
             written = now - timedelta(seconds=float(await session.scalar(text(f'SELECT {STATE_LAG_S}')) or 0))
             last = {device_id: seen for device_id, (_, seen) in devices.items()}
             if condition.key:
