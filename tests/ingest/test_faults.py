@@ -73,18 +73,25 @@ async def wait_for_count(database_url: str, device_id: UUID, count: int, *, seco
         await asyncio.sleep(0.5)
 
 
+async def publish_when_connected(platform: Platform, mqtt_url: str, tenant_id: UUID, device_id: UUID, count: int, *,
+                                 per_second: float) -> asyncio.Task[None]:
+    """Once Gito's consumer is connected, a task publishing `count` readings of the device."""
+    for _ in range(100):
+        if platform.link.connected:
+            break
+        await asyncio.sleep(0.05)
+    topic = f'{tenant_id}/devices/{device_id}/telemetry'
+    return asyncio.create_task(publish_series(mqtt_url, topic, count, per_second=per_second))
+
+
 async def outage(pg_proxy: CuttableProxy, platform: Platform, new_tenant: NewTenant, database_url: str,
                  mqtt_url: str, *, cut_s: float, count: int) -> None:
     admin = (await new_tenant()).principal
     device, _ = await platform.devices.create(admin, DeviceCreate(name='Through the outage'))
     await platform.start()
     try:
-        for _ in range(100):
-            if platform.link.connected:
-                break
-            await asyncio.sleep(0.05)
-        topic = f'{admin.tenant_id}/devices/{device.id}/telemetry'
-        publishing = asyncio.create_task(publish_series(mqtt_url, topic, count, per_second=count / (cut_s + 3)))
+        publishing = await publish_when_connected(platform, mqtt_url, admin.tenant_id, device.id, count,
+                                                  per_second=count / (cut_s + 3))
         await asyncio.sleep(1)
         await pg_proxy.cut()
         cut_at = time.monotonic()
@@ -166,12 +173,7 @@ async def test_a_device_talking_through_an_outage_stays_online_when_the_database
     changes = platform.bus.device_changed.subscribe(maxsize=1000, device_id=device.id)
     await platform.start()
     try:
-        for _ in range(100):
-            if platform.link.connected:
-                break
-            await asyncio.sleep(0.05)
-        topic = f'{admin.tenant_id}/devices/{device.id}/telemetry'
-        publishing = asyncio.create_task(publish_series(mqtt_url, topic, 60, per_second=5))
+        publishing = await publish_when_connected(platform, mqtt_url, admin.tenant_id, device.id, 60, per_second=5)
         online = await eventually(lambda: platform.devices.get(admin, device.id), lambda d: d.status == 'online')
         assert online.status == 'online'
         await pg_proxy.cut()
