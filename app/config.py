@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         default=15.0, ge=0.5, validation_alias=AliasChoices('GITO_ROLLUP_EVERY_S', 'rollup_every_s'),
     )
     ingest_batch_rows: int = Field(
-        default=5000, ge=1, validation_alias=AliasChoices('GITO_INGEST_BATCH_ROWS', 'ingest_batch_rows'),
+        default=10_000, ge=1, validation_alias=AliasChoices('GITO_INGEST_BATCH_ROWS', 'ingest_batch_rows'),
     )
     ingest_batch_ms: int = Field(
         default=50, ge=1, validation_alias=AliasChoices('GITO_INGEST_BATCH_MS', 'ingest_batch_ms'),

@@ -99,7 +99,7 @@ CommitListener = Callable[[list[TelemetryStored]], Awaitable[None]]
 
 class BatchWriter:
     def __init__(
-        self, dsn: str, bus: EventBus, *, max_rows: int = 5000, max_delay_s: float = 0.05,
+        self, dsn: str, bus: EventBus, *, max_rows: int = 10_000, max_delay_s: float = 0.05,
         queue_limit: int = 100_000, latest_interval_s: float = 1.0, direct_copy: bool = True,
     ) -> None:
         self._sequences: dict[UUID, SeqState] = {}

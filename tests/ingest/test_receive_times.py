@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
-from app.ingest.mqtt_consumer import LinkStatus, MqttConsumer
+from app.ingest.mqtt_consumer import TURN_MESSAGES, LinkStatus, MqttConsumer
+from app.ingest.mqtt_wire import Publish
+from app.models.schemas import Principal
 from app.platform import Platform
 from tests.conftest import NewTenant
+from tests.ingest.test_faults import stored_levels
 from tests.ingest.test_mqtt_ingest import eventually, make_device
 
 
@@ -26,7 +33,18 @@ class QuietLink:
         """Nothing to pause."""
 
 
-async def test_two_messages_in_one_read_are_both_stored(platform: Platform, new_tenant: NewTenant) -> None:
+@dataclass
+class Rig:
+    admin: Principal
+    device_id: UUID
+    topic: bytes
+    consumer: MqttConsumer
+    link: Any
+
+
+@asynccontextmanager
+async def consuming(platform: Platform, new_tenant: NewTenant) -> AsyncIterator[Rig]:
+    """A consumer handed socket reads directly (no broker), with the writer running behind it."""
     admin = (await new_tenant()).principal
     device = await make_device(platform, admin)
     await platform.bus.start()
@@ -34,16 +52,40 @@ async def test_two_messages_in_one_read_are_both_stored(platform: Platform, new_
     await platform.writer.start()
     try:
         consumer = MqttConsumer(platform.mqtt_target, platform.directory, platform.writer, LinkStatus())
-        topic = f'{admin.tenant_id}/devices/{device.id}/telemetry'.encode()
-        link: Any = QuietLink()
-        await platform.directory.get(device.id)  # known: both are handled in this very call
-        consumer._on_messages([(topic, b'{"level": 1}', b'\x00\x01'), (topic, b'{"level": 2}', b'\x00\x02')], link)
-        consumer._on_messages([(topic, b'{"level": 3}', b'\x00\x03')], link)
-        await eventually(lambda: asyncio.sleep(0, link.acked), lambda acked: len(acked) == 3)
-        page = await platform.telemetry.latest(admin, device.id)
-        assert [(value.key, value.value) for value in page] == [('level', 3.0)]
-        stored = await platform.devices.get(admin, device.id)
-        assert (stored.readings_stored, stored.readings_duplicate) == (3, 0)
+        await platform.directory.get(device.id)  # known: its messages are handled in the very call
+        yield Rig(admin, device.id, f'{admin.tenant_id}/devices/{device.id}/telemetry'.encode(), consumer,
+                  QuietLink())
     finally:
         await platform.writer.stop()
         await platform.directory.stop()
+
+
+async def test_two_messages_in_one_read_are_both_stored(platform: Platform, new_tenant: NewTenant) -> None:
+    async with consuming(platform, new_tenant) as rig:
+        topic, link = rig.topic, rig.link
+        rig.consumer._on_messages([(topic, b'{"level": 1}', b'\x00\x01'), (topic, b'{"level": 2}', b'\x00\x02')], link)
+        rig.consumer._on_messages([(topic, b'{"level": 3}', b'\x00\x03')], link)
+        await eventually(lambda: asyncio.sleep(0, link.acked), lambda acked: len(acked) == 3)
+        page = await platform.telemetry.latest(rig.admin, rig.device_id)
+        assert [(value.key, value.value) for value in page] == [('level', 3.0)]
+        stored = await platform.devices.get(rig.admin, rig.device_id)
+        assert (stored.readings_stored, stored.readings_duplicate) == (3, 0)
+
+
+async def test_a_large_read_is_taken_in_turns_and_in_order(
+    platform: Platform, new_tenant: NewTenant, database_url: str,
+) -> None:
+    """A socket read of 1,200 messages is decoded `TURN_MESSAGES` at a time, so the loop gets to other work (the
+    writer's COPY) in between; a read arriving meanwhile waits behind it; every message is stored, in order of
+    receipt (they carry no `ts`: their receive times keep rising across turns)."""
+    async with consuming(platform, new_tenant) as rig:
+        def read(numbers: range) -> list[Publish]:
+            return [(rig.topic, b'{"level": %d, "seq": %d}' % (n, n), n.to_bytes(2, 'big')) for n in numbers]
+
+        rig.consumer._on_messages(read(range(1, 1201)), rig.link)
+        assert rig.consumer.received == TURN_MESSAGES  # the rest waits for the loop's next turns...
+        rig.consumer._on_messages(read(range(1201, 1206)), rig.link)
+        assert rig.consumer.received == TURN_MESSAGES  # ...and so does the next read, behind it
+        await eventually(lambda: asyncio.sleep(0, rig.link.acked), lambda acked: len(acked) == 1205, seconds=15)
+        assert rig.link.acked == [n.to_bytes(2, 'big') for n in range(1, 1206)]
+        assert await stored_levels(database_url, rig.device_id) == [float(n) for n in range(1, 1206)]
