@@ -108,6 +108,7 @@ class MqttConsumer:
         self._ackers: dict[Link, Acknowledge] = {}
         self._resolving: dict[UUID, list[tuple[Publish, Link]]] = {}  # devices being looked up: their messages
         self._unread: deque[tuple[list[Publish], Link]] = deque()  # received, to be decoded in turns, in order
+        self._unread_count = 0  # messages in `_unread`: held like those in flight (they count towards pausing)
         self._clock = datetime.min.replace(tzinfo=UTC)  # the receive time after the last one handed out
         self._idle = asyncio.Event()
         self._stopping = False
@@ -153,7 +154,7 @@ class MqttConsumer:
 
     def _resume(self) -> None:
         link = self._reader.link if self._reader is not None else None
-        if link is not None and not self._stopping and self.inflight < self._max_inflight:
+        if link is not None and not self._stopping and self.inflight + self._unread_count < self._max_inflight:
             link.resume()
 
     def _acknowledger(self, link: Link) -> Acknowledge:
@@ -173,7 +174,7 @@ class MqttConsumer:
         self.inflight -= count
         if self.inflight <= 0:
             self._idle.set()
-        if self.inflight < self._max_inflight // 2 and not self._writer.full:
+        if self.inflight + self._unread_count < self._max_inflight // 2 and not self._writer.full:
             self._resume()
 
     def _on_messages(self, publishes: list[Publish], link: Link) -> None:
@@ -182,13 +183,17 @@ class MqttConsumer:
         if self._stopping:
             return  # not acknowledged: the broker delivers them again to the next session
         self._unread.append((publishes, link))
+        self._unread_count += len(publishes)
         if len(self._unread) == 1:  # none waiting: the first turn now
             self._take_turn()
+        if self.inflight + self._unread_count >= self._max_inflight or self._writer.full:
+            link.pause()  # a broker that ignores Receive Maximum must not fill the process with unread messages
 
     def _take_turn(self) -> None:
         unread = self._unread
         if self._stopping:
             unread.clear()  # not acknowledged: the broker delivers them again to the next session
+            self._unread_count = 0
             return
         publishes, link = unread[0]
         if len(publishes) > TURN_MESSAGES:
@@ -196,6 +201,7 @@ class MqttConsumer:
             publishes = publishes[:TURN_MESSAGES]
         else:
             unread.popleft()
+        self._unread_count -= len(publishes)
         self._take(publishes, link)
         if unread:
             asyncio.get_running_loop().call_soon(self._take_turn)
@@ -235,7 +241,7 @@ class MqttConsumer:
         if items:
             self.inflight += len(items)
             self._writer.offer(items)
-        if self.inflight >= self._max_inflight or self._writer.full:
+        if self.inflight + self._unread_count >= self._max_inflight or self._writer.full:
             link.pause()
 
     async def _resolve(self, device_id: UUID) -> None:
