@@ -202,7 +202,10 @@ class MqttConsumer:
         else:
             unread.popleft()
         self._unread_count -= len(publishes)
-        self._take(publishes, link)
+        if link.open:
+            self._take(publishes, link)
+        # else not taken: the broker delivers them again on the next connection (taken now, a message without
+        # `ts` would be stored twice, at two receive times)
         if unread:
             asyncio.get_running_loop().call_soon(self._take_turn)
 

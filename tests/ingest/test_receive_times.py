@@ -14,7 +14,7 @@ from app.ingest.mqtt_wire import Publish
 from app.models.schemas import Principal
 from app.platform import Platform
 from tests.conftest import NewTenant
-from tests.ingest.test_faults import stored_levels
+from tests.ingest.test_faults import stored_levels, wait_for_count
 from tests.ingest.test_mqtt_ingest import eventually, make_device
 
 
@@ -103,3 +103,18 @@ async def test_messages_waiting_their_turn_count_towards_pausing(platform: Platf
         assert rig.consumer.received == TURN_MESSAGES and rig.link.paused
         await eventually(lambda: asyncio.sleep(0, rig.link.acked), lambda acked: len(acked) == 1200, seconds=15)
         assert len(rig.link.acked) == 1200  # nothing lost for the pause
+
+
+async def test_messages_of_a_closed_connection_waiting_their_turn_are_left_to_the_redelivery(
+    platform: Platform, new_tenant: NewTenant, database_url: str,
+) -> None:
+    """Not acknowledged on a closed connection, they come again on the next one: taken as well, those without `ts`
+    would be stored twice."""
+    async with consuming(platform, new_tenant) as rig:
+        numbers = range(1, 1201)
+        rig.consumer._on_messages([(rig.topic, b'{"level": %d}' % n, n.to_bytes(2, 'big')) for n in numbers], rig.link)
+        rig.link.open = False  # the connection drops before the rest's turn
+        await wait_for_count(database_url, rig.device_id, TURN_MESSAGES, seconds=10)
+        await asyncio.sleep(0.5)  # time for the rest, were they taken
+        assert rig.consumer.received == TURN_MESSAGES
+        assert await stored_levels(database_url, rig.device_id) == [float(n) for n in range(1, TURN_MESSAGES + 1)]
