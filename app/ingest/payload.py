@@ -26,7 +26,6 @@ MAX_TEXT_LENGTH = 4096
 MAX_DEPTH = 32  # objects and arrays kept as JSON values
 MAX_FUTURE = timedelta(minutes=10)
 MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
-RESERVED = frozenset({'ts', 'seq'})
 
 
 
