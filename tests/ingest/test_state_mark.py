@@ -109,3 +109,30 @@ async def test_an_unreachable_database_is_reported_once_not_every_round(caplog: 
     warnings = [r for r in caplog.records if r.getMessage() == 'could not report how far device state is written']
     assert len(warnings) == 1
     await mark.stop()
+
+
+async def test_the_report_is_current_only_while_it_stands_on_an_open_connection(database_url: str) -> None:
+    idle = StateMark(database_url, lambda: datetime.now(UTC))
+    assert idle.current()  # not reporting at all (not ingesting): nothing of it to wait for
+    mark = StateMark(database_url, lambda: datetime.now(UTC), every_s=3600)
+    mark.start()
+    try:
+        for _ in range(100):  # the first round reports at once
+            if mark.current():
+                break
+            await asyncio.sleep(0.05)
+        assert mark.current()
+        assert mark._connection is not None
+        mark._connection.terminate()  # the database went away (or the connection with it)
+        assert not mark.current()
+        await mark.report()  # the next round reconnects
+        assert mark.current()
+    finally:
+        await mark.stop()
+    unreachable = StateMark('postgresql://postgres@127.0.0.1:1/unreachable', lambda: datetime.now(UTC), every_s=3600)
+    unreachable.start()
+    try:
+        await asyncio.sleep(0.2)
+        assert not unreachable.current()
+    finally:
+        await unreachable.stop()
