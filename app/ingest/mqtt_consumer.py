@@ -174,6 +174,9 @@ class MqttConsumer:
         self.inflight -= count
         if self.inflight <= 0:
             self._idle.set()
+        self._resume_if_room()
+
+    def _resume_if_room(self) -> None:
         if self.inflight + self._unread_count < self._max_inflight // 2 and not self._writer.full:
             self._resume()
 
@@ -208,6 +211,8 @@ class MqttConsumer:
         # `ts` would be stored twice, at two receive times)
         if unread:
             asyncio.get_running_loop().call_soon(self._take_turn)
+        else:  # paused for unread messages that turned out to need no commit (ignored): nothing else would resume
+            self._resume_if_room()
 
     def _take(self, publishes: list[Publish], link: Link) -> None:
         self.received += len(publishes)

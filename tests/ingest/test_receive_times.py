@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +33,9 @@ class QuietLink:
 
     def pause(self) -> None:
         self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
 
 
 @dataclass
@@ -118,3 +122,16 @@ async def test_messages_of_a_closed_connection_waiting_their_turn_are_left_to_th
         await asyncio.sleep(0.5)  # time for the rest, were they taken
         assert rig.consumer.received == TURN_MESSAGES
         assert await stored_levels(database_url, rig.device_id) == [float(n) for n in range(1, TURN_MESSAGES + 1)]
+
+
+async def test_a_pause_for_unread_messages_that_are_all_ignored_ends(platform: Platform, new_tenant: NewTenant) -> None:
+    """Messages on a topic that names no device are acknowledged and dropped, never in flight: a pause they caused
+    must end once they are read, or the consumer would stop reading for good."""
+    async with consuming(platform, new_tenant, max_inflight=1000) as rig:
+        rig.consumer._reader = SimpleNamespace(link=rig.link)  # type: ignore[assignment]  # the reader's current link
+        stranger = f'{rig.admin.tenant_id}/devices/not-a-device/telemetry'.encode()  # matches the subscription
+        rig.consumer._on_messages([(stranger, b'{"level": 1}', n.to_bytes(2, 'big')) for n in range(1, 2001)],
+                                  rig.link)
+        assert rig.link.paused
+        await eventually(lambda: asyncio.sleep(0, rig.consumer.ignored), lambda ignored: ignored == 2000)
+        assert rig.consumer.ignored == 2000 and not rig.link.paused
