@@ -189,8 +189,7 @@ class MqttConsumer:
         self._unread_count += len(publishes)
         if len(self._unread) == 1:  # none waiting: the first turn now
             self._take_turn()
-        if self.inflight + self._unread_count >= self._max_inflight or self._writer.full:
-            link.pause()  # a broker that ignores Receive Maximum must not fill the process with unread messages
+        self._pause_if_full(link)  # a broker that ignores Receive Maximum must not fill the process with unread ones
 
     def _take_turn(self) -> None:
         unread = self._unread
@@ -249,6 +248,10 @@ class MqttConsumer:
         if items:
             self.inflight += len(items)
             self._writer.offer(items)
+        self._pause_if_full(link)
+
+    def _pause_if_full(self, link: Link) -> None:
+        """Unread and uncommitted messages (both unacknowledged) at the in-flight limit, or the writer full."""
         if self.inflight + self._unread_count >= self._max_inflight or self._writer.full:
             link.pause()
 

@@ -14,7 +14,7 @@ from app.models.schemas import DeviceCreate, Principal
 from app.platform import Platform
 from app.services.alarms import Firing
 from app.services.errors import InvalidInput
-from tests.pages.conftest import MakeAccount, sign_in
+from tests.pages.conftest import Account, MakeAccount, sign_in
 from tests.rules.conftest import Rig
 from tests.rules.test_rules_page import set_value
 
@@ -31,16 +31,22 @@ async def raise_alarm(platform: Platform, principal: Principal, device_name: str
     return changed.alarm_id
 
 
+async def open_alarms(user: User, platform: Platform, operator: Account) -> tuple[UUID, UUID]:
+    """Boiler's and Pump's alarms, raised, and the operator on the alarms table showing them."""
+    boiler = await raise_alarm(platform, operator.principal, 'Boiler')
+    pump = await raise_alarm(platform, operator.principal, 'Pump')
+    await sign_in(user, operator)
+    await user.open('/alarms')
+    await user.should_see('Too hot · Boiler', retries=50)
+    return boiler, pump
+
+
 async def test_assign_from_the_table_filter_mine_and_unassign_on_the_detail_page(
         user: User, app_platform: Platform, make_account: MakeAccount) -> None:
     operator = await make_account('operator')
     technician = await make_account('technician', tenant_of=operator)
     await make_account('viewer', tenant_of=operator)  # cannot act on alarms: not offered
-    boiler = await raise_alarm(app_platform, operator.principal, 'Boiler')
-    pump = await raise_alarm(app_platform, operator.principal, 'Pump')
-    await sign_in(user, operator)
-    await user.open('/alarms')
-    await user.should_see('Too hot · Boiler', retries=50)
+    boiler, pump = await open_alarms(user, app_platform, operator)
 
     user.find(marker=f'assign-{boiler}').click()
     await user.should_see(marker='assignee-choice')
@@ -80,11 +86,7 @@ async def test_an_open_dialog_survives_a_live_reload_of_its_row(
         user: User, app_platform: Platform, make_account: MakeAccount) -> None:
     """Someone else's change reloads the table while a note is being typed: the dialog and its text stay."""
     operator = await make_account('operator')
-    boiler = await raise_alarm(app_platform, operator.principal, 'Boiler')
-    pump = await raise_alarm(app_platform, operator.principal, 'Pump')
-    await sign_in(user, operator)
-    await user.open('/alarms')
-    await user.should_see('Too hot · Boiler', retries=50)
+    boiler, pump = await open_alarms(user, app_platform, operator)
     user.find(marker=f'ack-{boiler}').click()
     await user.should_see(marker='alarm-note', retries=50)
     user.find(marker='alarm-note').type('On my way')
