@@ -252,6 +252,7 @@ async def gito_child(args: argparse.Namespace) -> None:
                     'split_s': {name: round(getattr(stats, f'{name}_s'), 2)
                                 for name in ('prepare', 'encode', 'insert', 'finish', 'listeners')},
                     'state_s': round(writer.state.seconds, 2), 'host_idle_s': round(psutil.cpu_times().idle, 2),
+                    'rollup_s': round(sum(platform.storage_jobs.rollup_steps_s), 2),
                 }), file=sys.stderr, flush=True)
             await asyncio.sleep(0.5)
 
@@ -281,6 +282,8 @@ async def gito_child(args: argparse.Namespace) -> None:
     archived = await owner.fetchval('SELECT count(*) FROM raw_messages WHERE tenant_id = $1', TENANT)
     await owner.close()
     first_sent = min((sent for sent, _ in latencies), default=0.0)
+    if args.latencies:
+        await asyncio.to_thread(Path(args.latencies).write_text, json.dumps(latencies))
     everything = sorted(latency for _, latency in latencies)
     settled = sorted(latency for sent, latency in latencies if sent >= first_sent + WARM_UP_S)
     print(json.dumps({
@@ -308,6 +311,8 @@ async def gito_child(args: argparse.Namespace) -> None:
         'writer_backend_cpu_split_s': pg_cpu_s,
         'duplicates_dropped': platform.writer.stats.duplicates,
         'rollups_at_low_priority': platform.storage_jobs.low_priority_backend is not None,
+        'rollup_runs': platform.storage_jobs.rollup_runs,
+        'rollup_steps_s': [round(step, 1) for step in platform.storage_jobs.rollup_steps_s],
         'gc_s_by_generation': {str(generation): round(spent, 2) for generation, spent in enumerate(collector.spent)},
         'gc_runs_by_generation': {str(generation): runs for generation, runs in enumerate(collector.runs)},
     }), flush=True)
@@ -340,6 +345,7 @@ def gito_run(args: argparse.Namespace, bench_url: str) -> dict[str, Any]:
     child = subprocess.Popen([sys.executable, __file__, '--role', 'gito', '--database-url', bench_url,
                               '--mqtt-url', args.mqtt_url, '--devices', str(args.devices),
                               *(['--verbose'] if args.verbose else []), *(['--archive'] if args.archive else []),
+                              *(['--latencies', args.latencies] if args.latencies else []),
                               *(['--amqtt'] if args.amqtt else [])],
                              env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
@@ -391,6 +397,8 @@ def main() -> None:
     parser.add_argument('--own-broker', action=argparse.BooleanOptionalAction, default=True,
                         help='start a tuned Mosquitto for the run (--no-own-broker: use MQTT_URL as it is)')
     parser.add_argument('--verbose', action='store_true', help='progress of the Gito child on stderr')
+    parser.add_argument('--latencies', default='',
+                        help='write every sampled (sent at, publish → commit s) pair to this JSON file, for tails')
     parser.add_argument('--archive', action='store_true', help="the bench tenant keeps a raw archive")
     parser.add_argument('--amqtt', action='store_true',
                         help='run against the embedded amqtt broker, as `gito serve` starts it without Mosquitto')

@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.platform import Platform, Resolved
+from app.services.storage.maintenance import StorageMaintenance, detect_backend
 
 PLATFORM: Platform | None = None
 SECRET = 'test-secret-key-not-for-production'
@@ -119,13 +120,11 @@ def gito(*args: str, env: dict[str, str], check: bool = True) -> subprocess.Comp
     return subprocess.run([*GITO, *args], env=env, capture_output=True, text=True, timeout=120, check=check)
 
 
-async def roll_up(platform: Platform, *, seconds: float = 30) -> None:
+async def roll_up(platform: Platform, *, seconds: float = 30, job: StorageMaintenance | None = None) -> None:
     """Run the rollup job until it has covered every transaction committed so far. The watermark stops at the
     oldest transaction still open anywhere on the server (other test databases too), so it may take a while.
     On TimescaleDB: the continuous aggregates refreshed over all time (outside a transaction, as it requires)."""
     from sqlalchemy import text
-
-    from app.services.storage.maintenance import detect_backend
 
     if await detect_backend(platform.db) == 'timescaledb':
         async with platform.db.owner.connect() as connection:
@@ -137,7 +136,7 @@ async def roll_up(platform: Platform, *, seconds: float = 30) -> None:
         target = int(await session.scalar(text('SELECT txid_current()')) or 0)
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
-        await platform.storage_jobs.refresh_rollups()
+        await (job or platform.storage_jobs).refresh_rollups()
         async with platform.db.system() as session:
             watermark = int(await session.scalar(text("SELECT xid FROM storage_watermarks WHERE name = 'rollups'"))
                             or 0)

@@ -63,6 +63,38 @@ async def test_rows_months_late_are_still_rolled_up(storage: Platform, new_tenan
     assert await rollup(storage, 'telemetry_1m', device.id) == [(ancient, 3, 11.0, 1.0, 7.0, 3.0)]
 
 
+RAW_MINUTES = """
+SELECT device_id, key_id, date_bin(interval '{width}', ts, timestamptz '2000-01-01 00:00:00+00') AS bucket,
+       count(*), sum(value), min(value), max(value), (array_agg(value ORDER BY ts DESC))[1]
+FROM telemetry WHERE device_id = ANY(:devices) AND value IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
+ROLLED = """
+SELECT device_id, key_id, bucket, count, sum, min, max, last FROM {table}
+WHERE device_id = ANY(:devices) ORDER BY 1, 2, 3"""
+
+
+@pytest.mark.native_storage
+async def test_a_run_merged_in_many_slices_equals_the_raw_rows_aggregated(
+        storage: Platform, new_tenant: NewTenant) -> None:
+    admin = (await new_tenant()).principal
+    devices = [await new_device(storage, admin, f'Meter {n}') for n in range(3)]
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    for round_ in range(2):  # the second round lands in buckets the first one created, some of it out of order
+        for n, device in enumerate(devices):
+            await store(storage, admin, device.id, [
+                (hour + timedelta(minutes=58, seconds=7 * i + round_ * 3), key, float(i * (n + 1) - round_ * 50))
+                for i in range(40) for key in ('power', 'temp')])
+        job = StorageMaintenance(storage.db, slice_groups=1)  # a slice per series and minute, with pauses
+        await roll_up(storage, job=job)
+    ids = {'devices': [device.id for device in devices]}
+    async with storage.db.system() as session:
+        for table, width in (('telemetry_1m', '1 minute'), ('telemetry_1h', '1 hour')):
+            expected = [tuple(row) for row in await session.execute(text(RAW_MINUTES.format(width=width)), ids)]
+            rolled = [tuple(row) for row in await session.execute(text(ROLLED.format(table=table)), ids)]
+            assert rolled == expected
+    assert len({row[2] for row in expected}) == 2  # the readings spanned an hour's end: two 1-hour buckets
+    assert job.rollup_runs >= 1
+
+
 @pytest.mark.native_storage
 async def test_the_background_job_keeps_rollups_current(storage: Platform, new_tenant: NewTenant) -> None:
     admin = (await new_tenant()).principal

@@ -32,12 +32,17 @@ from app.services.storage.retention import (
     parked_days,
     tenant_retentions,
 )
-from app.services.storage.rollups import RollupRun, refresh_rollups
+from app.services.storage.rollups import SLICE_GROUPS, RollupRun, refresh_rollups
 
 log = logging.getLogger(__name__)
 ROLLUP_LOCK_ID = 0x6710_0020
 HOUSEKEEPING_LOCK_ID = 0x6710_0021
 DAYS_AHEAD = 7
+# A rollup run pauses 4 times as long as each of its steps took: at most a fifth of a core at any moment. Where
+# Gito, the broker and PostgreSQL share a machine, a run at full speed slowed ingest for as long as it ran, even at
+# the lowest CPU priority (a busy loop at nice 19 did the same; the same loop at a fifth of a core did not):
+# docs/ARCHITECTURE.md, "Rollups at a fifth of a core".
+ROLLUP_REST = 4.0
 Backend = Literal['timescaledb', 'native']
 TRY_LOCK = 'SELECT pg_try_advisory_xact_lock(:id)'
 
@@ -49,14 +54,18 @@ async def detect_backend(db: Database) -> Backend:
 
 
 class StorageMaintenance:
-    def __init__(self, db: Database, *, rollup_every_s: float = 15.0, housekeeping_every_s: float = 600.0) -> None:
+    def __init__(self, db: Database, *, rollup_every_s: float = 15.0, housekeeping_every_s: float = 600.0,
+                 slice_groups: int = SLICE_GROUPS) -> None:
         self._db = db
+        self._slice_groups = slice_groups
         self._rollup_every_s = rollup_every_s
         self._housekeeping_every_s = housekeeping_every_s
         self._policies: Retention | None = None  # TimescaleDB drop-after intervals last set by this process
         self.backend: Backend = 'native'
         self._task: asyncio.Task[None] | None = None
         self.low_priority_backend: int | None = None  # the last rollup run's reniced backend (`backend_priority.py`)
+        self.rollup_runs = 0  # runs that rolled new rows up, and the seconds their steps took
+        self.rollup_steps_s = [0.0, 0.0]
 
     async def start(self, *, loop: bool = True) -> None:
         """Detect the backend; with `loop`, run the jobs in the background until `stop`."""
@@ -108,7 +117,12 @@ class StorageMaintenance:
                 async with AsyncSession(connection, expire_on_commit=False) as session, session.begin():
                     if not await session.scalar(text(TRY_LOCK), {'id': ROLLUP_LOCK_ID}):
                         return RollupRun(minutes=0, hours=0)
-                    return await refresh_rollups(session)
+                    run = await refresh_rollups(session, rest=ROLLUP_REST, slice_groups=self._slice_groups)
+                if run.minutes:
+                    self.rollup_runs += 1
+                    scan_s, merge_s = run.steps_s
+                    self.rollup_steps_s = [self.rollup_steps_s[0] + scan_s, self.rollup_steps_s[1] + merge_s]
+                return run
             finally:
                 if self.low_priority_backend is not None:
                     await connection.invalidate()  # its backend ends: nothing else is served at that priority
