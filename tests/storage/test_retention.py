@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from app.platform import Platform
+from app.services.storage.maintenance import LOCK_NOT_AVAILABLE
 from app.services.storage.retention import partition_end
 from tests.conftest import NewTenant
 from tests.storage.conftest import new_device, owner_scalar, store
@@ -28,6 +31,13 @@ async def count(platform: Platform, table: str, device_id: UUID) -> int:
     value = await owner_scalar(platform, f'SELECT count(*) FROM {table} WHERE device_id = :d', d=device_id)
     assert isinstance(value, int)
     return value
+
+
+async def past_every_raw_retention(platform: Platform) -> date:
+    """A day whose partition is past the longest raw retention of any tenant in the database (other tests set some)."""
+    async with platform.db.system() as session:
+        longest = await session.scalar(text('SELECT coalesce(max(raw_days), 30) FROM storage_settings'))
+    return (datetime.now(UTC) - timedelta(days=max(int(longest or 30), 30) + 3)).date()
 
 
 async def test_each_tenant_keeps_its_own_retention(storage: Platform, new_tenant: NewTenant) -> None:
@@ -56,9 +66,7 @@ async def test_each_tenant_keeps_its_own_retention(storage: Platform, new_tenant
 
 @pytest.mark.native_storage
 async def test_partitions_past_the_longest_retention_are_dropped(storage: Platform) -> None:
-    async with storage.db.system() as session:
-        longest = await session.scalar(text('SELECT coalesce(max(raw_days), 30) FROM storage_settings'))
-    old_day = (datetime.now(UTC) - timedelta(days=max(int(longest or 30), 30) + 3)).date()
+    old_day = await past_every_raw_retention(storage)
     kept_day = datetime.now(UTC).date() - timedelta(days=1)
     await owner_scalar(storage, 'SELECT gito_telemetry_partition(:day)', day=old_day)
     assert f'telemetry_points_p{old_day:%Y%m%d}' in await partitions(storage)
@@ -67,6 +75,26 @@ async def test_partitions_past_the_longest_retention_are_dropped(storage: Platfo
     names = await partitions(storage)
     assert f'telemetry_points_p{old_day:%Y%m%d}' not in names
     assert f'telemetry_points_p{kept_day:%Y%m%d}' in names
+
+
+@pytest.mark.native_storage
+async def test_a_drop_behind_a_long_reader_is_postponed_and_holds_up_no_insert(storage: Platform,
+                                                                               new_tenant: NewTenant) -> None:
+    admin = (await new_tenant()).principal
+    device = await new_device(storage, admin)
+    old_day = await past_every_raw_retention(storage)
+    await owner_scalar(storage, 'SELECT gito_telemetry_partition(:day)', day=old_day)
+    old_partition = f'telemetry_points_p{old_day:%Y%m%d}'
+    async with storage.db.owner.connect() as export:  # a long read of telemetry, e.g. a CSV export, under way
+        await export.execute(text('SELECT count(*) FROM telemetry_points'))
+        with pytest.raises(DBAPIError) as postponed:  # waiting for the export would queue every insert behind it
+            await asyncio.wait_for(storage.storage_jobs.apply_retention(), timeout=10)
+        assert getattr(postponed.value.orig, 'sqlstate', None) == LOCK_NOT_AVAILABLE
+        await store(storage, admin, device.id, [(datetime.now(UTC), 'power', 1.0)])  # stored, export still open
+        assert old_partition in await partitions(storage)
+    run = await storage.storage_jobs.apply_retention()  # the next tick, the export done
+    assert old_partition in run.dropped_partitions
+    assert await count(storage, 'telemetry', device.id) == 1
 
 
 @pytest.mark.native_storage

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
@@ -45,6 +47,13 @@ DAYS_AHEAD = 7
 ROLLUP_REST = 4.0
 Backend = Literal['timescaledb', 'native']
 TRY_LOCK = 'SELECT pg_try_advisory_xact_lock(:id)'
+# Creating or dropping a partition takes an ACCESS EXCLUSIVE lock on its parent (and, to create one, on the default
+# partition). Queued behind a long reader of the parent (a CSV export, a long chart, a rollup run), that request
+# holds up every later insert into the parent, the batch writer's included, for as long as the reader runs. So the
+# housekeeping waits for a lock this long at most, then gives up (its transaction rolled back: nothing half done)
+# and is tried again at the job's next tick.
+HOUSEKEEPING_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', '100ms', true)"
+LOCK_NOT_AVAILABLE = '55P03'
 
 
 async def detect_backend(db: Database) -> Backend:
@@ -91,6 +100,7 @@ class StorageMaintenance:
         async with self._db.system() as session:
             if not await session.scalar(text(TRY_LOCK), {'id': HOUSEKEEPING_LOCK_ID}):
                 return []
+            await session.execute(text(HOUSEKEEPING_LOCK_TIMEOUT))
             if self.backend == 'native':
                 longest = longest_retention(await tenant_retentions(session))
                 parked = await parked_days(session, POINTS_TABLE, 'ts', within_days=longest.raw_days)
@@ -149,6 +159,7 @@ class StorageMaintenance:
         async with self._db.system() as session:
             if not await session.scalar(text(TRY_LOCK), {'id': HOUSEKEEPING_LOCK_ID}):
                 return RetentionRun(dropped_partitions=(), deleted_rows=0)
+            await session.execute(text(HOUSEKEEPING_LOCK_TIMEOUT))
             if self.backend == 'native':
                 run = await apply_native_retention(session, now=now)
             else:
@@ -164,16 +175,31 @@ class StorageMaintenance:
     async def _loop(self) -> None:
         housekept = 0.0
         while True:
-            try:
-                if time.monotonic() - housekept >= self._housekeeping_every_s:
-                    await self.ensure_partitions()
-                    await self.apply_retention()
-                    await self.refresh_late_aggregates()
-                    housekept = time.monotonic()
-                await self.refresh_rollups()
-            except Exception:
-                log.exception('storage maintenance failed')
+            if time.monotonic() - housekept >= self._housekeeping_every_s and await self._guarded(self._housekeeping):
+                housekept = time.monotonic()
+            await self._guarded(self.refresh_rollups)
             await asyncio.sleep(self._rollup_every_s)
+
+    async def _housekeeping(self) -> None:
+        await self.ensure_partitions()
+        await self.apply_retention()
+        await self.refresh_late_aggregates()
+
+    async def _guarded(self, job: Callable[[], Awaitable[object]]) -> bool:
+        """Run `job`; False, logged, when it failed (it is tried again at the next tick)."""
+        try:
+            await job()
+        except DBAPIError as error:
+            if getattr(error.orig, 'sqlstate', None) != LOCK_NOT_AVAILABLE:
+                log.exception('storage maintenance failed')
+            else:
+                log.warning('storage housekeeping postponed: a partitioned table is in use',
+                            extra={'retry_s': self._rollup_every_s})
+            return False
+        except Exception:
+            log.exception('storage maintenance failed')
+            return False
+        return True
 
 
 async def set_timescale_policies(session: AsyncSession, longest: Retention) -> None:
