@@ -22,12 +22,14 @@ from app.ingest.batch_items import Inbound, Rejection
 from app.ingest.directory import DeviceEntry
 from app.ingest.payload import MAX_PAYLOAD_BYTES, Message, PayloadError, decode, excerpt
 from app.ingest.writer import BatchWriter
+from app.logs import Throttled
 from app.platform import Platform
 from app.services.errors import AuthenticationFailed, DomainError, PermissionDenied, Unavailable
 from app.services.ingest_keys import MAX_KEY_LENGTH
 from app.services.rate_limits import take_tenant
 
 log = logging.getLogger(__name__)
+LOG_REJECTED = Throttled(log, logging.INFO, 'payload rejected')
 
 COMMIT_TIMEOUT_S = 10.0
 REJECTION_TIMEOUT_S = 1.0
@@ -141,7 +143,7 @@ def ingest_router(platform: Platform) -> APIRouter:
         try:
             messages = decode(body, received_at=received_at)
         except PayloadError as error:
-            log.info('payload rejected', extra={'device_id': str(device_id), 'reason': str(error)})
+            LOG_REJECTED(device_id=str(device_id), reason=str(error))
             await record_rejection(platform.writer, entry, str(error), body, received_at)
             raise InvalidPayload(str(error), field=error.field) from None
         accepted = IngestAccepted(accepted=len(messages), points=points_in(messages))

@@ -28,6 +28,7 @@ from app.ingest.mqtt_reader import Link, MqttReader
 from app.ingest.mqtt_wire import ConnectOptions, Publish
 from app.ingest.payload import MAX_PAYLOAD_BYTES, PayloadError, decode, excerpt
 from app.ingest.writer import BatchWriter
+from app.logs import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,8 @@ class MqttConsumer:
         self._stopping = False
         self.received = 0
         self.ignored = 0
+        self._log_ignored = Throttled(log, logging.WARNING, 'message for unknown device ignored')
+        self._log_rejected = Throttled(log, logging.INFO, 'payload rejected')
         self.acked = 0
         self.inflight = 0
         writer.on_drained(self._resume)
@@ -309,14 +312,14 @@ class MqttConsumer:
         try:
             messages = decode(payload, received_at=received_at)
         except PayloadError as error:
-            log.info('payload rejected', extra={'device_id': str(route.device_id), 'reason': str(error)})
+            self._log_rejected(device_id=str(route.device_id), reason=str(error))
             return Rejection(entry.tenant_id, route.device_id, str(error), excerpt(payload), received_at, ack=ack,
                              payload=kept)
         return Inbound(entry.tenant_id, route.device_id, messages, received_at, ack=ack, payload=kept)
 
     def _ignore(self, topic: bytes, link: Link | None = None, packet_id: bytes | None = None) -> None:
         self.ignored += 1
-        log.warning('message for unknown device ignored', extra={'topic': topic[:200].decode(errors='replace')})
+        self._log_ignored(topic=topic[:200].decode(errors='replace'))
         if link is not None and packet_id:
             link.ack([packet_id])
 

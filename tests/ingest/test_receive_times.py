@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
+
+import pytest
 
 from app.ingest.mqtt_consumer import TURN_MESSAGES, LinkStatus, MqttConsumer
 from app.ingest.mqtt_wire import Publish
@@ -124,9 +127,12 @@ async def test_messages_of_a_closed_connection_waiting_their_turn_are_left_to_th
         assert await stored_levels(database_url, rig.device_id) == [float(n) for n in range(1, TURN_MESSAGES + 1)]
 
 
-async def test_a_pause_for_unread_messages_that_are_all_ignored_ends(platform: Platform, new_tenant: NewTenant) -> None:
+async def test_a_pause_for_unread_messages_that_are_all_ignored_ends(platform: Platform, new_tenant: NewTenant,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
     """Messages on a topic that names no device are acknowledged and dropped, never in flight: a pause they caused
-    must end once they are read, or the consumer would stop reading for good."""
+    must end once they are read, or the consumer would stop reading for good. Each is counted; the log gets one
+    line for the flood, not one per message."""
+    caplog.set_level(logging.WARNING, logger='app.ingest.mqtt_consumer')
     async with consuming(platform, new_tenant, max_inflight=1000) as rig:
         rig.consumer._reader = SimpleNamespace(link=rig.link)  # type: ignore[assignment]  # the reader's current link
         stranger = f'{rig.admin.tenant_id}/devices/not-a-device/telemetry'.encode()  # matches the subscription
@@ -135,3 +141,5 @@ async def test_a_pause_for_unread_messages_that_are_all_ignored_ends(platform: P
         assert rig.link.paused
         await eventually(lambda: asyncio.sleep(0, rig.consumer.ignored), lambda ignored: ignored == 2000)
         assert rig.consumer.ignored == 2000 and not rig.link.paused
+    warnings = [r for r in caplog.records if r.getMessage() == 'message for unknown device ignored']
+    assert len(warnings) == 1 and 'not-a-device' in vars(warnings[0])['topic']
