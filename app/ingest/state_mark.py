@@ -9,8 +9,9 @@ it. So every instance reports, every couple of seconds, the time up to which eve
 a device goes offline as many seconds late as the state is behind, never while its news is unwritten.
 
 An instance counts while the connection it reports on is open (`backend_pid` in `pg_stat_activity`): a process
-killed with -9 stops counting at once instead of holding every other instance's sweeps back. Messages still held by
-the broker (a consumer paused by backpressure) are not counted: Gito has not received them.
+killed with -9 stops counting at once instead of holding every other instance's sweeps back. After a restart of
+the server, the instances it cut off count for a grace period (`RESTART_GRACE_S`) until they report again. Messages
+still held by the broker (a consumer paused by backpressure) are not counted: Gito has not received them.
 
 An outage ends that connection, and until the next round has reconnected and reported, PostgreSQL's lag leaves
 this instance out while its writer still holds everything received meanwhile: the instance's own jobs that judge
@@ -45,9 +46,21 @@ WHERE i.updated_at < now() - interval '1 day'
 # Seconds the device state stands behind now: as far as the instance furthest behind (0 with none running), at
 # most STATE_LAG_MAX_S: an instance whose writer is stuck must not keep every device online everywhere forever.
 STATE_LAG_MAX_S = 600
+# A restart of the server ends every instance's connection at once; until an instance has reconnected and reported,
+# its row would not count, and another instance's sweep would take the news it still holds for silence. So a row
+# last updated before the server started (by at most STATE_LAG_MAX_S: its instance was alive then, cut off by the
+# outage) counts with what it last reported for RESTART_GRACE_S after the start: ample for a live instance to
+# report again (every 2 s); one that died meanwhile stops holding the others back then. A live backend must have
+# started before the row's report, or the pid is another's (pids are reused, across a restart too).
+RESTART_GRACE_S = 60
 STATE_LAG_S = f"""
 (SELECT least(coalesce(greatest(0, extract(epoch FROM now() - min(i.flushed_through))), 0), {STATE_LAG_MAX_S})::float8
- FROM ingest_instances i JOIN pg_stat_activity a ON a.pid = i.backend_pid)"""
+ FROM ingest_instances i
+ WHERE EXISTS (SELECT 1 FROM pg_stat_activity a
+               WHERE a.pid = i.backend_pid AND (a.backend_start IS NULL OR a.backend_start <= i.updated_at))
+    OR (i.updated_at BETWEEN pg_postmaster_start_time() - make_interval(secs => {STATE_LAG_MAX_S})
+                         AND pg_postmaster_start_time()
+        AND now() < pg_postmaster_start_time() + make_interval(secs => {RESTART_GRACE_S})))"""
 
 
 class StateMark:

@@ -7,16 +7,21 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
 from sqlalchemy import text
 
+from app.config import Settings
+from app.db import migrate
+from app.embedded.postgres import start_embedded_postgres
 from app.ingest.state_mark import STATE_LAG_MAX_S, STATE_LAG_S, StateMark
 from app.models.schemas import DeviceCreate
-from app.platform import Platform
+from app.platform import Platform, app_role_password
 from tests.conftest import NewTenant
 from tests.ingest.test_mqtt_ingest import eventually, publish
+from tests.support import SECRET
 
 
 @asynccontextmanager
@@ -136,3 +141,28 @@ async def test_the_report_is_current_only_while_it_stands_on_an_open_connection(
         assert not unreachable.current()
     finally:
         await unreachable.stop()
+
+
+async def test_instances_cut_off_by_a_server_restart_count_until_they_report_again(tmp_path: Path) -> None:
+    """The restart ends every instance's connection; the first to reconnect must not sweep away news another one
+    still holds (its last report counts a while), nor wait for an instance that was gone long before."""
+    url, server = await asyncio.to_thread(start_embedded_postgres, tmp_path)
+    try:
+        settings = Settings(secret_key=SECRET)
+        await migrate(url, role=settings.app_db_role, password=app_role_password(settings))
+        reporter = await asyncpg.connect(url)
+        await reporter.execute("""
+            INSERT INTO ingest_instances (id, backend_pid, flushed_through, updated_at) VALUES
+                ('cut-off', pg_backend_pid(), now() - interval '40 seconds', now()),
+                ('gone-before', 2147483647, now() - interval '2 hours', now() - interval '1 hour')""")
+        await reporter.close()
+        await asyncio.to_thread(server.cleanup)  # the server stops and starts again
+        url, server = await asyncio.to_thread(start_embedded_postgres, tmp_path)
+        reconnected = await asyncpg.connect(url)
+        try:
+            lag = await reconnected.fetchval(f'SELECT {STATE_LAG_S}')
+        finally:
+            await reconnected.close()
+        assert 40 <= lag < 60  # the cut-off instance's report stands; the one gone before would say 600
+    finally:
+        await asyncio.to_thread(server.cleanup)
