@@ -252,7 +252,7 @@ async def gito_child(args: argparse.Namespace) -> None:
                     'split_s': {name: round(getattr(stats, f'{name}_s'), 2)
                                 for name in ('prepare', 'encode', 'insert', 'finish', 'listeners')},
                     'state_s': round(writer.state.seconds, 2), 'host_idle_s': round(psutil.cpu_times().idle, 2),
-                    'rollup_s': round(sum(platform.storage_jobs.rollup_steps_s), 2),
+                    'rollup_s': round(sum(platform.storage_jobs.rollup_steps_s.values()), 2),
                 }), file=sys.stderr, flush=True)
             await asyncio.sleep(0.5)
 
@@ -312,7 +312,7 @@ async def gito_child(args: argparse.Namespace) -> None:
         'duplicates_dropped': platform.writer.stats.duplicates,
         'rollups_at_low_priority': platform.storage_jobs.low_priority_backend is not None,
         'rollup_runs': platform.storage_jobs.rollup_runs,
-        'rollup_steps_s': [round(step, 1) for step in platform.storage_jobs.rollup_steps_s],
+        'rollup_steps_s': {step: round(seconds, 1) for step, seconds in platform.storage_jobs.rollup_steps_s.items()},
         'gc_s_by_generation': {str(generation): round(spent, 2) for generation, spent in enumerate(collector.spent)},
         'gc_runs_by_generation': {str(generation): runs for generation, runs in enumerate(collector.runs)},
     }), flush=True)

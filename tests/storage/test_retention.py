@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.platform import Platform
-from app.services.storage.maintenance import LOCK_NOT_AVAILABLE
+from app.services.storage.lock_wait import lock_not_available
 from app.services.storage.retention import partition_end
 from tests.conftest import NewTenant
 from tests.storage.conftest import new_device, owner_scalar, store
@@ -89,7 +89,7 @@ async def test_a_drop_behind_a_long_reader_is_postponed_and_holds_up_no_insert(s
         await export.execute(text('SELECT count(*) FROM telemetry_points'))
         with pytest.raises(DBAPIError) as postponed:  # waiting for the export would queue every insert behind it
             await asyncio.wait_for(storage.storage_jobs.apply_retention(), timeout=10)
-        assert getattr(postponed.value.orig, 'sqlstate', None) == LOCK_NOT_AVAILABLE
+        assert lock_not_available(postponed.value)
         await store(storage, admin, device.id, [(datetime.now(UTC), 'power', 1.0)])  # stored, export still open
         assert old_partition in await partitions(storage)
     run = await storage.storage_jobs.apply_retention()  # the next tick, the export done

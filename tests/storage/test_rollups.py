@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -78,12 +80,14 @@ async def test_a_run_merged_in_many_slices_equals_the_raw_rows_aggregated(
     admin = (await new_tenant()).principal
     devices = [await new_device(storage, admin, f'Meter {n}') for n in range(3)]
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    # A transaction per scan and a slice per series and minute, with pauses between them.
+    job = StorageMaintenance(storage.db, slice_groups=1, scan_xids=1)
     for round_ in range(2):  # the second round lands in buckets the first one created, some of it out of order
         for n, device in enumerate(devices):
-            await store(storage, admin, device.id, [
-                (hour + timedelta(minutes=58, seconds=7 * i + round_ * 3), key, float(i * (n + 1) - round_ * 50))
-                for i in range(40) for key in ('power', 'temp')])
-        job = StorageMaintenance(storage.db, slice_groups=1)  # a slice per series and minute, with pauses
+            for half in (range(0, 40, 2), range(1, 40, 2)):  # a bucket's rows in two transactions: two scans
+                await store(storage, admin, device.id, [
+                    (hour + timedelta(minutes=58, seconds=7 * i + round_ * 3), key, float(i * (n + 1) - round_ * 50))
+                    for i in half for key in ('power', 'temp')])
         await roll_up(storage, job=job)
     ids = {'devices': [device.id for device in devices]}
     async with storage.db.system() as session:
@@ -93,6 +97,34 @@ async def test_a_run_merged_in_many_slices_equals_the_raw_rows_aggregated(
             assert rolled == expected
     assert len({row[2] for row in expected}) == 2  # the readings spanned an hour's end: two 1-hour buckets
     assert job.rollup_runs >= 1
+
+
+@pytest.mark.native_storage
+async def test_a_run_reads_the_pages_of_new_rows_not_the_whole_day(storage: Platform, new_tenant: NewTenant) -> None:
+    admin = (await new_tenant()).principal
+    device = await new_device(storage, admin)
+    now = datetime.now(UTC)
+    await store(storage, admin, device.id, [(now - timedelta(seconds=i), 'power', float(i)) for i in range(30_000)])
+    await roll_up(storage)
+    await store(storage, admin, device.id, [(now + timedelta(seconds=1), 'power', -1.0)])
+    await roll_up(storage)
+    async with storage.db.system() as session:
+        newest = await session.scalar(text('SELECT max(ingest_xid) FROM telemetry_points'))
+        await session.execute(text('SET LOCAL max_parallel_workers_per_gather = 0'))
+        await session.execute(text('SET LOCAL enable_seqscan = off'))  # as over a day of rows: by the index
+        plan = await session.scalar(text(f"""EXPLAIN (ANALYZE, FORMAT JSON)
+            SELECT count(*) FROM telemetry_points WHERE ingest_xid >= {newest} AND value IS NOT NULL"""))
+    scans = list(nodes(plan[0]['Plan'], 'Bitmap Heap Scan'))
+    assert scans, 'the scan of new rows goes by the ingest_xid index'
+    read = sum(scan.get('Lossy Heap Blocks', 0) + scan.get('Exact Heap Blocks', 0) for scan in scans)
+    assert read <= 2 * 32  # a range or two of 32 pages around the new row, not the 200+ pages of the day's rows
+
+
+def nodes(plan: dict[str, Any], node_type: str) -> Iterator[dict[str, Any]]:
+    if plan['Node Type'] == node_type:
+        yield plan
+    for child in plan.get('Plans', []):
+        yield from nodes(child, node_type)
 
 
 @pytest.mark.native_storage

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import Database
 from app.services.storage import timescale
 from app.services.storage.backend_priority import lower_priority
+from app.services.storage.lock_wait import SHORT_LOCK_WAIT, lock_not_available
 from app.services.storage.native_sql import POINTS_TABLE
 from app.services.storage.raw_retention import apply_raw_retention, ensure_raw_partitions
 from app.services.storage.retention import (
@@ -34,7 +35,13 @@ from app.services.storage.retention import (
     parked_days,
     tenant_retentions,
 )
-from app.services.storage.rollups import SLICE_GROUPS, RollupRun, refresh_rollups
+from app.services.storage.rollups import (
+    SCAN_XIDS,
+    SLICE_GROUPS,
+    RollupRun,
+    refresh_rollups,
+    summarize_new_ranges,
+)
 
 log = logging.getLogger(__name__)
 ROLLUP_LOCK_ID = 0x6710_0020
@@ -47,13 +54,6 @@ DAYS_AHEAD = 7
 ROLLUP_REST = 4.0
 Backend = Literal['timescaledb', 'native']
 TRY_LOCK = 'SELECT pg_try_advisory_xact_lock(:id)'
-# Creating or dropping a partition takes an ACCESS EXCLUSIVE lock on its parent (and, to create one, on the default
-# partition). Queued behind a long reader of the parent (a CSV export, a long chart, a rollup run), that request
-# holds up every later insert into the parent, the batch writer's included, for as long as the reader runs. So the
-# housekeeping waits for a lock this long at most, then gives up (its transaction rolled back: nothing half done)
-# and is tried again at the job's next tick.
-HOUSEKEEPING_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', '100ms', true)"
-LOCK_NOT_AVAILABLE = '55P03'
 
 
 async def detect_backend(db: Database) -> Backend:
@@ -64,9 +64,10 @@ async def detect_backend(db: Database) -> Backend:
 
 class StorageMaintenance:
     def __init__(self, db: Database, *, rollup_every_s: float = 15.0, housekeeping_every_s: float = 600.0,
-                 slice_groups: int = SLICE_GROUPS) -> None:
+                 slice_groups: int = SLICE_GROUPS, scan_xids: int = SCAN_XIDS) -> None:
         self._db = db
         self._slice_groups = slice_groups
+        self._scan_xids = scan_xids
         self._rollup_every_s = rollup_every_s
         self._housekeeping_every_s = housekeeping_every_s
         self._policies: Retention | None = None  # TimescaleDB drop-after intervals last set by this process
@@ -74,7 +75,7 @@ class StorageMaintenance:
         self._task: asyncio.Task[None] | None = None
         self.low_priority_backend: int | None = None  # the last rollup run's reniced backend (`backend_priority.py`)
         self.rollup_runs = 0  # runs that rolled new rows up, and the seconds their steps took
-        self.rollup_steps_s = [0.0, 0.0]
+        self.rollup_steps_s = {'summarize': 0.0, 'scan': 0.0, 'merge': 0.0}
 
     async def start(self, *, loop: bool = True) -> None:
         """Detect the backend; with `loop`, run the jobs in the background until `stop`."""
@@ -100,7 +101,7 @@ class StorageMaintenance:
         async with self._db.system() as session:
             if not await session.scalar(text(TRY_LOCK), {'id': HOUSEKEEPING_LOCK_ID}):
                 return []
-            await session.execute(text(HOUSEKEEPING_LOCK_TIMEOUT))
+            await session.execute(text(SHORT_LOCK_WAIT))  # see lock_wait.py: else given up, tried again
             if self.backend == 'native':
                 longest = longest_retention(await tenant_retentions(session))
                 parked = await parked_days(session, POINTS_TABLE, 'ts', within_days=longest.raw_days)
@@ -124,14 +125,23 @@ class StorageMaintenance:
         async with self._db.owner.connect() as connection:
             self.low_priority_backend = await lower_priority(connection)
             try:
+                started = time.perf_counter()
+                await summarize_new_ranges(connection)  # what came since the last run's end: its scan reads no more
+                summarized_s = time.perf_counter() - started
+                await asyncio.sleep(ROLLUP_REST * summarized_s)
                 async with AsyncSession(connection, expire_on_commit=False) as session, session.begin():
                     if not await session.scalar(text(TRY_LOCK), {'id': ROLLUP_LOCK_ID}):
                         return RollupRun(minutes=0, hours=0)
-                    run = await refresh_rollups(session, rest=ROLLUP_REST, slice_groups=self._slice_groups)
+                    run = await refresh_rollups(session, rest=ROLLUP_REST, slice_groups=self._slice_groups,
+                                              scan_xids=self._scan_xids)
+                started = time.perf_counter()
+                await summarize_new_ranges(connection)  # what came during the run (at a fifth of a core: most)
+                summarized_s += time.perf_counter() - started
                 if run.minutes:
                     self.rollup_runs += 1
-                    scan_s, merge_s = run.steps_s
-                    self.rollup_steps_s = [self.rollup_steps_s[0] + scan_s, self.rollup_steps_s[1] + merge_s]
+                    for step, seconds in zip(('summarize', 'scan', 'merge'), (summarized_s, *run.steps_s),
+                                             strict=True):
+                        self.rollup_steps_s[step] += seconds
                 return run
             finally:
                 if self.low_priority_backend is not None:
@@ -159,7 +169,7 @@ class StorageMaintenance:
         async with self._db.system() as session:
             if not await session.scalar(text(TRY_LOCK), {'id': HOUSEKEEPING_LOCK_ID}):
                 return RetentionRun(dropped_partitions=(), deleted_rows=0)
-            await session.execute(text(HOUSEKEEPING_LOCK_TIMEOUT))
+            await session.execute(text(SHORT_LOCK_WAIT))  # see lock_wait.py: else given up, tried again
             if self.backend == 'native':
                 run = await apply_native_retention(session, now=now)
             else:
@@ -190,7 +200,7 @@ class StorageMaintenance:
         try:
             await job()
         except DBAPIError as error:
-            if getattr(error.orig, 'sqlstate', None) != LOCK_NOT_AVAILABLE:
+            if not lock_not_available(error):
                 log.exception('storage maintenance failed')
             else:
                 log.warning('storage housekeeping postponed: a partitioned table is in use',

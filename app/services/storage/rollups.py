@@ -25,19 +25,32 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.services.storage.lock_wait import SHORT_LOCK_WAIT, lock_not_available
+from app.services.storage.native_sql import POINTS_TABLE
 
 ORIGIN = "timestamptz '2000-01-01 00:00:00+00'"
 WATERMARK = "SELECT xid FROM storage_watermarks WHERE name = 'rollups' FOR UPDATE"
 SNAPSHOT_XMIN = 'SELECT txid_snapshot_xmin(txid_current_snapshot())'
-# One pass over the new rows: per series and minute, everything but `last`.
-NEW_MINUTES = f"""
-CREATE TEMP TABLE new_minutes ON COMMIT DROP AS
-SELECT t.series_id, date_bin(interval '1 minute', t.ts, {ORIGIN}) AS bucket,
-       count(*) AS count, sum(t.value) AS sum, min(t.value) AS min, max(t.value) AS max, max(t.ts) AS last_ts
+# The new rows per series and minute, everything but `last`, gathered a few transactions' rows at a time (`SCAN`, a
+# slice of the window's transaction ids) and merged per bucket in a temporary table (no WAL, this backend's memory).
+NEW_MINUTES = """
+CREATE TEMP TABLE new_minutes (
+    series_id integer, bucket timestamptz, count bigint, sum double precision, min double precision,
+    max double precision, last_ts timestamptz, PRIMARY KEY (series_id, bucket)
+) ON COMMIT DROP"""
+SCAN = f"""
+INSERT INTO new_minutes AS n
+SELECT t.series_id, date_bin(interval '1 minute', t.ts, {ORIGIN}), count(*), sum(t.value), min(t.value),
+       max(t.value), max(t.ts)
 FROM telemetry_points t
 WHERE t.ingest_xid >= :low AND t.ingest_xid < :high AND t.value IS NOT NULL
-GROUP BY 1, 2"""
+GROUP BY 1, 2
+ON CONFLICT (series_id, bucket) DO UPDATE SET
+    count = n.count + EXCLUDED.count, sum = n.sum + EXCLUDED.sum, min = least(n.min, EXCLUDED.min),
+    max = greatest(n.max, EXCLUDED.max), last_ts = greatest(n.last_ts, EXCLUDED.last_ts)"""
 GROUPS = 'SELECT count(*) FROM new_minutes'
 # All of a run in its own (reniced) backend: parallel workers would be other processes at normal priority. Memory
 # for the aggregation of a busy interval (40k series: ~20 MB) so that it does not spill to disk. No JIT: a busy
@@ -74,8 +87,34 @@ WITH m AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM minutes), (SELECT count(*) FROM hours)"""
+# A BRIN index summarizes page ranges only when told (VACUUM, or autovacuum with `autosummarize`): a range not
+# summarized matches every scan, so without this the scan of the new rows read the whole of today's partition at
+# every run (checked: a 3-transaction window of a 9.35M-row day, 79,160 pages read, 8.44M rows rechecked away,
+# 885 ms). Summarizing reads each new range once, including the last, partly filled one; inserts then keep a
+# summarized range's bounds up to date themselves.
+SUMMARIZE_NEW_RANGES = f"""
+SELECT coalesce(sum(brin_summarize_new_values(h.inhrelid)), 0) FROM pg_inherits h
+WHERE h.inhparent = '{POINTS_TABLE}_ingest_xid_idx'::regclass"""
 MOVE_WATERMARK = "UPDATE storage_watermarks SET xid = :high, updated_at = now() WHERE name = 'rollups'"
 SLICE_GROUPS = 4000  # minute buckets merged per statement: ~0.1 s of CPU here
+# Transactions per scan statement to begin with; then doubled while a statement finds fewer than SCAN_ROWS rows (a
+# window after a long pause, or of many small transactions) and halved while it finds more than twice as many.
+SCAN_XIDS = 16
+SCAN_ROWS = 400_000  # ~0.25 s of CPU here; each scan also merges up to a bucket per series (40k: ~0.06 s)
+
+
+async def summarize_new_ranges(connection: AsyncConnection) -> int:
+    """Summarize the page ranges of telemetry's `ingest_xid` index that are not yet (every partition's), in a short
+    transaction of its own; returns how many. Skipped (0) when a partition is locked (a vacuum, DDL): the scan
+    then reads more pages, it misses none."""
+    try:
+        async with connection.begin():
+            await connection.execute(text(SHORT_LOCK_WAIT))
+            return int(await connection.scalar(text(SUMMARIZE_NEW_RANGES)) or 0)
+    except DBAPIError as error:
+        if lock_not_available(error):
+            return 0
+        raise
 
 
 @dataclass(frozen=True)
@@ -85,30 +124,59 @@ class RollupRun:
     steps_s: tuple[float, float] = field(default=(0.0, 0.0), compare=False)  # the new minutes, their merges
 
 
-async def refresh_rollups(session: AsyncSession, *, rest: float = 0.0, slice_groups: int = SLICE_GROUPS) -> RollupRun:
+async def refresh_rollups(session: AsyncSession, *, rest: float = 0.0, slice_groups: int = SLICE_GROUPS,
+                          scan_xids: int = SCAN_XIDS) -> RollupRun:
     """One incremental run in the caller's (owner) transaction; the caller holds the job's advisory lock.
 
-    The merges go in slices of about `slice_groups` minute buckets, after pauses `rest` times as long as the step
-    before took: a run then takes 1 / (1 + rest) of a core, not a whole core for seconds."""
+    The new rows are read `scan_xids` transactions at a time to begin with (see SCAN_ROWS), then merged in slices
+    of about `slice_groups` minute buckets, each step after a pause `rest` times as long as the step before took:
+    a run then takes 1 / (1 + rest) of a core, not a whole core for seconds."""
     low = int(await session.scalar(text(WATERMARK)) or 0)
     high = int(await session.scalar(text(SNAPSHOT_XMIN)) or 0)
     if high <= low:
         return RollupRun(minutes=0, hours=0)
     await session.execute(text(RUN_SETTINGS))
-    started = time.perf_counter()
-    await session.execute(text(NEW_MINUTES), {'low': low, 'high': high})
+    await session.execute(text(NEW_MINUTES))
+    pace = Pace(rest)
+    scan_s = 0.0
+    start, span = low, scan_xids
+    while start < high:
+        await pace.rest()
+        end = min(high, start + span)
+        rows = int((await session.execute(text(SCAN), {'low': start, 'high': end})).rowcount)  # type: ignore[attr-defined]
+        scan_s += pace.took()
+        start = end
+        if rows < SCAN_ROWS:
+            span *= 2
+        elif rows > 2 * SCAN_ROWS and span > 1:
+            span //= 2
     slices = max(1, math.ceil(int(await session.scalar(text(GROUPS)) or 0) / slice_groups))
-    scan_s = time.perf_counter() - started
     minutes = hours = 0
     merging_s = 0.0
     for index in range(slices):
-        if rest:  # after the scan, then after each slice
-            await asyncio.sleep(rest * (time.perf_counter() - started))
-        started = time.perf_counter()
+        await pace.rest()
         rolled_minutes, rolled_hours = (await session.execute(
             text(ROLL_SLICE), {'slices': slices, 'slice': index})).one()
         minutes += int(rolled_minutes)
         hours += int(rolled_hours)
-        merging_s += time.perf_counter() - started
+        merging_s += pace.took()
     await session.execute(text(MOVE_WATERMARK), {'high': high})
     return RollupRun(minutes=minutes, hours=hours, steps_s=(scan_s, merging_s))
+
+
+class Pace:
+    """Between steps, a pause `rest` times as long as the step before took."""
+
+    def __init__(self, rest: float) -> None:
+        self._rest = rest
+        self._started = time.perf_counter()
+        self._took = 0.0
+
+    async def rest(self) -> None:
+        if self._rest and self._took:
+            await asyncio.sleep(self._rest * self._took)
+        self._started = time.perf_counter()
+
+    def took(self) -> float:
+        self._took = time.perf_counter() - self._started
+        return self._took
