@@ -14,7 +14,7 @@ from sqlalchemy import text
 from app.models.storage import RetentionSettings
 from app.platform import Platform
 from app.services.storage.maintenance import StorageMaintenance
-from app.services.storage.rollups import RollupRun
+from app.services.storage.rollups import RollupRun, Steps
 from tests.conftest import NewTenant
 from tests.storage.conftest import new_device, store
 from tests.support import roll_up
@@ -81,7 +81,7 @@ async def test_a_run_merged_in_many_slices_equals_the_raw_rows_aggregated(
     devices = [await new_device(storage, admin, f'Meter {n}') for n in range(3)]
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
     # A transaction per scan and a slice per series and minute, with pauses between them.
-    job = StorageMaintenance(storage.db, slice_groups=1, scan_xids=1)
+    job = StorageMaintenance(storage.db, rollup_steps=Steps(rest=1, slice_groups=1, scan_xids=1, scan_s=0))
     for round_ in range(2):  # the second round lands in buckets the first one created, some of it out of order
         for n, device in enumerate(devices):
             for half in (range(0, 40, 2), range(1, 40, 2)):  # a bucket's rows in two transactions: two scans

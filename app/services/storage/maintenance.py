@@ -35,13 +35,7 @@ from app.services.storage.retention import (
     parked_days,
     tenant_retentions,
 )
-from app.services.storage.rollups import (
-    SCAN_XIDS,
-    SLICE_GROUPS,
-    RollupRun,
-    refresh_rollups,
-    summarize_new_ranges,
-)
+from app.services.storage.rollups import RollupRun, Steps, refresh_rollups, summarize_new_ranges
 
 log = logging.getLogger(__name__)
 ROLLUP_LOCK_ID = 0x6710_0020
@@ -51,7 +45,7 @@ DAYS_AHEAD = 7
 # Gito, the broker and PostgreSQL share a machine, a run at full speed slowed ingest for as long as it ran, even at
 # the lowest CPU priority (a busy loop at nice 19 did the same; the same loop at a fifth of a core did not):
 # docs/ARCHITECTURE.md, "Rollups at a fifth of a core".
-ROLLUP_REST = 4.0
+PACED_ROLLUPS = Steps(rest=4.0)
 Backend = Literal['timescaledb', 'native']
 TRY_LOCK = 'SELECT pg_try_advisory_xact_lock(:id)'
 
@@ -64,10 +58,9 @@ async def detect_backend(db: Database) -> Backend:
 
 class StorageMaintenance:
     def __init__(self, db: Database, *, rollup_every_s: float = 15.0, housekeeping_every_s: float = 600.0,
-                 slice_groups: int = SLICE_GROUPS, scan_xids: int = SCAN_XIDS) -> None:
+                 rollup_steps: Steps = PACED_ROLLUPS) -> None:
         self._db = db
-        self._slice_groups = slice_groups
-        self._scan_xids = scan_xids
+        self._rollup_steps = rollup_steps
         self._rollup_every_s = rollup_every_s
         self._housekeeping_every_s = housekeeping_every_s
         self._policies: Retention | None = None  # TimescaleDB drop-after intervals last set by this process
@@ -128,12 +121,11 @@ class StorageMaintenance:
                 started = time.perf_counter()
                 await summarize_new_ranges(connection)  # what came since the last run's end: its scan reads no more
                 summarized_s = time.perf_counter() - started
-                await asyncio.sleep(ROLLUP_REST * summarized_s)
+                await asyncio.sleep(self._rollup_steps.rest * summarized_s)
                 async with AsyncSession(connection, expire_on_commit=False) as session, session.begin():
                     if not await session.scalar(text(TRY_LOCK), {'id': ROLLUP_LOCK_ID}):
                         return RollupRun(minutes=0, hours=0)
-                    run = await refresh_rollups(session, rest=ROLLUP_REST, slice_groups=self._slice_groups,
-                                              scan_xids=self._scan_xids)
+                    run = await refresh_rollups(session, self._rollup_steps)
                 started = time.perf_counter()
                 await summarize_new_ranges(connection)  # what came during the run (at a fifth of a core: most)
                 summarized_s += time.perf_counter() - started

@@ -97,10 +97,10 @@ SELECT coalesce(sum(brin_summarize_new_values(h.inhrelid)), 0) FROM pg_inherits 
 WHERE h.inhparent = '{POINTS_TABLE}_ingest_xid_idx'::regclass"""
 MOVE_WATERMARK = "UPDATE storage_watermarks SET xid = :high, updated_at = now() WHERE name = 'rollups'"
 SLICE_GROUPS = 4000  # minute buckets merged per statement: ~0.1 s of CPU here
-# Transactions per scan statement to begin with; then doubled while a statement finds fewer than SCAN_ROWS rows (a
-# window after a long pause, or of many small transactions) and halved while it finds more than twice as many.
+# Transactions per scan statement to begin with; then doubled while a statement takes under half of SCAN_S (a
+# window of small transactions, or of others than ingest's) and halved while it takes over twice as long.
 SCAN_XIDS = 16
-SCAN_ROWS = 400_000  # ~0.25 s of CPU here; each scan also merges up to a bucket per series (40k: ~0.06 s)
+SCAN_S = 0.2  # ~300k rows here, and up to a bucket per series merged into `new_minutes`
 
 
 async def summarize_new_ranges(connection: AsyncConnection) -> int:
@@ -118,39 +118,50 @@ async def summarize_new_ranges(connection: AsyncConnection) -> int:
 
 
 @dataclass(frozen=True)
+class Steps:
+    """How a run divides its work (see the constants above) and how long it pauses after each step: `rest` times
+    as long as the step took."""
+
+    rest: float = 0.0
+    slice_groups: int = SLICE_GROUPS
+    scan_xids: int = SCAN_XIDS
+    scan_s: float = SCAN_S
+
+
+@dataclass(frozen=True)
 class RollupRun:
     minutes: int
     hours: int
     steps_s: tuple[float, float] = field(default=(0.0, 0.0), compare=False)  # the new minutes, their merges
 
 
-async def refresh_rollups(session: AsyncSession, *, rest: float = 0.0, slice_groups: int = SLICE_GROUPS,
-                          scan_xids: int = SCAN_XIDS) -> RollupRun:
+async def refresh_rollups(session: AsyncSession, steps: Steps = Steps()) -> RollupRun:
     """One incremental run in the caller's (owner) transaction; the caller holds the job's advisory lock.
 
-    The new rows are read `scan_xids` transactions at a time to begin with (see SCAN_ROWS), then merged in slices
-    of about `slice_groups` minute buckets, each step after a pause `rest` times as long as the step before took:
-    a run then takes 1 / (1 + rest) of a core, not a whole core for seconds."""
+    The new rows are read a few transactions at a time, then merged in slices of about `steps.slice_groups` minute
+    buckets, each step after a pause `steps.rest` times as long as the step before took: a run then takes
+    1 / (1 + rest) of a core, not a whole core for seconds."""
     low = int(await session.scalar(text(WATERMARK)) or 0)
     high = int(await session.scalar(text(SNAPSHOT_XMIN)) or 0)
     if high <= low:
         return RollupRun(minutes=0, hours=0)
     await session.execute(text(RUN_SETTINGS))
     await session.execute(text(NEW_MINUTES))
-    pace = Pace(rest)
+    pace = Pace(steps.rest)
     scan_s = 0.0
-    start, span = low, scan_xids
+    start, span = low, steps.scan_xids
     while start < high:
         await pace.rest()
         end = min(high, start + span)
-        rows = int((await session.execute(text(SCAN), {'low': start, 'high': end})).rowcount)  # type: ignore[attr-defined]
-        scan_s += pace.took()
+        await session.execute(text(SCAN), {'low': start, 'high': end})
+        took = pace.took()
+        scan_s += took
         start = end
-        if rows < SCAN_ROWS:
+        if took < steps.scan_s / 2:
             span *= 2
-        elif rows > 2 * SCAN_ROWS and span > 1:
+        elif took > 2 * steps.scan_s and span > 1:
             span //= 2
-    slices = max(1, math.ceil(int(await session.scalar(text(GROUPS)) or 0) / slice_groups))
+    slices = max(1, math.ceil(int(await session.scalar(text(GROUPS)) or 0) / steps.slice_groups))
     minutes = hours = 0
     merging_s = 0.0
     for index in range(slices):
