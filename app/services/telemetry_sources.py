@@ -12,7 +12,8 @@ A chart of span S with at most P points per series needs buckets of at least S /
 So a query reads at most 6 P rollup rows per key up to 8 days, one per hour beyond (8,760 a year). (With the
 1-minute rollup up to 33 days a 30-day chart has 1,964 points but reads 60 times more rows: about 200 ms
 instead of 20 here, for a resolution no screen shows.) The rollups lag
-the newest rows by up to one storage job interval (15 s); the newest part of a rollup-backed chart comes from
+the newest rows by the storage job's interval (15 s) and a run's length (up to about a minute under heavy ingest,
+see `maintenance.ROLLUP_RUN_TARGET_S`); the newest part of a rollup-backed chart comes from
 raw rows after the rollup's last timestamp for that key, so a long chart still ends at the newest reading.
 """
 
