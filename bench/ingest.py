@@ -311,7 +311,7 @@ async def gito_child(args: argparse.Namespace) -> None:
         'writer_backend_cpu_split_s': pg_cpu_s,
         'duplicates_dropped': platform.writer.stats.duplicates,
         'rollups_at_low_priority': platform.storage_jobs.low_priority_backend is not None,
-        'rollup_runs': platform.storage_jobs.rollup_runs, 'rollup_rest_at_end': platform.storage_jobs.rollup_rest,
+        'rollup_runs': platform.storage_jobs.rollup_runs,
         'rollup_steps_s': {step: round(seconds, 1) for step, seconds in platform.storage_jobs.rollup_steps_s.items()},
         'gc_s_by_generation': {str(generation): round(spent, 2) for generation, spent in enumerate(collector.spent)},
         'gc_runs_by_generation': {str(generation): runs for generation, runs in enumerate(collector.runs)},

@@ -13,7 +13,7 @@ So a query reads at most 6 P rollup rows per key up to 8 days, one per hour beyo
 1-minute rollup up to 33 days a 30-day chart has 1,964 points but reads 60 times more rows: about 200 ms
 instead of 20 here, for a resolution no screen shows.) The rollups lag
 the newest rows by the storage job's interval (15 s) and a run's length (up to about a minute under heavy ingest,
-see `maintenance.ROLLUP_RUN_TARGET_S`); the newest part of a rollup-backed chart comes from
+see `maintenance.PACED_ROLLUPS`); the newest part of a rollup-backed chart comes from
 raw rows after the rollup's last timestamp for that key, so a long chart still ends at the newest reading.
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from datetime import UTC, datetime
 
 import psutil
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from app.platform import Platform
-from app.services.storage.backend_priority import LOWEST, THIS_BACKEND, lower_priority, renice
+from app.services.storage.backend_priority import LOWEST, THIS_BACKEND, backend_clock, lower_priority, renice
 from tests.conftest import NewTenant
 from tests.storage.conftest import new_device, store
 from tests.storage.test_rollups import rollup
@@ -62,3 +63,21 @@ async def test_a_backend_is_reniced_only_when_it_is_the_process_postgresql_named
         assert await lower_priority(connection) == pid
         assert backend.nice() == LOWEST
         await connection.invalidate()
+
+
+async def test_a_paced_step_is_timed_by_the_cpu_its_backend_used_not_by_the_wall_clock(storage: Platform) -> None:
+    """On a saturated machine a low-priority step takes long on the wall clock while using little CPU: pauses are
+    scaled by the CPU it used."""
+    await skip_unless_backends_are_ours_to_renice(storage)
+    async with storage.db.owner.connect() as connection:
+        pid = int(await connection.scalar(text('SELECT pg_backend_pid()')) or 0)
+        clock = backend_clock(pid)
+        before = clock()
+        await connection.execute(text('SELECT pg_sleep(0.5)'))  # waiting, as a starved backend does
+        waited = clock() - before
+        before = clock()
+        await connection.execute(text('SELECT sum(i) FROM generate_series(1, 3000000) i'))
+        worked = clock() - before
+    assert waited < 0.1
+    assert worked > 0.1
+    assert backend_clock(None) is time.perf_counter  # a server elsewhere: the wall clock

@@ -143,12 +143,3 @@ async def test_the_background_job_keeps_rollups_current(storage: Platform, new_t
     finally:
         await job.stop()
 
-
-def test_runs_that_take_too_long_pause_less_until_they_are_quick_again(storage: Platform) -> None:
-    job = StorageMaintenance(storage.db)
-    assert job.rollup_rest == 4.0  # a fifth of a core
-    rests = []
-    for run_s in (120, 120, 120, 40, 20, 20, 20):  # ingest too heavy for a fifth of a core, then lighter again
-        job._adapt_rest(run_s)
-        rests.append(job.rollup_rest)
-    assert rests == [2.0, 1.0, 1.0, 1.0, 2.0, 4.0, 4.0]

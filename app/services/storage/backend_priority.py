@@ -12,6 +12,9 @@ must exist here, be a PostgreSQL process and have started when the server says t
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import psutil
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,3 +42,20 @@ def renice(pid: int, started: float) -> bool:
     except (psutil.Error, OSError):
         return False
     return True
+
+
+def backend_clock(pid: int | None) -> Callable[[], float]:
+    """The CPU seconds a backend process here has used so far, as a clock (wall time where there is no such
+    process, e.g. the server is on another host): what a paced job measures its steps by."""
+    if pid is None:
+        return time.perf_counter
+    process = psutil.Process(pid)
+
+    def cpu_s() -> float:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            return time.perf_counter()  # gone: the job's connection is closing
+        return float(times.user + times.system)
+
+    return cpu_s

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
@@ -21,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
 from app.services.storage import timescale
-from app.services.storage.backend_priority import lower_priority
+from app.services.storage.backend_priority import backend_clock, lower_priority
 from app.services.storage.lock_wait import SHORT_LOCK_WAIT, lock_not_available
 from app.services.storage.native_sql import POINTS_TABLE
 from app.services.storage.raw_retention import apply_raw_retention, ensure_raw_partitions
@@ -46,11 +45,10 @@ DAYS_AHEAD = 7
 # Gito, the broker and PostgreSQL share a machine, a run at full speed slowed ingest for as long as it ran, even at
 # the lowest CPU priority (a busy loop at nice 19 did the same; the same loop at a fifth of a core did not):
 # docs/ARCHITECTURE.md, "Rollups at a fifth of a core".
-PACED_ROLLUPS = Steps(rest=4.0)
-# Paced, a run can take minutes under heavy ingest, and the rollups then stand that far behind (charts fill the gap
-# from raw rows). A run that took longer than this halves the pause of the next (down to a pause as long as each
-# step), and a run that took under half of it doubles it back: rollups may fall behind by about this much, no more.
-ROLLUP_RUN_TARGET_S = 60.0
+# Paced by the backend's own CPU time where it is a process here (by wall time elsewhere), and for its first minute
+# only: on a saturated machine the reniced backend gets little CPU, and pauses scaled by wall time stretched a run
+# past five minutes (rollups then stand that far behind; charts fill the gap from raw rows).
+PACED_ROLLUPS = Steps(rest=4.0, paced_for_s=60.0)
 Backend = Literal['timescaledb', 'native']
 TRY_LOCK = 'SELECT pg_try_advisory_xact_lock(:id)'
 
@@ -66,7 +64,6 @@ class StorageMaintenance:
                  rollup_steps: Steps = PACED_ROLLUPS) -> None:
         self._db = db
         self._rollup_steps = rollup_steps
-        self.rollup_rest = rollup_steps.rest  # the pause factor of the next run (see ROLLUP_RUN_TARGET_S)
         self._rollup_every_s = rollup_every_s
         self._housekeeping_every_s = housekeeping_every_s
         self._policies: Retention | None = None  # TimescaleDB drop-after intervals last set by this process
@@ -123,19 +120,19 @@ class StorageMaintenance:
             return RollupRun(minutes=0, hours=0)  # continuous aggregates refresh themselves
         async with self._db.owner.connect() as connection:
             self.low_priority_backend = await lower_priority(connection)
+            clock = backend_clock(self.low_priority_backend)
             try:
-                run_started = started = time.perf_counter()
+                started = clock()
                 await summarize_new_ranges(connection)  # what came since the last run's end: its scan reads no more
-                summarized_s = time.perf_counter() - started
-                await asyncio.sleep(self.rollup_rest * summarized_s)
+                summarized_s = clock() - started
+                await asyncio.sleep(self._rollup_steps.rest * summarized_s)
                 async with AsyncSession(connection, expire_on_commit=False) as session, session.begin():
                     if not await session.scalar(text(TRY_LOCK), {'id': ROLLUP_LOCK_ID}):
                         return RollupRun(minutes=0, hours=0)
-                    run = await refresh_rollups(session, replace(self._rollup_steps, rest=self.rollup_rest))
-                started = time.perf_counter()
+                    run = await refresh_rollups(session, self._rollup_steps, clock)
+                started = clock()
                 await summarize_new_ranges(connection)  # what came during the run (paced: most of its length)
-                summarized_s += time.perf_counter() - started
-                self._adapt_rest(time.perf_counter() - run_started)
+                summarized_s += clock() - started
                 if run.minutes:
                     self.rollup_runs += 1
                     for step, seconds in zip(('summarize', 'scan', 'merge'), (summarized_s, *run.steps_s),
@@ -145,13 +142,6 @@ class StorageMaintenance:
             finally:
                 if self.low_priority_backend is not None:
                     await connection.invalidate()  # its backend ends: nothing else is served at that priority
-
-    def _adapt_rest(self, run_s: float) -> None:
-        paced = self._rollup_steps.rest
-        if run_s > ROLLUP_RUN_TARGET_S:
-            self.rollup_rest = max(min(1.0, paced), self.rollup_rest / 2)
-        elif run_s < ROLLUP_RUN_TARGET_S / 2:
-            self.rollup_rest = min(paced, self.rollup_rest * 2)
 
     async def refresh_late_aggregates(self, *, shortest_raw_days: int | None = None) -> int:
         """TimescaleDB: late rows into the continuous aggregates (`timescale.late_refresh_statements`); returns

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
@@ -120,9 +121,11 @@ async def summarize_new_ranges(connection: AsyncConnection) -> int:
 @dataclass(frozen=True)
 class Steps:
     """How a run divides its work (see the constants above) and how long it pauses after each step: `rest` times
-    as long as the step took."""
+    as long as the step took, by the run's clock, for the first `paced_for_s` seconds of the run (then no more:
+    where the machine is saturated and the backend gets little CPU, pauses would stretch a run without end)."""
 
     rest: float = 0.0
+    paced_for_s: float = math.inf
     slice_groups: int = SLICE_GROUPS
     scan_xids: int = SCAN_XIDS
     scan_s: float = SCAN_S
@@ -135,19 +138,21 @@ class RollupRun:
     steps_s: tuple[float, float] = field(default=(0.0, 0.0), compare=False)  # the new minutes, their merges
 
 
-async def refresh_rollups(session: AsyncSession, steps: Steps = Steps()) -> RollupRun:
+async def refresh_rollups(session: AsyncSession, steps: Steps = Steps(),
+                          clock: Callable[[], float] = time.perf_counter) -> RollupRun:
     """One incremental run in the caller's (owner) transaction; the caller holds the job's advisory lock.
 
     The new rows are read a few transactions at a time, then merged in slices of about `steps.slice_groups` minute
-    buckets, each step after a pause `steps.rest` times as long as the step before took: a run then takes
-    1 / (1 + rest) of a core, not a whole core for seconds."""
+    buckets, each step after a pause `steps.rest` times as long as the step before took by `clock` (the backend's
+    CPU time where the caller can read it): a run then takes at most 1 / (1 + rest) of a core, not a whole core
+    for seconds."""
     low = int(await session.scalar(text(WATERMARK)) or 0)
     high = int(await session.scalar(text(SNAPSHOT_XMIN)) or 0)
     if high <= low:
         return RollupRun(minutes=0, hours=0)
     await session.execute(text(RUN_SETTINGS))
     await session.execute(text(NEW_MINUTES))
-    pace = Pace(steps.rest)
+    pace = Pace(steps, clock)
     scan_s = 0.0
     start, span = low, steps.scan_xids
     while start < high:
@@ -176,18 +181,20 @@ async def refresh_rollups(session: AsyncSession, steps: Steps = Steps()) -> Roll
 
 
 class Pace:
-    """Between steps, a pause `rest` times as long as the step before took."""
+    """Between steps, a pause `rest` times as long as the step before took by `clock`, while the run is young."""
 
-    def __init__(self, rest: float) -> None:
-        self._rest = rest
-        self._started = time.perf_counter()
+    def __init__(self, steps: Steps, clock: Callable[[], float]) -> None:
+        self._rest = steps.rest
+        self._until = time.monotonic() + steps.paced_for_s
+        self._clock = clock
+        self._started = clock()
         self._took = 0.0
 
     async def rest(self) -> None:
-        if self._rest and self._took:
+        if self._rest and self._took and time.monotonic() < self._until:
             await asyncio.sleep(self._rest * self._took)
-        self._started = time.perf_counter()
+        self._started = self._clock()
 
     def took(self) -> float:
-        self._took = time.perf_counter() - self._started
+        self._took = self._clock() - self._started
         return self._took
