@@ -80,11 +80,10 @@ async def test_a_run_merged_in_many_slices_equals_the_raw_rows_aggregated(
     admin = (await new_tenant()).principal
     devices = [await new_device(storage, admin, f'Meter {n}') for n in range(3)]
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
-    # A transaction per scan and a slice per series and minute, with pauses between them.
-    job = StorageMaintenance(storage.db, rollup_steps=Steps(rest=1, slice_groups=1, scan_xids=1, scan_s=0))
+    job = StorageMaintenance(storage.db, rollup_steps=Steps(rest=1, slice_groups=1))  # a slice per series and minute
     for round_ in range(2):  # the second round lands in buckets the first one created, some of it out of order
         for n, device in enumerate(devices):
-            for half in (range(0, 40, 2), range(1, 40, 2)):  # a bucket's rows in two transactions: two scans
+            for half in (range(0, 40, 2), range(1, 40, 2)):  # a bucket's rows in two transactions
                 await store(storage, admin, device.id, [
                     (hour + timedelta(minutes=58, seconds=7 * i + round_ * 3), key, float(i * (n + 1) - round_ * 50))
                     for i in half for key in ('power', 'temp')])

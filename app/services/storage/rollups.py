@@ -35,23 +35,16 @@ from app.services.storage.native_sql import POINTS_TABLE
 ORIGIN = "timestamptz '2000-01-01 00:00:00+00'"
 WATERMARK = "SELECT xid FROM storage_watermarks WHERE name = 'rollups' FOR UPDATE"
 SNAPSHOT_XMIN = 'SELECT txid_snapshot_xmin(txid_current_snapshot())'
-# The new rows per series and minute, everything but `last`, gathered a few transactions' rows at a time (`SCAN`, a
-# slice of the window's transaction ids) and merged per bucket in a temporary table (no WAL, this backend's memory).
-NEW_MINUTES = """
-CREATE TEMP TABLE new_minutes (
-    series_id integer, bucket timestamptz, count bigint, sum double precision, min double precision,
-    max double precision, last_ts timestamptz, PRIMARY KEY (series_id, bucket)
-) ON COMMIT DROP"""
-SCAN = f"""
-INSERT INTO new_minutes AS n
-SELECT t.series_id, date_bin(interval '1 minute', t.ts, {ORIGIN}), count(*), sum(t.value), min(t.value),
-       max(t.value), max(t.ts)
+# One pass over the new rows: per series and minute, everything but `last`. (Read in slices of transaction ids
+# instead, a slice's span could only be guessed: after a stretch of ids without rows a doubled span met a dense
+# stretch and one statement read millions of rows.)
+NEW_MINUTES = f"""
+CREATE TEMP TABLE new_minutes ON COMMIT DROP AS
+SELECT t.series_id, date_bin(interval '1 minute', t.ts, {ORIGIN}) AS bucket,
+       count(*) AS count, sum(t.value) AS sum, min(t.value) AS min, max(t.value) AS max, max(t.ts) AS last_ts
 FROM telemetry_points t
 WHERE t.ingest_xid >= :low AND t.ingest_xid < :high AND t.value IS NOT NULL
-GROUP BY 1, 2
-ON CONFLICT (series_id, bucket) DO UPDATE SET
-    count = n.count + EXCLUDED.count, sum = n.sum + EXCLUDED.sum, min = least(n.min, EXCLUDED.min),
-    max = greatest(n.max, EXCLUDED.max), last_ts = greatest(n.last_ts, EXCLUDED.last_ts)"""
+GROUP BY 1, 2"""
 GROUPS = 'SELECT count(*) FROM new_minutes'
 # All of a run in its own (reniced) backend: parallel workers would be other processes at normal priority. Memory
 # for the aggregation of a busy interval (40k series: ~20 MB) so that it does not spill to disk. No JIT: a busy
@@ -98,10 +91,6 @@ SELECT coalesce(sum(brin_summarize_new_values(h.inhrelid)), 0) FROM pg_inherits 
 WHERE h.inhparent = '{POINTS_TABLE}_ingest_xid_idx'::regclass"""
 MOVE_WATERMARK = "UPDATE storage_watermarks SET xid = :high, updated_at = now() WHERE name = 'rollups'"
 SLICE_GROUPS = 4000  # minute buckets merged per statement: ~0.1 s of CPU here
-# Transactions per scan statement to begin with; then doubled while a statement takes under half of SCAN_S (a
-# window of small transactions, or of others than ingest's) and halved while it takes over twice as long.
-SCAN_XIDS = 16
-SCAN_S = 0.2  # ~300k rows here, and up to a bucket per series merged into `new_minutes`
 
 
 async def summarize_new_ranges(connection: AsyncConnection) -> int:
@@ -127,8 +116,6 @@ class Steps:
     rest: float = 0.0
     paced_for_s: float = math.inf
     slice_groups: int = SLICE_GROUPS
-    scan_xids: int = SCAN_XIDS
-    scan_s: float = SCAN_S
 
 
 @dataclass(frozen=True)
@@ -142,8 +129,8 @@ async def refresh_rollups(session: AsyncSession, steps: Steps = Steps(),
                           clock: Callable[[], float] = time.perf_counter) -> RollupRun:
     """One incremental run in the caller's (owner) transaction; the caller holds the job's advisory lock.
 
-    The new rows are read a few transactions at a time, then merged in slices of about `steps.slice_groups` minute
-    buckets, each step after a pause `steps.rest` times as long as the step before took by `clock` (the backend's
+    The new rows are read in one pass, then merged in slices of about `steps.slice_groups` minute buckets, each
+    step after a pause `steps.rest` times as long as the step before took by `clock` (the backend's
     CPU time where the caller can read it): a run then takes at most 1 / (1 + rest) of a core, not a whole core
     for seconds."""
     low = int(await session.scalar(text(WATERMARK)) or 0)
@@ -151,21 +138,9 @@ async def refresh_rollups(session: AsyncSession, steps: Steps = Steps(),
     if high <= low:
         return RollupRun(minutes=0, hours=0)
     await session.execute(text(RUN_SETTINGS))
-    await session.execute(text(NEW_MINUTES))
     pace = Pace(steps, clock)
-    scan_s = 0.0
-    start, span = low, steps.scan_xids
-    while start < high:
-        await pace.rest()
-        end = min(high, start + span)
-        await session.execute(text(SCAN), {'low': start, 'high': end})
-        took = pace.took()
-        scan_s += took
-        start = end
-        if took < steps.scan_s / 2:
-            span *= 2
-        elif took > 2 * steps.scan_s and span > 1:
-            span //= 2
+    await session.execute(text(NEW_MINUTES), {'low': low, 'high': high})
+    scan_s = pace.took()
     slices = max(1, math.ceil(int(await session.scalar(text(GROUPS)) or 0) / steps.slice_groups))
     minutes = hours = 0
     merging_s = 0.0
