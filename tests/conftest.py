@@ -24,11 +24,21 @@ from app.config import Settings
 from app.db import migrate
 from app.models.schemas import Principal
 from app.platform import Platform, Resolved, app_role_password
-from tests.support import SECRET, broker_process, create_database, drop_database, free_port, serve, simulated_app
+from tests.support import (
+    SECRET,
+    broker_process,
+    create_database,
+    drop_database,
+    free_port,
+    look_longer_for_page_content,
+    serve,
+    simulated_app,
+)
 
 # Everything imported so far lives for the whole session: keep it out of the cyclic collector, which NiceGUI's
 # user simulation runs twice per test.
 gc.freeze()
+look_longer_for_page_content()
 
 
 @pytest.fixture(scope='session')

@@ -146,6 +146,14 @@ async def roll_up(platform: Platform, *, seconds: float = 30, job: StorageMainte
         await asyncio.sleep(0.1)
 
 
+def look_longer_for_page_content(seconds: float = 5.0) -> None:
+    """NiceGUI's simulated user looks for what a test expects for 0.3 s by default; a page that shows it after a
+    query or a background task can take longer on a busy CI machine (two such flakes failed a CI run). An
+    expectation that is met returns at once, so only failing tests get slower."""
+    for name, poll_s in (('should_see', 0.1), ('should_not_see', 0.05)):
+        getattr(User, name).__kwdefaults__['retries'] = round(seconds / poll_s)
+
+
 @asynccontextmanager
 async def simulated_app(main_file: Path) -> AsyncIterator[User]:
     """NiceGUI's user simulation of `main_file`, leaving nothing behind for the next test.
