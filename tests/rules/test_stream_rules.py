@@ -6,8 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
-from tests.rules.conftest import Rig, at
+from tests.rules.conftest import Rig, at, make_rig
 
 
 async def test_threshold_raises_once_counts_repeats_and_clears(rig: Rig) -> None:
@@ -55,6 +56,39 @@ async def test_comparison_of_two_keys_with_offset(rig: Rig) -> None:
     assert await rig.open_alarms() == [('active', 1)]
     await rig.send(2, supply_temp=62)
     assert await rig.statuses() == ['cleared']
+
+
+async def reported(rig: Rig, when: float, **values: float) -> None:
+    """Latest values as the batch writer leaves them, for keys whose readings the engine did not see."""
+    async with rig.platform.db.system() as session:
+        for key, value in values.items():
+            key_id = await session.scalar(text(
+                'INSERT INTO telemetry_keys (tenant_id, name) VALUES (:t, :k) ON CONFLICT (tenant_id, name) '
+                'DO UPDATE SET name = EXCLUDED.name RETURNING id'), {'t': rig.principal.tenant_id, 'k': key})
+            await session.execute(text(
+                'INSERT INTO latest_values (tenant_id, device_id, key_id, ts, value) VALUES (:t, :d, :k, :ts, :v) '
+                'ON CONFLICT (device_id, key_id) DO UPDATE SET ts = EXCLUDED.ts, value = EXCLUDED.value'),
+                {'t': rig.principal.tenant_id, 'd': rig.device.id, 'k': key_id, 'ts': at(when), 'v': value})
+
+
+async def test_keys_reported_before_the_rule_or_a_restart_fill_in_a_comparison(rig: Rig) -> None:
+    """The engine keeps last values only of devices that rules watch: a rule made later, and an engine started
+    later, read them from latest values before they are reported again."""
+    await rig.send(0, supply_temp=60)  # no rule yet
+    await reported(rig, 0, supply_temp=60)
+    await rig.rule(condition={'type': 'comparison', 'left': 'return_temp', 'op': '>', 'right': 'supply_temp',
+                              'offset': 2})
+    await rig.send(1, return_temp=63)
+    assert await rig.open_alarms() == [('active', 1)]
+
+    await reported(rig, 2, supply_temp=70, return_temp=63)
+    restarted = make_rig(rig.platform, rig.principal, rig.device)
+    try:
+        await restarted.send(3, return_temp=71)  # 71 > 70 + 2 is false: clears, knowing supply_temp
+        assert await restarted.statuses() == ['cleared']
+    finally:
+        await restarted.engine.stop()
+        restarted.engine.close()
 
 
 async def test_composite_and_or_and_weighted(rig: Rig) -> None:
