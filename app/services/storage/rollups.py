@@ -9,9 +9,9 @@ aggregates just those rows per series (tenant, device, key) and minute, merges t
 sum added, min/max widened, `last` kept by timestamp), merges their hourly totals into `telemetry_1h` the same way,
 and moves W to X, all in one transaction: a crash repeats a run, never skips or doubles one. Telemetry rows are
 never updated, and duplicates are never inserted (`ON CONFLICT DO NOTHING`), so merging is exact; each run costs
-one pass over the new rows only, however many rows their buckets already hold. The merges go in slices of series
-with pauses between them, so that a run never takes a whole core for long (docs/ARCHITECTURE.md, "Rollups at a
-fifth of a core").
+one pass over the new rows only, however many rows their buckets already hold. The new rows are read in slices of
+blocks and merged in slices of series, with pauses between them, so that a run never takes a whole core for long
+(docs/ARCHITECTURE.md, "Rollups at a fifth of a core").
 
 Lateness bound: none. A row arriving hours or months late is merged into its bucket when it commits (if that
 bucket is older than the tenant's 1-minute or 1-hour retention, the next retention run deletes it again).
@@ -35,16 +35,38 @@ from app.services.storage.native_sql import POINTS_TABLE
 ORIGIN = "timestamptz '2000-01-01 00:00:00+00'"
 WATERMARK = "SELECT xid FROM storage_watermarks WHERE name = 'rollups' FOR UPDATE"
 SNAPSHOT_XMIN = 'SELECT txid_snapshot_xmin(txid_current_snapshot())'
-# One pass over the new rows: per series and minute, everything but `last`. (Read in slices of transaction ids
-# instead, a slice's span could only be guessed: after a stretch of ids without rows a doubled span met a dense
-# stretch and one statement read millions of rows.)
-NEW_MINUTES = f"""
-CREATE TEMP TABLE new_minutes ON COMMIT DROP AS
-SELECT t.series_id, date_bin(interval '1 minute', t.ts, {ORIGIN}) AS bucket,
-       count(*) AS count, sum(t.value) AS sum, min(t.value) AS min, max(t.value) AS max, max(t.ts) AS last_ts
-FROM telemetry_points t
-WHERE t.ingest_xid >= :low AND t.ingest_xid < :high AND t.value IS NOT NULL
+# The new rows are aggregated per series and minute in parts, then the parts combined into `new_minutes` (all
+# but `last`). Where the previous run left a partition (its size then) is known, the blocks added since are read in
+# slices of `Steps.scan_blocks` by TID range, each a short statement; the blocks before it are read by the
+# `ingest_xid` BRIN index (rows of transactions still running at the last run's snapshot, or written into free
+# space), which finds a few ranges there. A partition whose size is not known (a process's first run, a new
+# partition) is read by the index alone, in one statement. (Slices of transaction ids were tried first: their span
+# could only be guessed, and after a stretch of ids without rows a doubled span met a dense stretch and one
+# statement read millions of rows. Blocks are exact.)
+NEW_PARTS = """
+CREATE TEMP TABLE new_parts (
+    series_id integer, bucket timestamptz, count bigint, sum double precision, min double precision,
+    max double precision, last_ts timestamptz
+) ON COMMIT DROP"""
+PARTITION_BLOCKS = f"""
+SELECT h.inhrelid::regclass::text, pg_relation_size(h.inhrelid) / current_setting('block_size')::integer
+FROM pg_inherits h WHERE h.inhparent = '{POINTS_TABLE}'::regclass"""
+PART = f"""
+INSERT INTO new_parts
+SELECT t.series_id, date_bin(interval '1 minute', t.ts, {ORIGIN}), count(*), sum(t.value), min(t.value),
+       max(t.value), max(t.ts)
+FROM {{partition}} t
+WHERE t.ingest_xid >= :low AND t.ingest_xid < :high AND t.value IS NOT NULL{{blocks}}
 GROUP BY 1, 2"""
+# Scans that must go by the index and those that must go by TID range (without statistics on a partition the
+# planner could pick a TID range over the blocks before a slice, or a bitmap over a slice's).
+BY_INDEX = "SELECT set_config('enable_tidscan', 'off', true), set_config('enable_bitmapscan', 'on', true)"
+BY_BLOCKS = "SELECT set_config('enable_tidscan', 'on', true), set_config('enable_bitmapscan', 'off', true)"
+NEW_MINUTES = """
+CREATE TEMP TABLE new_minutes ON COMMIT DROP AS
+SELECT series_id, bucket, sum(count)::bigint AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max,
+       max(last_ts) AS last_ts
+FROM new_parts GROUP BY 1, 2"""
 GROUPS = 'SELECT count(*) FROM new_minutes'
 # All of a run in its own (reniced) backend: parallel workers would be other processes at normal priority. Memory
 # for the aggregation of a busy interval (40k series: ~20 MB) so that it does not spill to disk. No JIT: a busy
@@ -91,6 +113,7 @@ SELECT coalesce(sum(brin_summarize_new_values(h.inhrelid)), 0) FROM pg_inherits 
 WHERE h.inhparent = '{POINTS_TABLE}_ingest_xid_idx'::regclass"""
 MOVE_WATERMARK = "UPDATE storage_watermarks SET xid = :high, updated_at = now() WHERE name = 'rollups'"
 SLICE_GROUPS = 4000  # minute buckets merged per statement: ~0.1 s of CPU here
+SCAN_BLOCKS = 2000  # blocks of new rows read per statement: ~200k rows, ~0.1 s of CPU here
 
 
 async def summarize_new_ranges(connection: AsyncConnection) -> int:
@@ -116,6 +139,7 @@ class Steps:
     rest: float = 0.0
     paced_for_s: float = math.inf
     slice_groups: int = SLICE_GROUPS
+    scan_blocks: int = SCAN_BLOCKS
 
 
 @dataclass(frozen=True)
@@ -123,24 +147,52 @@ class RollupRun:
     minutes: int
     hours: int
     steps_s: tuple[float, float] = field(default=(0.0, 0.0), compare=False)  # the new minutes, their merges
+    scanned: dict[str, int] | None = field(default=None, compare=False)  # per partition, its blocks read to
+
+
+async def scan_new_rows(session: AsyncSession, low: int, high: int, steps: Steps, pace: Pace,
+                        scanned: dict[str, int]) -> dict[str, int]:
+    """`new_minutes` from the rows with `low <= ingest_xid < high`, in parts (see `NEW_PARTS`); returns each
+    partition's size in blocks, read after the caller's snapshot: every row of the window lies below it."""
+    await session.execute(text(NEW_PARTS))
+    sizes = {str(name): int(blocks) for name, blocks in await session.execute(text(PARTITION_BLOCKS))}
+    window = {'low': low, 'high': high}
+    await session.execute(text(BY_INDEX))
+    for partition, size in sizes.items():
+        start = min(scanned.get(partition, size), size)
+        before = f" AND t.ctid < '({start},0)'::tid" if start < size else ''
+        await session.execute(text(PART.format(partition=partition, blocks=before)), window)
+    slices = [(partition, first, min(first + steps.scan_blocks, size)) for partition, size in sizes.items()
+              if partition in scanned for first in range(min(scanned[partition], size), size, steps.scan_blocks)]
+    if slices:
+        await session.execute(text(BY_BLOCKS))
+    for partition, first, end in slices:
+        await pace.rest()
+        blocks = f" AND t.ctid >= '({first},0)'::tid AND t.ctid < '({end},0)'::tid"
+        await session.execute(text(PART.format(partition=partition, blocks=blocks)), window)
+        pace.took()
+    await session.execute(text(NEW_MINUTES))
+    return sizes
 
 
 async def refresh_rollups(session: AsyncSession, steps: Steps = Steps(),
-                          clock: Callable[[], float] = time.perf_counter) -> RollupRun:
+                          clock: Callable[[], float] = time.perf_counter,
+                          scanned: dict[str, int] | None = None) -> RollupRun:
     """One incremental run in the caller's (owner) transaction; the caller holds the job's advisory lock.
 
-    The new rows are read in one pass, then merged in slices of about `steps.slice_groups` minute buckets, each
-    step after a pause `steps.rest` times as long as the step before took by `clock` (the backend's
-    CPU time where the caller can read it): a run then takes at most 1 / (1 + rest) of a core, not a whole core
-    for seconds."""
+    The new rows are read in slices of `steps.scan_blocks` blocks past where the last run left each partition
+    (`scanned`, the `RollupRun.scanned` of the caller's previous run; where unknown, in one statement), then merged
+    in slices of about `steps.slice_groups` minute buckets, each step after a pause `steps.rest` times as long as
+    the step before took by `clock` (the backend's CPU time where the caller can read it): a run then takes at
+    most 1 / (1 + rest) of a core, not a whole core for seconds."""
     low = int(await session.scalar(text(WATERMARK)) or 0)
     high = int(await session.scalar(text(SNAPSHOT_XMIN)) or 0)
     if high <= low:
-        return RollupRun(minutes=0, hours=0)
+        return RollupRun(minutes=0, hours=0, scanned=scanned)
     await session.execute(text(RUN_SETTINGS))
     pace = Pace(steps, clock)
-    await session.execute(text(NEW_MINUTES), {'low': low, 'high': high})
-    scan_s = pace.took()
+    sizes = await scan_new_rows(session, low, high, steps, pace, scanned or {})
+    scan_s = pace.spent()
     slices = max(1, math.ceil(int(await session.scalar(text(GROUPS)) or 0) / steps.slice_groups))
     minutes = hours = 0
     merging_s = 0.0
@@ -152,7 +204,7 @@ async def refresh_rollups(session: AsyncSession, steps: Steps = Steps(),
         hours += int(rolled_hours)
         merging_s += pace.took()
     await session.execute(text(MOVE_WATERMARK), {'high': high})
-    return RollupRun(minutes=minutes, hours=hours, steps_s=(scan_s, merging_s))
+    return RollupRun(minutes=minutes, hours=hours, steps_s=(scan_s, merging_s), scanned=sizes)
 
 
 class Pace:
@@ -162,14 +214,25 @@ class Pace:
         self._rest = steps.rest
         self._until = time.monotonic() + steps.paced_for_s
         self._clock = clock
-        self._started = clock()
+        self._started = self._began = clock()
         self._took = 0.0
+        self._rested = 0.0
 
     async def rest(self) -> None:
         if self._rest and self._took and time.monotonic() < self._until:
+            started = self._clock()
             await asyncio.sleep(self._rest * self._took)
+            self._rested += self._clock() - started  # the clock may be wall time
         self._started = self._clock()
 
     def took(self) -> float:
         self._took = self._clock() - self._started
         return self._took
+
+    def spent(self) -> float:
+        """The clock's time since the start or the last `spent`, pauses left out; the next pause follows it."""
+        now = self._clock()
+        spent = now - self._began - self._rested
+        self._took = now - self._started
+        self._began, self._rested = now, 0.0
+        return spent
