@@ -101,12 +101,13 @@ async def test_a_run_merged_in_many_slices_equals_the_raw_rows_aggregated(
 @pytest.mark.native_storage
 async def test_new_blocks_read_in_slices_and_rows_below_them_are_all_rolled_up(
         storage: Platform, new_tenant: NewTenant) -> None:
-    """A job's run reads the blocks added since its last run a block at a time here, and the blocks before them
-    by the index: rows of a transaction still open during the last run lie there, and count once."""
+    """A run reads the blocks added since the last run a block at a time here (from the sizes kept with the
+    watermark: a new job, as after a restart, goes on from them), and the blocks before them by the index: rows of
+    a transaction still open during the last run lie there, and count once."""
     admin = (await new_tenant()).principal
     device = await new_device(storage, admin)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
-    job = StorageMaintenance(storage.db, rollup_steps=Steps(slice_groups=1, scan_blocks=1))
+    steps = Steps(slice_groups=1, scan_blocks=1)
     await store(storage, admin, device.id, [(hour + timedelta(seconds=i), 'power', float(i)) for i in range(300)])
     async with storage.db.system() as held_open:
         key_id = await held_open.scalar(text(
@@ -115,11 +116,10 @@ async def test_new_blocks_read_in_slices_and_rows_below_them_are_all_rolled_up(
             'INSERT INTO telemetry (tenant_id, device_id, key_id, ts, value) '
             "SELECT :t, :d, :k, CAST(:hour AS timestamptz) + i * interval '1 second' + interval '0.5 second', -i "
             'FROM generate_series(0, 299) i'), {'t': admin.tenant_id, 'd': device.id, 'k': key_id, 'hour': hour})
-        await job.refresh_rollups()  # the first run: sizes unknown, read by the index; the open rows not yet
-        assert job._scanned
+        await StorageMaintenance(storage.db, rollup_steps=steps).refresh_rollups()  # not the open rows yet
     await store(storage, admin, device.id, [(hour + timedelta(seconds=i + 0.25), 'power', i * 2.0)
                                             for i in range(3000)])
-    await roll_up(storage, job=job)
+    await roll_up(storage, job=StorageMaintenance(storage.db, rollup_steps=steps))
     ids = {'devices': [device.id]}
     async with storage.db.system() as session:
         for table, width in (('telemetry_1m', '1 minute'), ('telemetry_1h', '1 hour')):
@@ -127,7 +127,8 @@ async def test_new_blocks_read_in_slices_and_rows_below_them_are_all_rolled_up(
             assert [tuple(row) for row in await session.execute(text(ROLLED.format(table=table)), ids)] == expected
     assert sum(row[3] for row in expected) == 3600
     async with storage.db.system() as session:  # a slice is read by TID range, whatever the planner knows
-        partition, size = max(job._scanned.items(), key=lambda item: item[1])
+        blocks = await session.scalar(text("SELECT blocks FROM storage_watermarks WHERE name = 'rollups'"))
+        partition, size = max(blocks.items(), key=lambda item: item[1])
         await session.execute(text(NEW_PARTS))
         await session.execute(text(BY_BLOCKS))
         plan = await session.scalar(text('EXPLAIN (FORMAT JSON) ' + PART.format(

@@ -72,7 +72,6 @@ class StorageMaintenance:
         self.low_priority_backend: int | None = None  # the last rollup run's reniced backend (`backend_priority.py`)
         self.rollup_runs = 0  # runs that rolled new rows up, and the seconds their steps took
         self.rollup_steps_s = {'summarize': 0.0, 'scan': 0.0, 'merge': 0.0}
-        self._scanned: dict[str, int] = {}  # per partition, where this job's last run left it (`RollupRun.scanned`)
 
     async def start(self, *, loop: bool = True) -> None:
         """Detect the backend; with `loop`, run the jobs in the background until `stop`."""
@@ -130,8 +129,7 @@ class StorageMaintenance:
                 async with AsyncSession(connection, expire_on_commit=False) as session, session.begin():
                     if not await session.scalar(text(TRY_LOCK), {'id': ROLLUP_LOCK_ID}):
                         return RollupRun(minutes=0, hours=0)
-                    run = await refresh_rollups(session, self._rollup_steps, clock, self._scanned)
-                self._scanned = run.scanned or {}
+                    run = await refresh_rollups(session, self._rollup_steps, clock)
                 started = clock()
                 await summarize_new_ranges(connection)  # what came during the run (paced: most of its length)
                 summarized_s += clock() - started

@@ -20,6 +20,7 @@ bucket is older than the tenant's 1-minute or 1-hour retention, the next retenti
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import Callable
@@ -33,16 +34,16 @@ from app.services.storage.lock_wait import SHORT_LOCK_WAIT, lock_not_available
 from app.services.storage.native_sql import POINTS_TABLE
 
 ORIGIN = "timestamptz '2000-01-01 00:00:00+00'"
-WATERMARK = "SELECT xid FROM storage_watermarks WHERE name = 'rollups' FOR UPDATE"
+WATERMARK = "SELECT xid, blocks FROM storage_watermarks WHERE name = 'rollups' FOR UPDATE"
 SNAPSHOT_XMIN = 'SELECT txid_snapshot_xmin(txid_current_snapshot())'
 # The new rows are aggregated per series and minute in parts, then the parts combined into `new_minutes` (all
-# but `last`). Where the previous run left a partition (its size then) is known, the blocks added since are read in
-# slices of `Steps.scan_blocks` by TID range, each a short statement; the blocks before it are read by the
-# `ingest_xid` BRIN index (rows of transactions still running at the last run's snapshot, or written into free
-# space), which finds a few ranges there. A partition whose size is not known (a process's first run, a new
-# partition) is read by the index alone, in one statement. (Slices of transaction ids were tried first: their span
-# could only be guessed, and after a stretch of ids without rows a doubled span met a dense stretch and one
-# statement read millions of rows. Blocks are exact.)
+# but `last`). Where the last run left a partition is known (its size in blocks then, kept with the watermark), the
+# blocks added since are read in slices of `Steps.scan_blocks` by TID range, each a short statement; the blocks
+# before them are read by the `ingest_xid` BRIN index (rows of transactions still running at the last run's
+# snapshot, or written into free space), which finds a few ranges there. A partition whose size is not known (a
+# new partition; all of them at the first run after the upgrade that keeps sizes) is read by the index alone, in
+# one statement. (Slices of transaction ids were tried first: their span could only be guessed, and after a stretch
+# of ids without rows a doubled span met a dense stretch and one statement read millions of rows. Blocks are exact.)
 NEW_PARTS = """
 CREATE TEMP TABLE new_parts (
     series_id integer, bucket timestamptz, count bigint, sum double precision, min double precision,
@@ -111,7 +112,8 @@ SELECT (SELECT count(*) FROM minutes), (SELECT count(*) FROM hours)"""
 SUMMARIZE_NEW_RANGES = f"""
 SELECT coalesce(sum(brin_summarize_new_values(h.inhrelid)), 0) FROM pg_inherits h
 WHERE h.inhparent = '{POINTS_TABLE}_ingest_xid_idx'::regclass"""
-MOVE_WATERMARK = "UPDATE storage_watermarks SET xid = :high, updated_at = now() WHERE name = 'rollups'"
+MOVE_WATERMARK = """
+UPDATE storage_watermarks SET xid = :high, blocks = CAST(:blocks AS jsonb), updated_at = now() WHERE name = 'rollups'"""
 SLICE_GROUPS = 4000  # minute buckets merged per statement: ~0.1 s of CPU here
 SCAN_BLOCKS = 2000  # blocks of new rows read per statement: ~200k rows, ~0.1 s of CPU here
 
@@ -147,7 +149,6 @@ class RollupRun:
     minutes: int
     hours: int
     steps_s: tuple[float, float] = field(default=(0.0, 0.0), compare=False)  # the new minutes, their merges
-    scanned: dict[str, int] | None = field(default=None, compare=False)  # per partition, its blocks read to
 
 
 async def scan_new_rows(session: AsyncSession, low: int, high: int, steps: Steps, pace: Pace,
@@ -176,22 +177,23 @@ async def scan_new_rows(session: AsyncSession, low: int, high: int, steps: Steps
 
 
 async def refresh_rollups(session: AsyncSession, steps: Steps = Steps(),
-                          clock: Callable[[], float] = time.perf_counter,
-                          scanned: dict[str, int] | None = None) -> RollupRun:
+                          clock: Callable[[], float] = time.perf_counter) -> RollupRun:
     """One incremental run in the caller's (owner) transaction; the caller holds the job's advisory lock.
 
     The new rows are read in slices of `steps.scan_blocks` blocks past where the last run left each partition
-    (`scanned`, the `RollupRun.scanned` of the caller's previous run; where unknown, in one statement), then merged
-    in slices of about `steps.slice_groups` minute buckets, each step after a pause `steps.rest` times as long as
-    the step before took by `clock` (the backend's CPU time where the caller can read it): a run then takes at
-    most 1 / (1 + rest) of a core, not a whole core for seconds."""
-    low = int(await session.scalar(text(WATERMARK)) or 0)
+    (kept with the watermark; where unknown, in one statement), then merged in slices of about
+    `steps.slice_groups` minute buckets, each step after a pause `steps.rest` times as long as the step before
+    took by `clock` (the backend's CPU time where the caller can read it): a run then takes at most 1 / (1 + rest)
+    of a core, not a whole core for seconds."""
+    low, scanned = (await session.execute(text(WATERMARK))).one()
+    if isinstance(scanned, str):  # a driver without a jsonb codec
+        scanned = json.loads(scanned)
     high = int(await session.scalar(text(SNAPSHOT_XMIN)) or 0)
     if high <= low:
-        return RollupRun(minutes=0, hours=0, scanned=scanned)
+        return RollupRun(minutes=0, hours=0)
     await session.execute(text(RUN_SETTINGS))
     pace = Pace(steps, clock)
-    sizes = await scan_new_rows(session, low, high, steps, pace, scanned or {})
+    sizes = await scan_new_rows(session, low, high, steps, pace, scanned)
     scan_s = pace.spent()
     slices = max(1, math.ceil(int(await session.scalar(text(GROUPS)) or 0) / steps.slice_groups))
     minutes = hours = 0
@@ -203,8 +205,8 @@ async def refresh_rollups(session: AsyncSession, steps: Steps = Steps(),
         minutes += int(rolled_minutes)
         hours += int(rolled_hours)
         merging_s += pace.took()
-    await session.execute(text(MOVE_WATERMARK), {'high': high})
-    return RollupRun(minutes=minutes, hours=hours, steps_s=(scan_s, merging_s), scanned=sizes)
+    await session.execute(text(MOVE_WATERMARK), {'high': high, 'blocks': json.dumps(sizes)})
+    return RollupRun(minutes=minutes, hours=hours, steps_s=(scan_s, merging_s))
 
 
 class Pace:
