@@ -40,10 +40,11 @@ SNAPSHOT_XMIN = 'SELECT txid_snapshot_xmin(txid_current_snapshot())'
 # but `last`). Where the last run left a partition is known (its size in blocks then, kept with the watermark), the
 # blocks added since are read in slices of `Steps.scan_blocks` by TID range, each a short statement; the blocks
 # before them are read by the `ingest_xid` BRIN index (rows of transactions still running at the last run's
-# snapshot, or written into free space), which finds a few ranges there. A partition whose size is not known (a
-# new partition; all of them at the first run after the upgrade that keeps sizes) is read by the index alone, in
-# one statement. (Slices of transaction ids were tried first: their span could only be guessed, and after a stretch
-# of ids without rows a doubled span met a dense stretch and one statement read millions of rows. Blocks are exact.)
+# snapshot, or written into free space), which finds a few ranges there. A partition whose size is not known (made
+# since the last run: days are made ahead; all of them at the first run after the upgrade that keeps sizes) is
+# read by the index alone, in one statement. (Slices of transaction ids were tried first: their span could only be
+# guessed, and after a stretch of ids without rows a doubled span met a dense stretch and one statement read
+# millions of rows. Blocks are exact.)
 NEW_PARTS = """
 CREATE TEMP TABLE new_parts (
     series_id integer, bucket timestamptz, count bigint, sum double precision, min double precision,
