@@ -174,6 +174,8 @@ async def scan_new_rows(session: AsyncSession, low: int, high: int, steps: Steps
         await session.execute(text(PART.format(partition=partition, blocks=blocks)), window)
         pace.took()
     await session.execute(text(NEW_MINUTES))
+    for setting in ('enable_tidscan', 'enable_bitmapscan'):  # the merges are planned as the server would
+        await session.execute(text(f'RESET {setting}'))
     return sizes
 
 
