@@ -116,7 +116,7 @@ WHERE h.inhparent = '{POINTS_TABLE}_ingest_xid_idx'::regclass"""
 MOVE_WATERMARK = """
 UPDATE storage_watermarks SET xid = :high, blocks = CAST(:blocks AS jsonb), updated_at = now() WHERE name = 'rollups'"""
 SLICE_GROUPS = 4000  # minute buckets merged per statement: ~0.1 s of CPU here
-SCAN_BLOCKS = 2000  # blocks of new rows read per statement: ~200k rows, ~0.1 s of CPU here
+SCAN_BLOCKS = 6000  # blocks of new rows read per statement: ~640k rows, ~0.3 s of CPU here
 
 
 async def summarize_new_ranges(connection: AsyncConnection) -> int:
