@@ -50,6 +50,9 @@ CREATE TEMP TABLE new_parts (
     series_id integer, bucket timestamptz, count bigint, sum double precision, min double precision,
     max double precision, last_ts timestamptz
 ) ON COMMIT DROP"""
+# Every partition held (as the scan of the parent used to hold them) before their sizes are read: a partition that
+# retention drops between the two would fail the run.
+HOLD_PARTITIONS = f'LOCK TABLE {POINTS_TABLE} IN ACCESS SHARE MODE'
 PARTITION_BLOCKS = f"""
 SELECT h.inhrelid::regclass::text, pg_relation_size(h.inhrelid) / current_setting('block_size')::integer
 FROM pg_inherits h WHERE h.inhparent = '{POINTS_TABLE}'::regclass"""
@@ -157,6 +160,7 @@ async def scan_new_rows(session: AsyncSession, low: int, high: int, steps: Steps
     """`new_minutes` from the rows with `low <= ingest_xid < high`, in parts (see `NEW_PARTS`); returns each
     partition's size in blocks, read after the caller's snapshot: every row of the window lies below it."""
     await session.execute(text(NEW_PARTS))
+    await session.execute(text(HOLD_PARTITIONS))
     sizes = {str(name): int(blocks) for name, blocks in await session.execute(text(PARTITION_BLOCKS))}
     window = {'low': low, 'high': high}
     await session.execute(text(BY_INDEX))
