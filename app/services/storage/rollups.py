@@ -156,31 +156,36 @@ class RollupRun:
 
 
 async def scan_new_rows(session: AsyncSession, low: int, high: int, steps: Steps, pace: Pace,
-                        scanned: dict[str, int]) -> dict[str, int]:
+                        scanned: dict[str, int]) -> tuple[dict[str, int], float]:
     """`new_minutes` from the rows with `low <= ingest_xid < high`, in parts (see `NEW_PARTS`); returns each
-    partition's size in blocks, read after the caller's snapshot: every row of the window lies below it."""
+    partition's size in blocks, read after the caller's snapshot (every row of the window lies below it), and the
+    seconds the statements took by the run's clock."""
     await session.execute(text(NEW_PARTS))
     await session.execute(text(HOLD_PARTITIONS))
     sizes = {str(name): int(blocks) for name, blocks in await session.execute(text(PARTITION_BLOCKS))}
     window = {'low': low, 'high': high}
     await session.execute(text(BY_INDEX))
+    slices: list[tuple[str, int, int]] = []
     for partition, size in sizes.items():
-        start = min(scanned.get(partition, size), size)
+        start = min(scanned.get(partition, size), size)  # not known: all of it by the index, no slices
         before = f" AND t.ctid < '({start},0)'::tid" if start < size else ''
         await session.execute(text(PART.format(partition=partition, blocks=before)), window)
-    slices = [(partition, first, min(first + steps.scan_blocks, size)) for partition, size in sizes.items()
-              if partition in scanned for first in range(min(scanned[partition], size), size, steps.scan_blocks)]
+        slices += [(partition, first, min(first + steps.scan_blocks, size))
+                   for first in range(start, size, steps.scan_blocks)]
+    spent = pace.took()
     if slices:
         await session.execute(text(BY_BLOCKS))
     for partition, first, end in slices:
         await pace.rest()
         blocks = f" AND t.ctid >= '({first},0)'::tid AND t.ctid < '({end},0)'::tid"
         await session.execute(text(PART.format(partition=partition, blocks=blocks)), window)
-        pace.took()
+        spent += pace.took()
+    await pace.rest()
     await session.execute(text(NEW_MINUTES))
+    spent += pace.took()
     for setting in ('enable_tidscan', 'enable_bitmapscan'):  # the merges are planned as the server would
         await session.execute(text(f'RESET {setting}'))
-    return sizes
+    return sizes, spent
 
 
 async def refresh_rollups(session: AsyncSession, steps: Steps = Steps(),
@@ -200,8 +205,7 @@ async def refresh_rollups(session: AsyncSession, steps: Steps = Steps(),
         return RollupRun(minutes=0, hours=0)
     await session.execute(text(RUN_SETTINGS))
     pace = Pace(steps, clock)
-    sizes = await scan_new_rows(session, low, high, steps, pace, scanned)
-    scan_s = pace.spent()
+    sizes, scan_s = await scan_new_rows(session, low, high, steps, pace, scanned)
     slices = max(1, math.ceil(int(await session.scalar(text(GROUPS)) or 0) / steps.slice_groups))
     minutes = hours = 0
     merging_s = 0.0
@@ -223,25 +227,14 @@ class Pace:
         self._rest = steps.rest
         self._until = time.monotonic() + steps.paced_for_s
         self._clock = clock
-        self._started = self._began = clock()
+        self._started = clock()
         self._took = 0.0
-        self._rested = 0.0
 
     async def rest(self) -> None:
         if self._rest and self._took and time.monotonic() < self._until:
-            started = self._clock()
             await asyncio.sleep(self._rest * self._took)
-            self._rested += self._clock() - started  # the clock may be wall time
         self._started = self._clock()
 
     def took(self) -> float:
         self._took = self._clock() - self._started
         return self._took
-
-    def spent(self) -> float:
-        """The clock's time since the start or the last `spent`, pauses left out; the next pause follows it."""
-        now = self._clock()
-        spent = now - self._began - self._rested
-        self._took = now - self._started
-        self._began, self._rested = now, 0.0
-        return spent
