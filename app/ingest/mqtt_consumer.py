@@ -23,6 +23,7 @@ from typing import Any
 from uuid import UUID
 
 from app.ingest.batch_items import Acknowledge, Inbound, Item, Rejection
+from app.ingest.broker_hold import BrokerHold
 from app.ingest.directory import DeviceDirectory, DeviceEntry
 from app.ingest.mqtt_reader import Link, MqttReader
 from app.ingest.mqtt_wire import ConnectOptions, Publish
@@ -119,6 +120,8 @@ class MqttConsumer:
         self._log_rejected = Throttled(log, logging.INFO, 'payload rejected')
         self.acked = 0
         self.inflight = 0
+        self.hold = BrokerHold()  # what the broker may keep back while Gito is not reading: the state mark waits
+        writer.held_upstream = self.hold.since
         writer.on_drained(self._resume)
 
     async def start(self) -> None:
@@ -152,13 +155,18 @@ class MqttConsumer:
     def _set_link(self, connected: bool, error: str) -> None:
         self.link.connected = connected
         self.link.last_error = error
-        if not connected:
+        if connected:
+            self.hold.reading()
+        else:
             self._ackers.clear()
+            self.hold.stopped()
 
     def _resume(self) -> None:
         link = self._reader.link if self._reader is not None else None
         if link is not None and not self._stopping and self.inflight + self._unread_count < self._max_inflight:
             link.resume()
+            if link.open and not link.paused:
+                self.hold.reading()
 
     def _acknowledger(self, link: Link) -> Acknowledge:
         acknowledge = self._ackers.get(link)
@@ -257,6 +265,7 @@ class MqttConsumer:
         """Unread and uncommitted messages (both unacknowledged) at the in-flight limit, or the writer full."""
         if self.inflight + self._unread_count >= self._max_inflight or self._writer.full:
             link.pause()
+            self.hold.stopped()
 
     async def _resolve(self, device_id: UUID) -> None:
         """The messages of a device missing from the directory's cache, once it is looked up, in arrival order."""

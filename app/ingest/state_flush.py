@@ -74,7 +74,8 @@ class StateFlush:
         self._bus = bus
         self._key_ids = key_ids
         self._sequence = sequence
-        self._unprepared_since = unprepared_since  # monotonic arrival of the oldest item not yet counted, if any
+        # monotonic: when the oldest item not yet counted arrived (or the broker began holding messages back), if any
+        self._unprepared_since = unprepared_since
         self._through = time.time()  # the cutoff of the last snapshot written
         self._writing: list[StateSnapshot] = []  # taken and not yet written (aside, or inline with a batch)
         self._connection: asyncpg.Connection | None = None

@@ -10,8 +10,9 @@ a device goes offline as many seconds late as the state is behind, never while i
 
 An instance counts while the connection it reports on is open (`backend_pid` in `pg_stat_activity`): a process
 killed with -9 stops counting at once instead of holding every other instance's sweeps back. After a restart of
-the server, the instances it cut off count for a grace period (`RESTART_GRACE_S`) until they report again. Messages
-still held by the broker (a consumer paused by backpressure) are not counted: Gito has not received them.
+the server, the instances it cut off count for a grace period (`RESTART_GRACE_S`) until they report again. While the
+broker may be holding messages back (Gito's link down, or reading paused by backpressure), the time reported stands
+no later than when that began (`broker_hold.py`): what Gito has not received yet is not silence either.
 
 An outage ends that connection, and until the next round has reconnected and reported, PostgreSQL's lag leaves
 this instance out while its writer still holds everything received meanwhile: the instance's own jobs that judge

@@ -124,6 +124,9 @@ class BatchWriter:
         self._room = asyncio.Event()
         self._room.set()
         self._drained: list[Callable[[], None]] = []
+        # since when (monotonic) messages for this writer may be held upstream, unreceived: the MQTT consumer's
+        # `BrokerHold.since`. Device state is not counted as written past that (`StateFlush.flushed_through`).
+        self.held_upstream: Callable[[], float | None] = lambda: None
         self._connection: asyncpg.Connection | None = None
         self._direct = direct_copy
         self._points = True  # the plain-PostgreSQL layout (`telemetry_points`), else TimescaleDB's
@@ -166,10 +169,13 @@ class BatchWriter:
                 for device_id in device_ids if device_id not in left_out}
 
     def _unprepared_since(self) -> float | None:
-        """When the oldest item taken in but not yet counted (not prepared) arrived (monotonic), if there is one."""
-        if self._collecting_since is not None:
-            return self._collecting_since
-        return self._pending[0][2] if self._pending else None
+        """When the oldest item not yet counted (not prepared) arrived (monotonic), if there is one; or, if earlier,
+        since when the broker may hold messages back (those are not even received)."""
+        since = self._collecting_since
+        if since is None and self._pending:
+            since = self._pending[0][2]
+        held = self.held_upstream()
+        return held if since is None or (held is not None and held < since) else since
 
     def on_committed(self, listener: CommitListener) -> None:
         """Call `listener` with each committed batch's readings (per device), before the next batch commits.

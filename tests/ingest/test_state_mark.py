@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import aiomqtt
 import asyncpg
 import pytest
 from sqlalchemy import text
@@ -16,10 +18,13 @@ from sqlalchemy import text
 from app.config import Settings
 from app.db import migrate
 from app.embedded.postgres import start_embedded_postgres
+from app.ingest.broker_hold import SETTLE_S, BrokerHold
+from app.ingest.mqtt_consumer import parse_mqtt_url
 from app.ingest.state_mark import STATE_LAG_MAX_S, STATE_LAG_S, StateMark
 from app.models.schemas import DeviceCreate
 from app.platform import Platform, app_role_password
 from tests.conftest import NewTenant
+from tests.faults import CuttableProxy
 from tests.ingest.test_mqtt_ingest import eventually, publish
 from tests.support import SECRET
 
@@ -105,6 +110,74 @@ async def test_a_device_whose_news_is_not_yet_written_stays_online(
                               seconds=15)
     assert silent.status == 'offline'  # and once silent for real, it goes offline as before
     assert await state_lag(platform) < 3
+
+
+@pytest.fixture
+async def mqtt_proxy(mqtt_url: str, settings_env: None, monkeypatch: pytest.MonkeyPatch,
+                     ) -> AsyncIterator[CuttableProxy]:
+    """Gito's MQTT_URL goes through a proxy the test can cut (request it before `platform`); devices still reach
+    the broker itself."""
+    parts = urlsplit(mqtt_url)
+    proxy = CuttableProxy(parts.hostname or '127.0.0.1', parts.port or 1883)
+    await proxy.start()
+    credentials = parts.netloc.rpartition('@')[0]
+    monkeypatch.setenv('MQTT_URL', parts._replace(
+        netloc=f'{credentials}@127.0.0.1:{proxy.port}' if credentials else f'127.0.0.1:{proxy.port}').geturl())
+    yield proxy
+    await proxy.stop()
+
+
+async def publish_to_broker(mqtt_url: str, topic: str, payload: bytes) -> None:
+    target = parse_mqtt_url(mqtt_url, client_id=f'device-{time.monotonic_ns()}')
+    async with aiomqtt.Client(target.host, target.port, username=target.username, password=target.password,
+                              identifier=target.client_id) as client:
+        await client.publish(topic, payload, qos=1)
+
+
+async def test_a_device_whose_news_waits_at_the_broker_stays_online(
+    mqtt_proxy: CuttableProxy, mqtt_url: str, running_platform: Platform, new_tenant: NewTenant,
+) -> None:
+    """Gito's link to the broker breaks while a device goes on talking: the broker keeps the device's messages for
+    Gito's session, and neither the presence sweep nor the reported lag may take that for silence."""
+    platform = running_platform
+    admin = (await new_tenant()).principal
+    talker, _ = await platform.devices.create(admin, DeviceCreate(name='Talker', offline_after_s=5))
+    status = f'{admin.tenant_id}/devices/{talker.id}/status'
+    await publish_to_broker(mqtt_url, status, b'{}')
+    await eventually(lambda: platform.devices.get(admin, talker.id), lambda d: d.status == 'online')
+    started = time.monotonic()
+    await mqtt_proxy.cut()
+    await asyncio.sleep(1)
+    assert not platform.link.connected
+    spoke = datetime.now(UTC)
+    await publish_to_broker(mqtt_url, status, b'{}')  # kept for Gito's session while its link is down
+    await asyncio.sleep(7.5 - (time.monotonic() - started))  # its last sign of life Gito received: 7.5 s ago
+    assert await state_lag(platform) >= 5
+    assert talker.id not in {d for _, d in await platform.presence.sweep()}
+    assert (await platform.devices.get(admin, talker.id)).status == 'online'
+    await mqtt_proxy.restore()
+    written = await eventually(lambda: platform.devices.get(admin, talker.id),
+                               lambda d: d.last_seen is not None and d.last_seen > spoke, seconds=10)
+    assert written.status == 'online' and written.last_seen is not None and written.last_seen > spoke
+    assert await eventually(lambda: state_lag(platform), lambda lag: lag < 3, seconds=10) < 3  # caught up
+
+
+def test_the_hold_lasts_until_reading_has_gone_on_undisturbed_for_a_while() -> None:
+    now = [100.0]
+    hold = BrokerHold(clock=lambda: now[0])
+    hold.stopped()  # before any connection: nothing of a session can be waiting yet, but a pause still counts
+    assert hold.since() == 100.0
+    hold.reading()
+    now[0] += SETTLE_S / 2
+    hold.stopped()  # paused again at once: the broker had more queued
+    now[0] += 5
+    hold.reading()
+    now[0] += SETTLE_S / 2
+    assert hold.since() == 100.0  # still from the first pause
+    now[0] += SETTLE_S
+    assert hold.since() is None
+    hold.reading()  # reading on: nothing held
+    assert hold.since() is None
 
 
 async def test_an_unreachable_database_is_reported_once_not_every_round(caplog: pytest.LogCaptureFixture) -> None:
