@@ -24,6 +24,7 @@ from app.ingest.batch_prepare import prepare
 from app.ingest.copy_rows import series_prefix
 from app.ingest.device_tallies import Tallies
 from app.ingest.latest import LatestBuffer
+from app.ingest.mqtt_consumer import hashed_uuid
 from app.ingest.payload import decode
 from app.ingest.quality import SeqState
 from app.ingest.row_encoder import RowEncoder
@@ -72,8 +73,9 @@ def main() -> None:
     args = parser.parse_args()
     args.messages -= args.messages % args.devices  # every device the same number of messages a round
 
-    tenant_id = uuid.uuid4()
-    devices = [uuid.uuid4() for _ in range(args.devices)]
+    # ids as ingest has them: the tenant's read from PostgreSQL, the device's parsed from the topic
+    tenant_id = hashed_uuid(str(uuid.uuid4()))
+    devices = [hashed_uuid(str(uuid.uuid4())) for _ in range(args.devices)]
     encoder = RowEncoder(LatestBuffer(), {})
     series_id = 0
     for device_id in devices:  # as the writer's cache holds them once every series has been seen

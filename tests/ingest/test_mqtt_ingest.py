@@ -6,11 +6,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
+from uuid import UUID, uuid4
 
 import aiomqtt
 import orjson
 
-from app.ingest.mqtt_consumer import parse_mqtt_url
+from app.ingest.mqtt_consumer import hashed_uuid, parse_mqtt_url
 from app.models.schemas import DeviceCreate, DevicePublic, Principal
 from app.platform import Platform
 from tests.conftest import NewTenant
@@ -37,6 +38,16 @@ async def publish(platform: Platform, topic: str, *payloads: bytes) -> None:
 async def make_device(platform: Platform, principal: Principal) -> DevicePublic:
     device, _ = await platform.devices.create(principal, DeviceCreate(name='Sensor'))
     return device
+
+
+def test_ids_taken_from_topics_match_the_same_ids_read_elsewhere() -> None:
+    """Topic ids are asyncpg's UUIDs (hashed in C); the writer's dicts mix them with ids from the database and API."""
+    plain = uuid4()
+    for text in (str(plain), str(plain).upper(), f'{{{plain}}}', f'urn:uuid:{plain}', plain.hex):
+        parsed = hashed_uuid(text)
+        assert parsed == plain and plain == parsed and hash(parsed) == hash(plain) and str(parsed) == str(plain)
+        assert {plain: 'found'}[parsed] == 'found' and {parsed: 'found'}[plain] == 'found'
+    assert type(hashed_uuid(str(plain))).__hash__ is not UUID.__hash__  # no Python call per look-up
 
 
 async def test_published_telemetry_is_stored_and_latest_is_newest_by_timestamp(

@@ -6,13 +6,21 @@ import asyncio
 import os
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psutil
 import pytest
 from sqlalchemy import text
 
 from app.platform import Platform
-from app.services.storage.backend_priority import LOWEST, THIS_BACKEND, backend_clock, lower_priority, renice
+from app.services.storage.backend_priority import (
+    LOWEST,
+    THIS_BACKEND,
+    backend_clock,
+    lower_autogroup,
+    lower_priority,
+    renice,
+)
 from tests.conftest import NewTenant
 from tests.storage.conftest import new_device, store
 from tests.storage.test_rollups import rollup
@@ -52,6 +60,11 @@ async def test_rollups_run_at_the_lowest_priority_on_a_backend_that_is_then_clos
     assert not psutil.pid_exists(backend)  # its backend ended: pooled work never runs at that priority
 
 
+def autogroup_nice(pid: int) -> str | None:
+    group = Path(f'/proc/{pid}/autogroup')
+    return group.read_text().split()[-1] if group.exists() else None
+
+
 async def test_a_backend_is_reniced_only_when_it_is_the_process_postgresql_named(storage: Platform) -> None:
     await skip_unless_backends_are_ours_to_renice(storage)
     async with storage.db.owner.connect() as connection:
@@ -62,6 +75,12 @@ async def test_a_backend_is_reniced_only_when_it_is_the_process_postgresql_named
         assert backend.nice() == 0
         assert await lower_priority(connection) == pid
         assert backend.nice() == LOWEST
+        group = autogroup_nice(pid)
+        if group is not None:  # scheduling by session: the backend's own group (PostgreSQL gives it a session) too
+            assert os.getsid(pid) == pid
+            assert group == str(LOWEST)
+        if os.getsid(0) != os.getpid():  # a process that shares its session: its group is left as it was
+            assert not lower_autogroup(os.getpid())
         await connection.invalidate()
 
 
