@@ -1,14 +1,15 @@
 """Since when the broker may be holding messages for Gito that Gito has not received.
 
 The device state mark (`state_mark.py`) says up to when everything Gito *received* is written. Messages the broker
-keeps because Gito lost its connection, or stopped reading the socket (backpressure), are not received, and a
-device whose news waits there would be taken for silent: the presence sweep turned a device that went on talking
-through a 7 s break in Gito's link offline (`tests/ingest/test_state_mark.py`). So from the moment reading stops
-the mark stands no later than that moment, until Gito has read freely for `SETTLE_S`: a broker with more queued for
-Gito fills the in-flight window again within milliseconds of a resume, which stops reading again before then. Under
-sustained overload the mark therefore stays at the first pause, and while the broker stays unreachable at the moment
-the link went down (either way at most `STATE_LAG_MAX_S` behind, for devices sending over HTTP too): silence is
-judged late rather than wrongly. `/metrics` shows the lag (`gito_ingest_state_lag_seconds`).
+keeps because Gito lost its connection, or stopped reading the socket (backpressure), are not received, and a device
+whose news waits there would be taken for silent: through a 7 s break of Gito's link the reported lag stayed under
+2 s, so the presence sweep would turn a device that went on talking offline (`tests/ingest/test_state_mark.py`). So
+from the moment reading stops the mark stands no later than that moment, until Gito has read freely for `SETTLE_S`:
+a broker with more queued for Gito fills the in-flight window again within milliseconds of a resume, which stops
+reading again before then. Under sustained overload the mark therefore stays at the first pause, and while the
+broker stays unreachable at the moment the link went down (either way at most `STATE_LAG_MAX_S` behind, for devices
+sending over HTTP too): silence is judged late rather than wrongly. `/metrics` shows the lag
+(`gito_ingest_state_lag_seconds`).
 
 Before the first connection nothing is held back: there is no session whose messages Gito would be missing yet.
 """

@@ -14,9 +14,9 @@ session (autogroup: `/proc/sys/kernel/sched_autogroup_enabled`, on by default in
 this machine) and PostgreSQL starts every backend in a session of its own (it calls `setsid`), each backend is a
 group alone, with a full group's share against Gito's and the broker's: the reniced backend took as much CPU as
 before, and at 30,000 msg/s every rollup run showed in ingest latency (`bench/ingest.py --rate 30000 --seconds 90`:
-p99 publish→commit 405-1,497 ms over five runs, 266 ms with no rollups). So the backend's group is lowered too
-(`/proc/<pid>/autogroup`), where the backend is alone in its session: the group's nice value would lower every
-process of a shared one.
+p99 publish→commit 405-1,497 ms over eight runs, 266 ms with no rollups; 404 and 495 ms with the group lowered).
+So the backend's group is lowered too (`/proc/<pid>/autogroup`), where the backend leads a session of its own
+(PostgreSQL's backends do, and fork nothing): the nice value of a shared group would lower other processes too.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def renice(pid: int, started: float) -> bool:
 
 
 def lower_autogroup(pid: int) -> bool:
-    """The lowest priority for the process's autogroup, where it is the only process in it (its session's leader,
-    as a PostgreSQL backend is) and the kernel groups by session; else nothing changes."""
+    """The lowest priority for the autogroup of a process that leads its own session (as a PostgreSQL backend
+    does); whether it was set. Where the kernel has autogroups but does not use them, setting it changes nothing."""
     with contextlib.suppress(OSError):
         if os.getsid(pid) == pid:
             with open(f'/proc/{pid}/autogroup', 'w') as group:
