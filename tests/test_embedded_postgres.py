@@ -6,28 +6,32 @@ from pathlib import Path
 
 import psutil
 
-from app.embedded.postgres import EmbeddedServer, buffers_mb, start_embedded_postgres
+from app.embedded.postgres import EmbeddedServer, buffers_mb, start_embedded_postgres, wal_buffers_mb
 
 
 def shown(server: EmbeddedServer, setting: str) -> str:
     return server.psql(f'SHOW {setting};').split('\n')[2].strip()
 
 
-def test_a_new_embedded_server_gets_an_eighth_of_memory_for_buffers_and_keeps_a_users_choice(tmp_path: Path) -> None:
+def test_a_new_embedded_server_gets_an_eighth_of_memory_for_buffers_and_keeps_a_users_choices(tmp_path: Path) -> None:
     expected = buffers_mb(psutil.virtual_memory().total)
     url, server = start_embedded_postgres(tmp_path)
     try:
         assert url.split('?')[0].endswith('/gito')
         assert shown(server, 'shared_buffers') == (f'{expected // 1024}GB' if expected % 1024 == 0 else f'{expected}MB')
-        server.psql("ALTER SYSTEM SET shared_buffers = '256MB';")  # an operator's own choice
+        assert shown(server, 'wal_buffers') == f'{wal_buffers_mb(expected)}MB'
+        server.psql("ALTER SYSTEM SET shared_buffers = '256MB';")  # an operator's own choices
+        server.psql("ALTER SYSTEM SET wal_buffers = '8MB';")
     finally:
         server.cleanup()
-    _, server = start_embedded_postgres(tmp_path)  # started again: the choice stands
+    _, server = start_embedded_postgres(tmp_path)  # started again: the choices stand
     try:
         assert shown(server, 'shared_buffers') == '256MB'
+        assert shown(server, 'wal_buffers') == '8MB'
     finally:
         server.cleanup()
 
 
 def test_buffers_are_an_eighth_of_memory_between_128_mb_and_1_gb() -> None:
     assert [buffers_mb(gib * 2**30) for gib in (0, 1, 2, 4, 8, 24, 256)] == [128, 128, 256, 512, 1024, 1024, 1024]
+    assert [wal_buffers_mb(mb) for mb in (128, 256, 512, 1024)] == [16, 32, 64, 128]
