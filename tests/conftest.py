@@ -33,6 +33,7 @@ from tests.support import (
     look_longer_for_page_content,
     serve,
     simulated_app,
+    stop_platform,
 )
 
 # Everything imported so far lives for the whole session: keep it out of the cyclic collector, which NiceGUI's
@@ -127,7 +128,7 @@ async def running_platform(platform: Platform) -> AsyncIterator[Platform]:
             break
         await asyncio.sleep(0.05)
     yield platform
-    await platform.stop()
+    await stop_platform(platform)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,9 @@ class CuttableProxy:
         self._writers.clear()
 
     async def restore(self) -> None:
-        await self.start()
+        """Listen again (nothing to do if not cut: a test's `finally` may restore whatever happened before)."""
+        if self._server is None:
+            await self.start()
 
     async def stop(self) -> None:
         await self.cut()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import socket
 import subprocess
@@ -27,6 +28,20 @@ from app.services.storage.maintenance import StorageMaintenance, detect_backend
 
 PLATFORM: Platform | None = None
 SECRET = 'test-secret-key-not-for-production'
+STOP_WITHIN_S = 60.0  # a platform stops in seconds; a stop that hangs would hold CI up until its time limit
+
+
+async def stop_platform(platform: Platform) -> None:
+    """`platform.stop()`, failing with every task's stack if it has not finished in `STOP_WITHIN_S`."""
+    try:
+        async with asyncio.timeout(STOP_WITHIN_S):
+            await platform.stop()
+    except TimeoutError:
+        stacks = io.StringIO()
+        for task in asyncio.all_tasks():
+            task.print_stack(limit=8, file=stacks)
+        raise AssertionError(f'platform.stop() still running after {STOP_WITHIN_S:.0f} s; tasks:\n{stacks.getvalue()}'
+                             ) from None
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from app.models.schemas import DeviceCreate
 from app.platform import Platform, Resolved
 from app.services.credentials import mosquitto_verify
 from tests.conftest import NewTenant
+from tests.support import stop_platform
 
 
 def entries(path: Path) -> dict[str, str]:
@@ -45,4 +46,4 @@ async def test_auth_files_follow_devices(
             await asyncio.sleep(0.05)
         assert str(device.id) not in passwd.read_text()
     finally:
-        await platform.stop()
+        await stop_platform(platform)

@@ -26,7 +26,7 @@ from app.platform import Platform
 from tests.conftest import NewTenant
 from tests.faults import CuttableProxy, proxied_url, proxy_for
 from tests.ingest.test_mqtt_ingest import eventually
-from tests.support import free_port, serve
+from tests.support import free_port, serve, stop_platform
 
 NOW_MS = int(time.time() * 1000) - 600_000  # every message has its own ts, ten minutes back and counting up
 
@@ -106,7 +106,8 @@ async def outage(pg_proxy: CuttableProxy, platform: Platform, new_tenant: NewTen
         assert levels == [float(seq) for seq in range(count)]  # 0 lost, 0 stored twice, in order
         assert (await platform.ready())['database']
     finally:
-        await platform.stop()
+        await pg_proxy.restore()  # a failure while the database was cut must not leave the stop retrying forever
+        await stop_platform(platform)
 
 
 async def test_postgres_unreachable_for_a_few_seconds_loses_nothing(
@@ -196,4 +197,5 @@ async def test_a_device_talking_through_an_outage_stays_online_when_the_database
         assert 'offline' not in [change.change for change in changes.drain()]
     finally:
         changes.close()
-        await platform.stop()
+        await pg_proxy.restore()  # a failure while the database was cut must not leave the stop retrying forever
+        await stop_platform(platform)

@@ -19,7 +19,7 @@ from tests.api.conftest import Api, SignIn
 from tests.conftest import NewTenant
 from tests.ingest.test_broker import Running, running
 from tests.pages.conftest import MakeAccount, MakeDevice, sign_in
-from tests.support import free_port
+from tests.support import free_port, stop_platform
 
 __all__ = ['running']
 
@@ -59,7 +59,7 @@ async def managed_platform(settings_env: None, monkeypatch: pytest.MonkeyPatch,
     platform = Platform(settings, Resolved(database_url=settings.database_url or '', mqtt_url=None))
     await platform.start()
     yield platform
-    await platform.stop()
+    await stop_platform(platform)
 
 
 async def test_a_disabled_device_is_disconnected_and_cannot_reconnect(managed_platform: Platform,
