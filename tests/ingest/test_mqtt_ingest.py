@@ -28,8 +28,9 @@ async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], boo
         await asyncio.sleep(0.05)
 
 
-async def publish(platform: Platform, topic: str, *payloads: bytes) -> None:
-    target = parse_mqtt_url(platform.resolved.mqtt_url or '', client_id='test-publisher')
+async def publish(platform: Platform, topic: str, *payloads: bytes, url: str | None = None) -> None:
+    """As a device would, to the platform's broker (or to the one at `url`, where Gito's own link goes elsewhere)."""
+    target = parse_mqtt_url(url or platform.resolved.mqtt_url or '', client_id='test-publisher')
     async with aiomqtt.Client(target.host, target.port, username=target.username, password=target.password) as client:
         for payload in payloads:
             await client.publish(topic, payload, qos=1)

@@ -8,9 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import aiomqtt
 import asyncpg
 import pytest
 from sqlalchemy import text
@@ -19,12 +17,11 @@ from app.config import Settings
 from app.db import migrate
 from app.embedded.postgres import start_embedded_postgres
 from app.ingest.broker_hold import SETTLE_S, BrokerHold
-from app.ingest.mqtt_consumer import parse_mqtt_url
 from app.ingest.state_mark import STATE_LAG_MAX_S, STATE_LAG_S, StateMark
 from app.models.schemas import DeviceCreate
 from app.platform import Platform, app_role_password
 from tests.conftest import NewTenant
-from tests.faults import CuttableProxy
+from tests.faults import CuttableProxy, proxied_url, proxy_for
 from tests.ingest.test_mqtt_ingest import eventually, publish
 from tests.support import SECRET
 
@@ -117,21 +114,11 @@ async def mqtt_proxy(mqtt_url: str, settings_env: None, monkeypatch: pytest.Monk
                      ) -> AsyncIterator[CuttableProxy]:
     """Gito's MQTT_URL goes through a proxy the test can cut (request it before `platform`); devices still reach
     the broker itself."""
-    parts = urlsplit(mqtt_url)
-    proxy = CuttableProxy(parts.hostname or '127.0.0.1', parts.port or 1883)
+    proxy = proxy_for(mqtt_url)
     await proxy.start()
-    credentials = parts.netloc.rpartition('@')[0]
-    monkeypatch.setenv('MQTT_URL', parts._replace(
-        netloc=f'{credentials}@127.0.0.1:{proxy.port}' if credentials else f'127.0.0.1:{proxy.port}').geturl())
+    monkeypatch.setenv('MQTT_URL', proxied_url(mqtt_url, proxy))
     yield proxy
     await proxy.stop()
-
-
-async def publish_to_broker(mqtt_url: str, topic: str, payload: bytes) -> None:
-    target = parse_mqtt_url(mqtt_url, client_id=f'device-{time.monotonic_ns()}')
-    async with aiomqtt.Client(target.host, target.port, username=target.username, password=target.password,
-                              identifier=target.client_id) as client:
-        await client.publish(topic, payload, qos=1)
 
 
 async def test_a_device_whose_news_waits_at_the_broker_stays_online(
@@ -143,14 +130,14 @@ async def test_a_device_whose_news_waits_at_the_broker_stays_online(
     admin = (await new_tenant()).principal
     talker, _ = await platform.devices.create(admin, DeviceCreate(name='Talker', offline_after_s=5))
     status = f'{admin.tenant_id}/devices/{talker.id}/status'
-    await publish_to_broker(mqtt_url, status, b'{}')
+    await publish(platform, status, b'{}', url=mqtt_url)
     await eventually(lambda: platform.devices.get(admin, talker.id), lambda d: d.status == 'online')
     started = time.monotonic()
     await mqtt_proxy.cut()
     await asyncio.sleep(1)
     assert not platform.link.connected
     spoke = datetime.now(UTC)
-    await publish_to_broker(mqtt_url, status, b'{}')  # kept for Gito's session while its link is down
+    await publish(platform, status, b'{}', url=mqtt_url)  # kept for Gito's session while its link is down
     await asyncio.sleep(7.5 - (time.monotonic() - started))  # its last sign of life Gito received: 7.5 s ago
     assert await state_lag(platform) >= 5
     assert talker.id not in {d for _, d in await platform.presence.sweep()}
