@@ -13,8 +13,16 @@ def shown(server: EmbeddedServer, setting: str) -> str:
     return server.psql(f'SHOW {setting};').split('\n')[2].strip()
 
 
+def configured(server: EmbeddedServer, setting: str) -> str:
+    """What ALTER SYSTEM last set (it applies at the next start)."""
+    found = server.psql(f"SELECT setting FROM pg_file_settings WHERE name = '{setting}' "
+                        "AND sourcefile LIKE '%postgresql.auto.conf' ORDER BY seqno DESC LIMIT 1;")
+    return found.split('\n')[2].strip()
+
+
 def test_a_new_embedded_server_gets_an_eighth_of_memory_for_buffers_and_keeps_a_users_choices(tmp_path: Path) -> None:
     expected = buffers_mb(psutil.virtual_memory().total)
+    own = 256 if wal_buffers_mb(expected) != wal_buffers_mb(256) else 1024  # WAL buffers other than memory's
     url, server = start_embedded_postgres(tmp_path)
     try:
         assert url.split('?')[0].endswith('/gito')
@@ -28,6 +36,14 @@ def test_a_new_embedded_server_gets_an_eighth_of_memory_for_buffers_and_keeps_a_
     try:
         assert shown(server, 'shared_buffers') == '256MB'
         assert shown(server, 'wal_buffers') == '8MB'
+        server.psql(f"ALTER SYSTEM SET shared_buffers = '{own}MB';")  # WAL buffers now left to Gito
+        server.psql('ALTER SYSTEM RESET wal_buffers;')
+    finally:
+        server.cleanup()
+    _, server = start_embedded_postgres(tmp_path)  # the WAL buffers follow the operator's buffers, not memory's
+    try:
+        assert configured(server, 'wal_buffers') == f'{wal_buffers_mb(own)}MB'
+        assert configured(server, 'shared_buffers') == f'{own}MB'
     finally:
         server.cleanup()
 

@@ -7,11 +7,12 @@ Gito gives the embedded server an eighth of the machine's memory, between 128 MB
 `shared_buffers` with ALTER SYSTEM already. The setting needs a restart: a server Gito has just initialised is
 restarted at once (nobody else uses it yet); an older one takes it the next time it starts.
 
-`wal_buffers` likewise, an eighth of that (16 to 128 MB; PostgreSQL's own default stops at 16 MB): when a checkpoint
-starts, the first change to each of those ~40,000 index pages writes a full-page image, 200-250 MB of WAL within a
-second at 30,000 msg/s, and with 16 MB of WAL buffers the writer's backend had to write WAL out itself 10,000-15,000
-times in that second (`pg_stat_wal.wal_buffers_full`; none with 128 MB). `bench/ingest.py --rate 30000`, three
-alternating pairs: p99 publish→commit 346 / 363 / 1,238 ms with 128 MB against 553 / 429 / 1,363 ms with 16 MB.
+`wal_buffers` likewise, an eighth of the `shared_buffers` that applies, an operator's own included (16 to 128 MB;
+PostgreSQL's own default stops at 16 MB): when a checkpoint starts, the first change to each of those ~40,000 index
+pages writes a full-page image, 200-250 MB of WAL within a second at 30,000 msg/s, and with 16 MB of WAL buffers the
+writer's backend had to write WAL out itself 10,000-15,000 times in that second (`pg_stat_wal.wal_buffers_full`;
+none with 128 MB). `bench/ingest.py --rate 30000`, three alternating pairs: p99 publish→commit 346 / 363 / 1,238 ms
+with 128 MB against 553 / 429 / 1,363 ms with 16 MB.
 """
 
 from __future__ import annotations
@@ -71,8 +72,10 @@ def wal_buffers_mb(shared_buffers_mb: int) -> int:
 
 def size_buffers(server: EmbeddedServer) -> bool:
     """Set `shared_buffers` and `wal_buffers` by ALTER SYSTEM, each unless it was set that way before; True when
-    one was set now (it takes a restart)."""
-    megabytes = buffers_mb(psutil.virtual_memory().total)
+    one was set now (it takes a restart). `wal_buffers` follows the `shared_buffers` that will apply: an operator's
+    own, where there is one."""
+    configured = _configured_bytes(server, 'shared_buffers')
+    megabytes = buffers_mb(psutil.virtual_memory().total) if configured is None else configured // 2**20
     chosen = {'shared_buffers': megabytes, 'wal_buffers': wal_buffers_mb(megabytes)}
     changed = {name: size for name, size in chosen.items() if not _set_by_alter_system(server, name)}
     for name, size in changed.items():
@@ -86,3 +89,13 @@ def _set_by_alter_system(server: EmbeddedServer, name: str) -> bool:
     found = server.psql(f"SELECT count(*) FROM pg_file_settings WHERE name = '{name}' "
                         "AND sourcefile LIKE '%postgresql.auto.conf';")
     return found.split('\n')[2].strip() != '0'
+
+
+def _configured_bytes(server: EmbeddedServer, name: str) -> int | None:
+    """A memory setting as ALTER SYSTEM last set it, in bytes (a number without a unit counts 8 kB blocks)."""
+    found = server.psql(
+        "SELECT CASE WHEN setting ~ '^[0-9]+$' THEN setting::bigint * 8192 ELSE pg_size_bytes(setting) END "
+        f"FROM pg_file_settings WHERE name = '{name}' AND sourcefile LIKE '%postgresql.auto.conf' "
+        'ORDER BY seqno DESC LIMIT 1;')
+    value = found.split('\n')[2].strip()
+    return int(value) if value.isdigit() else None
