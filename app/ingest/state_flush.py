@@ -67,7 +67,7 @@ class StateSnapshot:
 class StateFlush:
     def __init__(self, dsn: str, bus: EventBus, key_ids: dict[tuple[UUID, str], int],
                  sequence: Callable[[UUID], SeqState | None], *, interval_s: float,
-                 unprepared_since: Callable[[], float | None] = lambda: None) -> None:
+                 uncounted_since: Callable[[], float | None] = lambda: None) -> None:
         self.latest = LatestBuffer(interval_s=interval_s)
         self.tallies: Tallies = {}  # device counters of prepared batches not yet written
         self._dsn = dsn
@@ -75,7 +75,7 @@ class StateFlush:
         self._key_ids = key_ids
         self._sequence = sequence
         # monotonic: when the oldest item not yet counted arrived (or the broker began holding messages back), if any
-        self._unprepared_since = unprepared_since
+        self._uncounted_since = uncounted_since
         self._through = time.time()  # the cutoff of the last snapshot written
         self._writing: list[StateSnapshot] = []  # taken and not yet written (aside, or inline with a batch)
         self._connection: asyncpg.Connection | None = None
@@ -130,7 +130,7 @@ class StateFlush:
     def _cutoff(self) -> float:
         """Wall-clock time before which everything received is counted (in the tallies or written already)."""
         now = time.time()
-        since = self._unprepared_since()
+        since = self._uncounted_since()
         return now if since is None else now - max(0.0, time.monotonic() - since)
 
     def flushed_through(self) -> datetime:

@@ -105,7 +105,7 @@ class BatchWriter:
         self._sequences: dict[UUID, SeqState] = {}
         key_ids: dict[tuple[UUID, str], int] = {}  # (tenant, key name) → key id, shared by encoder and flushes
         self.state = StateFlush(dsn, bus, key_ids, self._sequences.get, interval_s=latest_interval_s,
-                                unprepared_since=self._unprepared_since)
+                                uncounted_since=self._uncounted_since)
         self._encoder = RowEncoder(self.state.latest, key_ids)
         self.archiving: frozenset[UUID] = frozenset()  # tenants keeping a raw archive (see RawArchivePolicy)
         self._stopping = False
@@ -168,9 +168,9 @@ class BatchWriter:
         return {device_id: self.state.unwritten_latest(tenant_id, device_id)
                 for device_id in device_ids if device_id not in left_out}
 
-    def _unprepared_since(self) -> float | None:
-        """When the oldest item not yet counted (not prepared) arrived (monotonic), if there is one; or, if earlier,
-        since when the broker may hold messages back (those are not even received)."""
+    def _uncounted_since(self) -> float | None:
+        """Since when (monotonic) something received or sent may be uncounted: the arrival of the oldest item not
+        yet prepared, or, if earlier, the moment the broker may have begun holding messages back (not received)."""
         since = self._collecting_since
         if since is None and self._pending:
             since = self._pending[0][2]
