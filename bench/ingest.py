@@ -19,7 +19,8 @@ otherwise. `--archive` has the bench tenant keep a raw archive. Three phases in 
    so commit listeners (the rule engine) count; `writer_commit_s` / `writer_listeners_s` split the time.
 `max_state_lag_s`: how far the written device state (last_seen, counters, latest values) stood behind what was
 received, at most (presence and no-data rules wait for it: `app/ingest/state_mark.py`). The first `WARM_UP_S`
-seconds (every device's first message: caches cold, series created) are left out of the `_after_warm_up` figures.
+seconds (every device's first message: caches cold, series created) are left out of the `_after_warm_up` figures;
+`seconds_with_p99_over_250_ms` counts, of the seconds after them, those whose own p99 was over the target.
 """
 
 from __future__ import annotations
@@ -292,6 +293,7 @@ async def gito_child(args: argparse.Namespace) -> None:
         'p50_ms': percentile_ms(everything, 0.5), 'p99_ms': percentile_ms(everything, 0.99),
         'p50_after_warm_up_ms': percentile_ms(settled, 0.5), 'p99_after_warm_up_ms': percentile_ms(settled, 0.99),
         'p999_after_warm_up_ms': percentile_ms(settled, 0.999),
+        'seconds_with_p99_over_250_ms': seconds_over(latencies, first_sent + WARM_UP_S, 0.25),
         'p95_to_open_page_ms': percentile_ms(sorted(latency for _, latency in page_latencies), 0.95),
         'p95_to_open_page_after_warm_up_ms': percentile_ms(
             sorted(latency for sent, latency in page_latencies if sent >= first_sent + WARM_UP_S), 0.95),
@@ -332,6 +334,17 @@ class CollectorClock:
         else:
             self.spent[info['generation']] += time.perf_counter() - self._started
             self.runs[info['generation']] += 1
+
+
+def seconds_over(latencies: list[tuple[float, float]], start: float, limit_s: float) -> str:
+    """Of the seconds of publishing after `start`, how many had a p99 publish→commit over `limit_s` ("12/80"): a
+    p99 over the whole run says how bad, this how often (a checkpoint or a rollup run lifts a few seconds)."""
+    by_second: dict[int, list[float]] = {}
+    for sent, latency in latencies:
+        if sent >= start:
+            by_second.setdefault(int(sent - start), []).append(latency)
+    over = sum(1 for values in by_second.values() if sorted(values)[int(len(values) * 0.99)] > limit_s)
+    return f'{over}/{len(by_second)}'
 
 
 def percentile_ms(ordered: list[float], fraction: float) -> int | None:
