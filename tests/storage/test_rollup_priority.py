@@ -73,8 +73,10 @@ async def test_a_backend_is_reniced_only_when_it_is_the_process_postgresql_named
         assert not renice(pid, started + 60)  # a pid from another host that happens to exist here
         assert not renice(os.getpid(), psutil.Process().create_time())  # not a PostgreSQL process
         assert backend.nice() == 0
+        assert os.sched_getscheduler(pid) == os.SCHED_OTHER
         assert await lower_priority(connection) == pid
         assert backend.nice() == LOWEST
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE  # preempted at once by any task that wakes
         group = autogroup_nice(pid)
         if group is not None:  # scheduling by session: the backend's own group (PostgreSQL gives it a session) too
             assert os.getsid(pid) == pid
