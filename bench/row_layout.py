@@ -40,7 +40,7 @@ TAIL = 'ingest_xid bigint NOT NULL DEFAULT txid_current(), PRIMARY KEY (series_i
 LAYOUTS = {
     'reading': ('value double precision, text_value text, bool_value boolean, json_value jsonb',
                 ['value', 'text_value', 'bool_value', 'json_value']),
-    'arrays': ('key_ids smallint[] NOT NULL, vals double precision[] NOT NULL', ['key_ids', 'vals']),
+    'arrays': ('key_ids integer[] NOT NULL, vals double precision[] NOT NULL', ['key_ids', 'vals']),
     'columns': (', '.join(f'k{i} smallint, v{i} double precision' for i in range(KEYS)),
                 [f'{c}{i}' for i in range(KEYS) for c in ('k', 'v')]),
 }

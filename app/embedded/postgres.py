@@ -97,5 +97,6 @@ def _configured_bytes(server: EmbeddedServer, name: str) -> int | None:
         "SELECT CASE WHEN setting ~ '^[0-9]+$' THEN setting::bigint * 8192 ELSE pg_size_bytes(setting) END "
         f"FROM pg_file_settings WHERE name = '{name}' AND sourcefile LIKE '%postgresql.auto.conf' "
         'ORDER BY seqno DESC LIMIT 1;')
-    value = found.split('\n')[2].strip()
+    lines = found.split('\n')
+    value = lines[2].strip() if len(lines) > 2 else ''
     return int(value) if value.isdigit() else None
