@@ -14,7 +14,8 @@ on `ingest_xid` that `telemetry_points` has (`app/services/storage/native_sql.py
 Batches of `--batch` messages (the writer's default) go to each layout in turn, one transaction each, so the
 machine's load moves all three alike. Printed per message: the backend's CPU (its process, read with psutil: the
 server must be on this machine), the wall time, and the WAL written, with a checkpoint before every tenth of the
-run so the full-page images count as they do under load; then each table's size. A scratch database
+run so the full-page images count as they do under load; then each table's size, and what reading one key of one
+device back costs per point (a chart's raw series: a row per message holds the other keys too). A scratch database
 `gito_row_layout` is created and dropped.
 """
 
@@ -110,6 +111,8 @@ async def measure(connection: asyncpg.Connection, args: argparse.Namespace) -> d
                 'SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1)', before_lsn)
         sent += args.batch
     sizes = {name: await connection.fetchval(f"SELECT pg_total_relation_size('{name}_day')") for name in LAYOUTS}
+    await connection.execute('VACUUM ANALYZE')  # as autovacuum would leave them: visibility map set, statistics
+    read = await read_one_key(connection, args.devices, args.read_series)
     return {
         'devices': args.devices, 'messages': sent, 'keys_per_message': KEYS, 'batch_messages': args.batch,
         'layouts': {name: {
@@ -117,9 +120,36 @@ async def measure(connection: asyncpg.Connection, args: argparse.Namespace) -> d
             'wall_us_per_msg': round(wall[name] / sent * 1e6, 2),
             'wal_bytes_per_msg': round(wal[name] / sent),
             'table_and_indexes_mb': round(sizes[name] / 2**20),
+            'read_us_per_point': read[name],
         } for name in LAYOUTS},
         'cpu_ratio_reading_to_arrays': round(cpu['reading'] / cpu['arrays'], 2) if cpu['arrays'] else None,
     }
+
+
+# One key of one device over everything stored, as a chart of raw points reads it (`layout.py`'s series pages).
+READ_ONE_KEY = {
+    'reading': f'SELECT ts, value FROM reading WHERE series_id = $1 * {KEYS} + $2::integer - 1 ORDER BY ts',
+    'arrays': 'SELECT ts, vals[array_position(key_ids, $2::integer)] FROM arrays '
+              'WHERE series_id = $1 AND $2::integer = ANY(key_ids) ORDER BY ts',
+    'columns': 'SELECT ts, CASE $2::smallint WHEN k0 THEN v0 WHEN k1 THEN v1 WHEN k2 THEN v2 WHEN k3 THEN v3 END '
+               'FROM columns WHERE series_id = $1 AND $2::smallint IN (k0, k1, k2, k3) ORDER BY ts',
+}
+
+
+async def read_one_key(connection: asyncpg.Connection, devices: int, series: int) -> dict[str, float | None]:
+    """Server time per point read (EXPLAIN ANALYZE's execution time, so the client's decoding does not count),
+    over `series` random (device, key) series, the same for each layout."""
+    picks = [(random.randrange(devices), random.randint(1, KEYS)) for _ in range(series)]
+    out: dict[str, float | None] = {}
+    for name, query in READ_ONE_KEY.items():
+        total_ms, points = 0.0, 0
+        for device, key in picks:
+            plan = await connection.fetchval(f'EXPLAIN (ANALYZE, FORMAT JSON) {query}', device, key)
+            found = json.loads(plan)[0]
+            total_ms += found['Execution Time']
+            points += found['Plan']['Actual Rows']
+        out[name] = round(total_ms * 1000 / points, 2) if points else None
+    return out
 
 
 def main() -> None:
@@ -128,6 +158,7 @@ def main() -> None:
     parser.add_argument('--devices', type=int, default=10_000)
     parser.add_argument('--messages', type=int, default=500_000)
     parser.add_argument('--batch', type=int, default=1_250, help='messages per COPY (the writer takes 5,000 rows)')
+    parser.add_argument('--read-series', type=int, default=200, help='series read back, one key each')
     args = parser.parse_args()
     if not args.database_url:
         parser.error('DATABASE_URL (or --database-url) names the PostgreSQL server to measure')
