@@ -57,7 +57,8 @@ class BrokerDropWatch:
 
     async def _warn_if_deaf(self) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._heard.wait(), self._deaf_after_s)
+            async with asyncio.timeout(self._deaf_after_s):
+                await self._heard.wait()
             return
         log.warning('mqtt broker statistics not received: drops of messages it queued will not be reported', extra={
             'topic': DROPPED_TOPIC, 'hint': "let Gito's MQTT account read this topic (Mosquitto: sys_interval > 0)"})

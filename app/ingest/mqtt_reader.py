@@ -147,6 +147,9 @@ class MqttReader:
                     self.link.close()
                 raise
             except (OSError, TimeoutError, ProtocolError, Refused) as error:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():  # a cancel swallowed inside: honour it
+                    raise asyncio.CancelledError from error
                 self._on_link(False, f'{type(error).__name__}: {error}')
                 log.warning('broker unreachable', extra={
                     'host': self.host, 'port': self.port, 'error': str(error) or type(error).__name__,
@@ -156,16 +159,19 @@ class MqttReader:
     async def _session(self) -> None:
         loop = asyncio.get_running_loop()
         mqtt5 = self.options.mqtt5
-        _, link = await asyncio.wait_for(loop.create_connection(
-            lambda: Link(mqtt5=mqtt5, on_messages=self._on_messages), self.host, self.port), HANDSHAKE_TIMEOUT_S)
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+            _, link = await loop.create_connection(
+                lambda: Link(mqtt5=mqtt5, on_messages=self._on_messages), self.host, self.port)
         self.link = link
         try:
             link.write(connect_packet(self.options))
-            connack = parse_connack(await asyncio.wait_for(link.expect(CONNACK), HANDSHAKE_TIMEOUT_S))
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+                connack = parse_connack(await link.expect(CONNACK))
             if connack.reason != 0:
                 raise Refused(f'CONNACK reason {connack.reason:#04x}')
             link.write(subscribe_packet(1, self._filters, qos=1, mqtt5=mqtt5))
-            suback = parse_suback(await asyncio.wait_for(link.expect(SUBACK), HANDSHAKE_TIMEOUT_S), mqtt5=mqtt5)
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+                suback = parse_suback(await link.expect(SUBACK), mqtt5=mqtt5)
             refused = [code for code in suback.reasons if code >= 0x80]
             if refused:
                 raise Refused(f'subscription refused (reason {refused[0]:#04x})')
@@ -183,7 +189,8 @@ class MqttReader:
         every = max(1.0, self.options.keepalive_s / 2)
         while not link.closed.done():
             with contextlib.suppress(TimeoutError):
-                return await asyncio.wait_for(asyncio.shield(link.closed), every)
+                async with asyncio.timeout(every):  # not `wait_for`: in Python 3.11 it can drop a cancellation
+                    return await asyncio.shield(link.closed)
             if not link.paused and loop.time() - link.last_received > 1.5 * self.options.keepalive_s:
                 link.close(TimeoutError('no packet from the broker within 1.5 keep-alive periods'))
                 break

@@ -85,7 +85,8 @@ class Dispatcher:
             if claimed == 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+                    async with asyncio.timeout(self.poll_s):  # not `wait_for`: in 3.11 it can drop a cancellation
+                        await self._wake.wait()
 
     async def run_once(self, *, only: UUID | None = None) -> int:
         """Send every due row (or just `only`); returns how many rows were claimed."""
