@@ -6,7 +6,13 @@ from pathlib import Path
 
 import psutil
 
-from app.embedded.postgres import EmbeddedServer, buffers_mb, start_embedded_postgres, wal_buffers_mb
+from app.embedded.postgres import (
+    EmbeddedServer,
+    alter_system_settings,
+    buffers_mb,
+    start_embedded_postgres,
+    wal_buffers_mb,
+)
 
 
 def shown(server: EmbeddedServer, setting: str) -> str:
@@ -15,9 +21,7 @@ def shown(server: EmbeddedServer, setting: str) -> str:
 
 def configured(server: EmbeddedServer, setting: str) -> str:
     """What ALTER SYSTEM last set (it applies at the next start)."""
-    found = server.psql(f"SELECT setting FROM pg_file_settings WHERE name = '{setting}' "
-                        "AND sourcefile LIKE '%postgresql.auto.conf' ORDER BY seqno DESC LIMIT 1;")
-    return found.split('\n')[2].strip()
+    return alter_system_settings(server)[setting][0]
 
 
 def test_a_new_embedded_server_gets_an_eighth_of_memory_for_buffers_and_keeps_a_users_choices(tmp_path: Path) -> None:

@@ -74,10 +74,11 @@ def size_buffers(server: EmbeddedServer) -> bool:
     """Set `shared_buffers` and `wal_buffers` by ALTER SYSTEM, each unless it was set that way before; True when
     one was set now (it takes a restart). `wal_buffers` follows the `shared_buffers` that will apply: an operator's
     own, where there is one."""
-    configured = _configured_bytes(server, 'shared_buffers')
-    megabytes = buffers_mb(psutil.virtual_memory().total) if configured is None else configured // 2**20
+    settings = alter_system_settings(server)
+    own = settings.get('shared_buffers')
+    megabytes = buffers_mb(psutil.virtual_memory().total) if own is None else own[1] // 2**20
     chosen = {'shared_buffers': megabytes, 'wal_buffers': wal_buffers_mb(megabytes)}
-    changed = {name: size for name, size in chosen.items() if not _set_by_alter_system(server, name)}
+    changed = {name: size for name, size in chosen.items() if name not in settings}
     for name, size in changed.items():
         server.psql(f"ALTER SYSTEM SET {name} = '{size}MB';")
     if changed:
@@ -85,18 +86,22 @@ def size_buffers(server: EmbeddedServer) -> bool:
     return bool(changed)
 
 
-def _set_by_alter_system(server: EmbeddedServer, name: str) -> bool:
-    found = server.psql(f"SELECT count(*) FROM pg_file_settings WHERE name = '{name}' "
-                        "AND sourcefile LIKE '%postgresql.auto.conf';")
-    return found.split('\n')[2].strip() != '0'
+# The buffer settings ALTER SYSTEM last set, as written and in bytes (a number without a unit counts 8 kB blocks),
+# one per line as `name=setting=bytes`: one psql call at start.
+ALTER_SYSTEM_BUFFERS = """
+SELECT DISTINCT ON (name) name || '=' || setting || '='
+    || CASE WHEN setting ~ '^[0-9]+$' THEN setting::bigint * 8192 ELSE pg_size_bytes(setting) END
+FROM pg_file_settings
+WHERE name IN ('shared_buffers', 'wal_buffers') AND sourcefile LIKE '%postgresql.auto.conf'
+ORDER BY name, seqno DESC;"""
 
 
-def _configured_bytes(server: EmbeddedServer, name: str) -> int | None:
-    """A memory setting as ALTER SYSTEM last set it, in bytes (a number without a unit counts 8 kB blocks)."""
-    found = server.psql(
-        "SELECT CASE WHEN setting ~ '^[0-9]+$' THEN setting::bigint * 8192 ELSE pg_size_bytes(setting) END "
-        f"FROM pg_file_settings WHERE name = '{name}' AND sourcefile LIKE '%postgresql.auto.conf' "
-        'ORDER BY seqno DESC LIMIT 1;')
-    lines = found.split('\n')
-    value = lines[2].strip() if len(lines) > 2 else ''
-    return int(value) if value.isdigit() else None
+def alter_system_settings(server: EmbeddedServer) -> dict[str, tuple[str, int]]:
+    """`shared_buffers` and `wal_buffers` where ALTER SYSTEM set them: name → (setting as written, bytes)."""
+    found: dict[str, tuple[str, int]] = {}
+    for line in server.psql(ALTER_SYSTEM_BUFFERS).split('\n')[2:]:
+        name, _, rest = line.strip().partition('=')
+        setting, _, size = rest.rpartition('=')
+        if setting and size.lstrip('-').isdigit():
+            found[name] = (setting, int(size))
+    return found
