@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from app.ingest.direct_copy import COPY_TARGETS, TELEMETRY_LAYOUT, ingest_role, quote_ident
+from app.ingest.direct_copy import COPY_TARGETS, POINTS_TARGET, TELEMETRY_LAYOUT, ingest_role, quote_ident
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ APP_GRANTS = ('tenants', 'users', 'devices', 'telemetry_keys', 'telemetry', 'lat
               'notification_settings', 'rules', 'alarms', 'alarm_events',
               'maintenance_windows', 'ingest_keys', 'telemetry_1m', 'telemetry_1h', 'storage_settings',
               'account_links', 'raw_messages', 'raw_archive_settings', 'telemetry_series')
-LAYOUT_GRANTS = ('telemetry_points',)  # plain PostgreSQL only (`app/services/storage/native_sql.py`)
+LAYOUT_GRANTS = ('telemetry_points', 'telemetry_rows')  # plain PostgreSQL only (`app/services/storage/native_sql.py`)
+LAYOUT_READS = ('telemetry_rows_since',)  # plain PostgreSQL only, read by the batch writer
 PROCESS_GRANTS = ('ingest_instances',)  # not tenant data: one row per running process (`app/ingest/state_mark.py`)
 
 
@@ -165,6 +166,9 @@ async def _grant(connection: AsyncConnection, *, role: str) -> None:
     for table in LAYOUT_GRANTS:
         if await connection.scalar(text('SELECT to_regclass(:name) IS NOT NULL'), {'name': f'public.{table}'}):
             await connection.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {quoted}'))
+    for table in LAYOUT_READS:
+        if await connection.scalar(text('SELECT to_regclass(:name) IS NOT NULL'), {'name': f'public.{table}'}):
+            await connection.execute(text(f'GRANT SELECT ON {table} TO {quoted}'))
     await connection.execute(text(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}'))
 
 
@@ -201,6 +205,8 @@ async def _ensure_ingest_role(connection: AsyncConnection, *, app_role: str) -> 
         await connection.execute(text(f'REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}'))
     await connection.execute(text(f'GRANT USAGE ON SCHEMA {schema} TO {role}'))
     await connection.execute(text(f'GRANT INSERT ON {schema}.{table} TO {role}'))
+    if points:
+        await connection.execute(text(f'GRANT INSERT ON {POINTS_TARGET[0]}.{POINTS_TARGET[1]} TO {role}'))
 
 
 async def listen_for_ids(

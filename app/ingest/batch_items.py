@@ -89,7 +89,9 @@ class Prepared:
     number: int = 0  # batches are numbered as prepared and commit in that order (0: the idle batch, no readings)
     messages: dict[UUID, list[tuple[UUID, Message]]] = field(default_factory=dict)  # per tenant: (device, message)
     offered: dict[UUID, tuple[UUID, int]] = field(default_factory=dict)  # device → (tenant, readings inserted)
-    copies: dict[UUID, bytearray] | None = None  # per tenant: its rows in binary COPY format
+    copies: dict[UUID, bytearray] | None = None  # per tenant: its rows in binary COPY format (`COPY_TARGETS`)
+    # plain PostgreSQL, per tenant with any: its readings that are not numbers, rows of `telemetry_points`
+    point_copies: dict[UUID, bytearray] = field(default_factory=dict)
     archive: dict[UUID, bytearray] | None = None  # per tenant: its raw payloads in binary COPY format
     archived: int = 0  # payloads in `archive`
     # devices with readings found to be duplicates at insert (same key and timestamp as a stored one): the

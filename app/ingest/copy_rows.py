@@ -19,6 +19,7 @@ HEADER = b'PGCOPY\n\xff\r\n\x00' + b'\x00\x00\x00\x00' + b'\x00\x00\x00\x00'
 TRAILER = b'\xff\xff'
 COLUMNS = ('tenant_id', 'device_id', 'key_id', 'ts', 'value', 'text_value', 'bool_value', 'json_value')
 POINT_COLUMNS = ('tenant_id', 'series_id', 'ts', 'value', 'text_value', 'bool_value', 'json_value')  # as encoded
+ROW_COLUMNS = ('tenant_id', 'series_id', 'key_ids', 'ts', 'vals')  # `telemetry_rows` as encoded: a message's numbers
 
 
 def stage_table(name: str) -> str:
@@ -38,6 +39,14 @@ CREATE TEMP TABLE IF NOT EXISTS {name} (
     value double precision, text_value text, bool_value boolean, json_value jsonb
 ) ON COMMIT DELETE ROWS"""
 
+def row_stage_table(name: str) -> str:
+    """The same for a message's numbers (`ROW_COLUMNS`)."""
+    return f"""
+CREATE TEMP TABLE IF NOT EXISTS {name} (
+    tenant_id uuid, series_id integer, key_ids integer[], ts timestamptz, vals double precision[]
+) ON COMMIT DELETE ROWS"""
+
+
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # PostgreSQL's epoch
 MICROSECOND = timedelta(microseconds=1)
 NULL = b'\xff\xff\xff\xff'
@@ -46,6 +55,12 @@ _DEVICE = struct.Struct('>hi16si16s')
 _KEY = struct.Struct('>ii')
 NUMBER = struct.Struct('>iqidiii')  # ts, value, then text, bool and json NULL: (8, ts_us, 8, value, -1, -1, -1)
 _TS = struct.Struct('>iq')
+_ROW = struct.Struct('>hi16sii')  # column count, tenant, device series
+_KEY_ID = struct.Struct('>ii')
+_ARRAY = struct.Struct('>iiiiii')  # byte length, dimensions, has nulls, element type, length, lower bound
+INT4_OID = 23
+FLOAT8_OID = 701
+_ROW_TAILS: dict[int, struct.Struct] = {}
 _LENGTH = struct.Struct('>i')
 
 
@@ -99,3 +114,19 @@ def other_tail(ts_us: int, value: Any) -> bytes:
         return out + _LENGTH.pack(len(data)) + data + NULL + NULL
     data = b'\x01' + orjson.dumps(value)  # jsonb's binary form: a version byte, then the text
     return out + NULL + NULL + _LENGTH.pack(len(data)) + data
+
+
+def row_prefix(tenant_id: UUID, device_series: int, key_ids: list[int]) -> bytes:
+    """The first three `ROW_COLUMNS` of a message's row: tenant, the device's series, its keys as `integer[]`."""
+    n = len(key_ids)
+    keys = b''.join(_KEY_ID.pack(4, key_id) for key_id in key_ids)
+    return _ROW.pack(5, 16, tenant_id.bytes, 4, device_series) + _ARRAY.pack(20 + 8 * n, 1, 0, INT4_OID, n, 1) + keys
+
+
+def row_tail(n: int) -> struct.Struct:
+    """The last two `ROW_COLUMNS` of a row of `n` numbers: `pack(8, ts_us, 20 + 12 * n, 1, 0, FLOAT8_OID, n, 1,
+    8, value, 8, value, …)`."""
+    found = _ROW_TAILS.get(n)
+    if found is None:
+        found = _ROW_TAILS[n] = struct.Struct('>iq' + 'iiiiii' + 'id' * n)
+    return found

@@ -5,7 +5,8 @@ into a staging table and moves the rows with `INSERT … SELECT`. That costs abo
 CPU (`bench/ingest.py`), for a check that is a tautology on this path: the writer sets `app.tenant_id` from the
 same device directory entry that gave the rows their tenant.
 
-The *ingest role* (`<app role>_ingest`) is NOLOGIN and BYPASSRLS, holds INSERT on `telemetry_points` (with
+The *ingest role* (`<app role>_ingest`) is NOLOGIN and BYPASSRLS, holds INSERT on `telemetry_rows` and
+`telemetry_points` (with
 TimescaleDB: USAGE on `gito_ts` and INSERT on its hypertable, which carries no row-level security there) and no
 other privilege (not even SELECT), and the app role (NOINHERIT) may `SET ROLE` to it. So the writer switches to it
 for one COPY per batch and back. Through it one can add rows for any tenant and read none: no more than the app
@@ -27,7 +28,7 @@ from collections.abc import Collection
 
 import asyncpg
 
-from app.ingest.copy_rows import COLUMNS, POINT_COLUMNS, joined
+from app.ingest.copy_rows import COLUMNS, POINT_COLUMNS, ROW_COLUMNS, joined
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,15 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-# 'p': plain PostgreSQL (`telemetry_points` partitioned); no row: TimescaleDB (`telemetry` a view over a hypertable)
-TELEMETRY_LAYOUT = "SELECT relkind::text FROM pg_class WHERE oid = to_regclass('public.telemetry_points')"
-# Where a direct COPY goes, per layout (True: plain PostgreSQL): `telemetry_points` with series ids, or the
-# TimescaleDB hypertable with device and key (it has no row-level security: the views in `public` wall tenants off).
+# 'p': plain PostgreSQL (`telemetry_rows` and `telemetry_points` partitioned); no row: TimescaleDB (`telemetry` a
+# view over a hypertable)
+TELEMETRY_LAYOUT = "SELECT relkind::text FROM pg_class WHERE oid = to_regclass('public.telemetry_rows')"
+# Where a direct COPY goes, per layout (True: plain PostgreSQL): `telemetry_rows` (a message's numbers in the device's
+# series), or the TimescaleDB hypertable with device and key (it has no row-level security: the views in `public`
+# wall tenants off). On plain PostgreSQL readings that are not numbers go to `POINTS_TARGET`.
 COPY_TARGETS: dict[bool, tuple[str, str, tuple[str, ...]]] = {
-    True: ('public', 'telemetry_points', POINT_COLUMNS), False: ('gito_ts', 'telemetry', COLUMNS)}
+    True: ('public', 'telemetry_rows', ROW_COLUMNS), False: ('gito_ts', 'telemetry', COLUMNS)}
+POINTS_TARGET = ('public', 'telemetry_points', POINT_COLUMNS)
 # From the catalog: `to_regclass` would need USAGE on `gito_ts`, which the app role does not have.
 _TARGET_NAMES = ', '.join(f"('{schema}', '{table}')" for schema, table, _ in COPY_TARGETS.values())
 COPY_RELATION = f"""(SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -55,7 +59,9 @@ USABLE = f"""
 SELECT r.rolname FROM pg_roles r
 WHERE r.rolname = $1 AND r.rolbypassrls AND pg_has_role(current_user, r.oid, 'MEMBER')
   AND has_table_privilege(r.rolname, {COPY_RELATION}, 'INSERT')
-  AND ({TS_SCHEMA} IS NULL OR has_schema_privilege(r.rolname, {TS_SCHEMA}, 'USAGE'))"""
+  AND ({TS_SCHEMA} IS NULL OR has_schema_privilege(r.rolname, {TS_SCHEMA}, 'USAGE'))
+  AND (to_regclass('public.{POINTS_TARGET[1]}') IS NULL
+       OR has_table_privilege(r.rolname, 'public.{POINTS_TARGET[1]}', 'INSERT'))"""
 
 
 async def usable_role(connection: asyncpg.Connection) -> str | None:
@@ -77,7 +83,8 @@ class RoleUnusable(Exception):
 
 
 class DirectCopier:
-    """One COPY per batch, in autocommit, on a connection that switched to the ingest role for good."""
+    """One COPY per batch, in autocommit, on a connection that switched to the ingest role for good (batches of
+    numbers only, on plain PostgreSQL: one with other readings copies into two tables, in a transaction)."""
 
     def __init__(self, dsn: str, role: str, *, points: bool = True) -> None:
         self._dsn = dsn

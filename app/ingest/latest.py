@@ -37,6 +37,7 @@ from app.ingest.copy_rows import (
 )
 from app.ingest.quality import SeqState
 from app.services.storage.layout import points_in_use
+from app.services.storage.native_sql import DEVICE_KEY
 
 CREATE_LATEST_STAGE = stage_table('latest_stage')
 NEWER_WINS = """
@@ -51,15 +52,28 @@ INSERT INTO latest_values (tenant_id, device_id, key_id, ts, value, text_value, 
 SELECT s.tenant_id, s.device_id, s.key_id, s.ts, s.value, s.text_value, s.bool_value, s.json_value
 FROM latest_stage s
 WHERE s.tenant_id = $1 AND EXISTS (SELECT 1 FROM devices d WHERE d.id = s.device_id FOR KEY SHARE)""" + NEWER_WINS
-# Per series, its newest row (the last index entry of the series; see app/services/storage/layout.py).
+# Per series, its newest row (the last index entry of the series; see app/services/storage/layout.py); on plain
+# PostgreSQL the newer of its newest row in `telemetry_points` and the device's newest row of numbers holding the key,
+# looked for only past the stored latest value (a key the device stopped sending is not searched for back in time).
 RECOVER_LATEST = {
-    True: """
+    True: f"""
 INSERT INTO latest_values (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
-SELECT s.tenant_id, s.device_id, s.key_id, t.ts, t.value, t.text_value, t.bool_value, t.json_value
+SELECT DISTINCT ON (s.device_id, s.key_id)
+       s.tenant_id, s.device_id, s.key_id, t.ts, t.value, t.text_value, t.bool_value, t.json_value
 FROM devices d
-JOIN telemetry_series s ON s.tenant_id = d.tenant_id AND s.device_id = d.id
-CROSS JOIN LATERAL (SELECT * FROM telemetry_points t WHERE t.series_id = s.id ORDER BY t.ts DESC LIMIT 1) t
-WHERE d.last_seen > now() - make_interval(secs => :window)""" + NEWER_WINS,
+JOIN telemetry_series s ON s.tenant_id = d.tenant_id AND s.device_id = d.id AND s.key_id <> {DEVICE_KEY}
+LEFT JOIN telemetry_series ds ON ds.tenant_id = d.tenant_id AND ds.device_id = d.id AND ds.key_id = {DEVICE_KEY}
+LEFT JOIN latest_values l ON l.device_id = d.id AND l.key_id = s.key_id
+CROSS JOIN LATERAL (
+    (SELECT p.ts, p.value, p.text_value, p.bool_value, p.json_value FROM telemetry_points p
+     WHERE p.series_id = s.id ORDER BY p.ts DESC LIMIT 1)
+    UNION ALL
+    (SELECT r.ts, r.vals[array_position(r.key_ids, s.key_id)], NULL, NULL, NULL FROM telemetry_rows r
+     WHERE r.series_id = ds.id AND r.ts > coalesce(l.ts, '-infinity') AND s.key_id = ANY(r.key_ids)
+     ORDER BY r.ts DESC LIMIT 1)
+) t
+WHERE d.last_seen > now() - make_interval(secs => :window)
+ORDER BY s.device_id, s.key_id, t.ts DESC""" + NEWER_WINS,
     False: """
 INSERT INTO latest_values (tenant_id, device_id, key_id, ts, value, text_value, bool_value, json_value)
 SELECT t.tenant_id, t.device_id, t.key_id, t.ts, t.value, t.text_value, t.bool_value, t.json_value

@@ -1,19 +1,24 @@
 """A prepared batch's readings as binary COPY rows per tenant, (device, key name) resolved to series ids.
 
-A series (`telemetry_series`) is a tenant's device and key, numbered once; the columns of a row that repeat
-(tenant, series) are encoded once per series and cached. Latest values are
-updated in the same pass (once per batch: it will commit, however many tries it takes).
+A series (`telemetry_series`) is a tenant's device and key, numbered once, and each device has one of its own
+(`DEVICE_KEY`). On plain PostgreSQL a message's numbers are one row of `telemetry_rows` in the device's series (key
+ids and values as arrays) and its other readings rows of `telemetry_points` in their key's series; with TimescaleDB
+every reading is a row of its hypertable. The columns of a row that repeat (tenant, series, a device's number keys)
+are encoded once and cached. Latest values are updated in the same pass (once per batch: it will commit, however many
+tries it takes).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from app.ingest.batch_items import Prepared
 from app.ingest.copy_rows import (
+    FLOAT8_OID,
     HEADER,
     MICROSECOND,
     NUMBER,
@@ -21,12 +26,16 @@ from app.ingest.copy_rows import (
     TRAILER,
     other_tail,
     reading_prefix,
+    row_prefix,
+    row_tail,
     series_prefix,
 )
 from app.ingest.latest import LatestBuffer
 from app.ingest.payload import Message
+from app.services.storage.native_sql import DEVICE_KEY
 
 log = logging.getLogger(__name__)
+EMPTY = len(HEADER) + len(TRAILER)  # a COPY stream of no rows
 
 # Keys are numbered only for a tenant, and series only for a device, that still exists (locked until the numbering
 # commits): a tenant deleted after its messages were taken in would fail the keys' insert, and the batch with it at
@@ -53,17 +62,24 @@ class RowEncoder:
         self.latest = latest
         self.keys = keys  # (tenant, key name) → key id, filled by `add_keys`
         self._series: dict[UUID, dict[str, tuple[int, bytes]]] = {}  # per device, key → series id, rows' first columns
-        self._points = True  # rows for `telemetry_points` (POINT_COLUMNS), else for TimescaleDB's hypertable (COLUMNS)
+        self._device_series: dict[UUID, int] = {}  # per device, its own series (`DEVICE_KEY`): rows of its numbers
+        self._rows: dict[UUID, tuple[tuple[str, ...], bytes]] = {}  # per device, its last number keys, rows' start
+        # plain PostgreSQL: rows for `telemetry_rows` (ROW_COLUMNS) and `telemetry_points` (POINT_COLUMNS); else rows
+        # for TimescaleDB's hypertable (COLUMNS)
+        self._points = True
 
     def use_layout(self, *, points: bool) -> None:
         """The layout the rows are for (the writer's connection finds it); forgets rows' prefixes of the other."""
         if points != self._points:
             self._points = points
             self._series.clear()
+            self._rows.clear()
 
     def forget(self, device_id: UUID) -> None:
         """A deleted device's series (deleted with it): a message of it still in flight then finds none."""
         self._series.pop(device_id, None)
+        self._device_series.pop(device_id, None)
+        self._rows.pop(device_id, None)
         self.latest.touched.pop(device_id, None)
 
     def series_id(self, device_id: UUID, key: str) -> int:
@@ -94,22 +110,32 @@ class RowEncoder:
     def _encode(self, prepared: Prepared) -> dict[UUID, set[tuple[UUID, str]]]:
         """`prepared.copies` set when every series is known; else left as it was, and the unknown ones per tenant."""
         copies: dict[UUID, bytearray] = {}
+        point_copies: dict[UUID, bytearray] = {}
         missing: dict[UUID, set[tuple[UUID, str]]] = {}
         for tenant_id, entries in prepared.messages.items():
             encoded = self._encode_tenant(tenant_id, entries, prepared.number)
             if isinstance(encoded, set):
                 missing[tenant_id] = encoded
-            else:
-                copies[tenant_id] = encoded
+                continue
+            copies[tenant_id], others = encoded
+            if len(others) > EMPTY:
+                point_copies[tenant_id] = others
         if not missing:
             prepared.copies = copies
+            prepared.point_copies = point_copies
         return missing
 
     def _encode_tenant(self, tenant_id: UUID, entries: list[tuple[UUID, Message]], batch: int
-                       ) -> bytearray | set[tuple[UUID, str]]:
+                       ) -> tuple[bytearray, bytearray] | set[tuple[UUID, str]]:
+        """The tenant's rows: on plain PostgreSQL a row of `telemetry_rows` per message with numbers and a row of
+        `telemetry_points` per other reading; with TimescaleDB a row of its hypertable per reading, all in the
+        first stream."""
         out = bytearray(HEADER)
+        others = bytearray(HEADER)
         number = NUMBER.pack  # called here rather than through `number_tail`: once per reading, a tenth of encoding
         known = self._series
+        rows = self._rows if self._points else None
+        devices = self._device_series
         missing: set[tuple[UUID, str]] = set()
         touched = self.latest.touched
         for device_id, message in entries:
@@ -120,7 +146,40 @@ class RowEncoder:
             latest = self.latest.for_device(tenant_id, device_id)
             ts = message.ts
             ts_us = (ts - PG_EPOCH) // MICROSECOND  # `micros`, inline: once per message
-            for key, value in message.readings.items():
+            readings = message.readings
+            if rows is not None:
+                numbers: list[Any] = []
+                number_keys = []
+                for key, value in readings.items():
+                    kind = type(value)
+                    if kind is float or kind is int:
+                        numbers += (8, value)
+                        number_keys.append(key)
+                    elif key in device_series:
+                        others += device_series[key][1]
+                        others += other_tail(ts_us, value)
+                        held = latest.get(key)
+                        if held is None or held[0] < ts:
+                            latest[key] = (ts, value)
+                    else:
+                        missing.add((device_id, key))
+                if not numbers:
+                    continue
+                keys = tuple(number_keys)
+                row = rows.get(device_id)
+                if row is None or row[0] != keys:
+                    row = self._row_prefix(tenant_id, device_id, keys, devices, device_series, missing)
+                    if row is None:
+                        continue
+                n = len(keys)
+                out += row[1]
+                out += row_tail(n).pack(8, ts_us, 20 + 12 * n, 1, 0, FLOAT8_OID, n, 1, *numbers)
+                for key in keys:
+                    held = latest.get(key)
+                    if held is None or held[0] < ts:
+                        latest[key] = (ts, readings[key])
+                continue
+            for key, value in readings.items():
                 series = device_series.get(key)
                 if series is None:
                     missing.add((device_id, key))
@@ -137,7 +196,26 @@ class RowEncoder:
         if missing:
             return missing
         out += TRAILER
-        return out
+        others += TRAILER
+        return out, others
+
+    def _row_prefix(self, tenant_id: UUID, device_id: UUID, keys: tuple[str, ...], devices: dict[UUID, int],
+                    device_series: dict[str, tuple[int, bytes]], missing: set[tuple[UUID, str]],
+                    ) -> tuple[tuple[str, ...], bytes] | None:
+        """The start of a device's rows with these number keys (cached while they stay the same), or None with what
+        is not numbered yet added to `missing` (every key has a series of its own too: `telemetry_pages` and
+        duplicates at the same timestamp use it)."""
+        absent = [(device_id, key) for key in keys if key not in device_series]
+        series = devices.get(device_id)
+        if series is None:  # the device's own series is numbered with its keys' (`add_series`)
+            absent = [(device_id, key) for key in keys]
+        if absent:
+            missing.update(absent)
+            return None
+        assert series is not None
+        key_ids = [self.keys[(tenant_id, key)] for key in keys]
+        row = self._rows[device_id] = (keys, row_prefix(tenant_id, series, key_ids))
+        return row
 
     async def add_series(self, connection: asyncpg.Connection, tenant_id: UUID,
                          series: set[tuple[UUID, str]]) -> None:
@@ -150,11 +228,18 @@ class RowEncoder:
             return
         devices = [device_id for device_id, _ in series]
         key_ids = [self.keys[(tenant_id, key)] for _, key in series]
+        if self._points:  # and each device's own series, of its rows
+            owners = sorted(set(devices))
+            devices += owners
+            key_ids += [DEVICE_KEY] * len(owners)
         async with connection.transaction():
             await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
             await connection.execute(ADD_SERIES, tenant_id, devices, key_ids)
             names_by_id = {self.keys[(tenant_id, key)]: key for _, key in series}
             for series_id, device_id, key_id in await connection.fetch(FIND_SERIES, tenant_id, devices, key_ids):
+                if key_id == DEVICE_KEY:
+                    self._device_series[device_id] = series_id
+                    continue
                 prefix = (series_prefix(tenant_id, series_id) if self._points
                           else reading_prefix(tenant_id, device_id, key_id))
                 self._series.setdefault(device_id, {})[names_by_id[key_id]] = (series_id, prefix)

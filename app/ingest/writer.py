@@ -33,19 +33,11 @@ import asyncpg
 from app.bus import DeviceChanged, EventBus, TelemetryStored
 from app.ingest.batch_items import Acknowledge, Inbound, Item, Prepared, Rejection, WriterStats, rows_in
 from app.ingest.batch_prepare import prepare
-from app.ingest.copy_rows import (
-    COLUMNS,
-    HEADER,
-    POINT_COLUMNS,
-    TRAILER,
-    joined,
-    micros,
-    point_stage_table,
-    stage_table,
-)
+from app.ingest.copy_rows import HEADER, TRAILER, joined, micros
 from app.ingest.device_tallies import correct
 from app.ingest.direct_copy import (
     COPY_TARGETS,
+    POINTS_TARGET,
     ROLE_GONE,
     TELEMETRY_LAYOUT,
     DirectCopier,
@@ -58,37 +50,16 @@ from app.ingest.payload import Message
 from app.ingest.quality import SeqState
 from app.ingest.raw_rows import CREATE_RAW_STAGE, INSERT_RAW, RAW_COLUMNS, archive_rows
 from app.ingest.row_encoder import RowEncoder
+from app.ingest.staged_rows import CREATE_STAGES, move_staged
 from app.ingest.state_flush import Changes, StateFlush, StateSnapshot, publish_online
 
 __all__ = ['Acknowledge', 'BatchWriter', 'Inbound', 'Item', 'Rejection']
 
 log = logging.getLogger(__name__)
 
-VALUES = 'ts, value, text_value, bool_value, json_value'
-# Per layout (True: plain PostgreSQL, rows as `POINT_COLUMNS`; False: TimescaleDB, rows as `COLUMNS`, through the
-# `telemetry` view): the staging table, the rows moved from it, and the same with duplicates left out, returning
-# what was inserted as (device, series, ts).
-CREATE_STAGE = {True: point_stage_table('ingest_stage'), False: stage_table('ingest_stage')}
-STAGE_COLUMNS = {True: POINT_COLUMNS, False: COLUMNS}
-INSERT_ROWS = {
-    True: f"""
-INSERT INTO telemetry_points (tenant_id, series_id, {VALUES})
-SELECT tenant_id, series_id, {VALUES} FROM ingest_stage WHERE tenant_id = $1""",
-    False: f"""
-INSERT INTO telemetry (tenant_id, device_id, key_id, {VALUES})
-SELECT tenant_id, device_id, key_id, {VALUES} FROM ingest_stage WHERE tenant_id = $1""",
-}
-MOVE_ROWS = {
-    True: f"""
-WITH moved AS ({INSERT_ROWS[True]}
-ON CONFLICT DO NOTHING RETURNING series_id, ts)
-SELECT s.device_id, m.series_id, m.ts FROM moved m JOIN telemetry_series s ON s.id = m.series_id""",
-    False: f"""
-WITH moved AS ({INSERT_ROWS[False]}
-ON CONFLICT DO NOTHING RETURNING device_id, key_id, ts)
-SELECT m.device_id, s.id, m.ts FROM moved m
-JOIN telemetry_series s ON s.tenant_id = $1 AND s.device_id = m.device_id AND s.key_id = m.key_id""",
-}
+EMPTY = len(HEADER) + len(TRAILER)  # a COPY stream of no rows
+# Numbers older than this may have been stored in `telemetry_points` before `telemetry_rows` (migration 0017).
+ROWS_SINCE = 'SELECT max(since) FROM telemetry_rows_since'
 SPEND_KEYS = """
 UPDATE ingest_keys SET state = 'stored'
 FROM unnest($2::uuid[], $3::text[]) AS spent(device_id, key)
@@ -129,7 +100,8 @@ class BatchWriter:
         self.held_upstream: Callable[[], float | None] = lambda: None
         self._connection: asyncpg.Connection | None = None
         self._direct = direct_copy
-        self._points = True  # the plain-PostgreSQL layout (`telemetry_points`), else TimescaleDB's
+        self._points = True  # the plain-PostgreSQL layout (`telemetry_rows`, `telemetry_points`), else TimescaleDB's
+        self._rows_since: datetime | None = None  # see ROWS_SINCE
         self._ingest_role: str | None = None
         self._copier: DirectCopier | None = None  # batches that need no transaction of their own
         self._task: asyncio.Task[None] | None = None
@@ -403,7 +375,9 @@ class BatchWriter:
             connection = await asyncpg.connect(self._dsn, timeout=5)
             self._points = await connection.fetchval(TELEMETRY_LAYOUT) == 'p'
             self._encoder.use_layout(points=self._points)
-            await connection.execute(CREATE_STAGE[self._points])
+            self._rows_since = await connection.fetchval(ROWS_SINCE) if self._points else None
+            for create in CREATE_STAGES[self._points]:
+                await connection.execute(create)
             await connection.execute(CREATE_RAW_STAGE)
             self._ingest_role = await usable_role(connection) if self._direct else None
             if self._copier is not None and self._copier.role != self._ingest_role:
@@ -425,9 +399,11 @@ class BatchWriter:
         assert prepared.copies is not None
         assert prepared.archive is not None
         copies = {tenant_id: rows for tenant_id, rows in prepared.copies.items()
-                  if len(rows) > len(HEADER) + len(TRAILER)}
-        direct = True  # worth trying in the transaction: the lone COPY did not just fail (a duplicate, the role)
-        if copies and self._copier is not None and not self._needs_transaction(prepared):
+                  if len(rows) > EMPTY}
+        # numbers as old as the layout's start may duplicate readings stored the old way: sorted out one by one
+        check_all = self._rows_since is not None and _older_than(prepared, self._rows_since)
+        direct = not check_all  # worth trying: the lone COPY did not just fail (a duplicate, the role)
+        if direct and copies and self._copier is not None and not self._needs_transaction(prepared):
             started = time.perf_counter()
             direct = await self._copy_alone(self._copier, copies)
             self.stats.insert_s += time.perf_counter() - started
@@ -441,9 +417,12 @@ class BatchWriter:
         try:
             async with connection.transaction():
                 started = time.perf_counter()
-                if not copies or not direct or not await self._copy_directly(connection, copies):
-                    for tenant_id, rows in copies.items():
-                        await self._insert_rows(connection, tenant_id, rows, prepared, duplicates, inserted)
+                others = prepared.point_copies
+                if (not copies and not others) or not direct or not await self._copy_directly(
+                        connection, copies, others):
+                    for tenant_id in copies.keys() | others.keys():
+                        await self._insert_rows(connection, tenant_id, prepared, duplicates, inserted,
+                                                check_all=check_all)
                 for tenant_id, rows in prepared.archive.items():
                     await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
                     await connection.copy_to_table('raw_stage', source=rows, columns=RAW_COLUMNS, format='binary')
@@ -479,7 +458,8 @@ class BatchWriter:
 
     def _needs_transaction(self, prepared: Prepared) -> bool:
         """Whether anything but the telemetry rows must commit with this batch."""
-        return bool(prepared.archive) or self._inline_flush_due() or bool(_idempotency_keys(prepared.items))
+        return (bool(prepared.archive) or bool(prepared.point_copies) or self._inline_flush_due()
+                or bool(_idempotency_keys(prepared.items)))
 
     async def _copy_alone(self, copier: DirectCopier, copies: dict[UUID, bytearray]) -> bool:
         """The batch as one COPY in autocommit (`DirectCopier`); False, with nothing written, when a row is a
@@ -498,18 +478,20 @@ class BatchWriter:
             self._copier.terminate()
             self._copier = None
 
-    async def _copy_directly(self, connection: asyncpg.Connection, copies: dict[UUID, bytearray]) -> bool:
-        """Every tenant's rows in one COPY as the ingest role (`direct_copy.py`); False, with nothing written, when
-        there is no such role or a row is a duplicate: then the staging path sorts them out."""
+    async def _copy_directly(self, connection: asyncpg.Connection, copies: dict[UUID, bytearray],
+                             others: dict[UUID, bytearray]) -> bool:
+        """Every tenant's rows in one COPY per table as the ingest role (`direct_copy.py`); False, with nothing
+        written, when there is no such role or a row is a duplicate: then the staging path sorts them out."""
         if self._ingest_role is None:
             return False
-        rows = joined(copies.values())
         try:
             async with connection.transaction():
                 await connection.execute(f'SET LOCAL ROLE {quote_ident(self._ingest_role)}')
-                schema, table, columns = COPY_TARGETS[self._points]
-                await connection.copy_to_table(table, schema_name=schema, source=rows, columns=columns,
-                                               format='binary')
+                for (schema, table, columns), streams in ((COPY_TARGETS[self._points], copies),
+                                                          (POINTS_TARGET, others)):
+                    if streams:
+                        await connection.copy_to_table(table, schema_name=schema, source=joined(streams.values()),
+                                                       columns=columns, format='binary')
                 await connection.execute('SET LOCAL ROLE NONE')
         except asyncpg.UniqueViolationError:
             return False
@@ -518,25 +500,23 @@ class BatchWriter:
             return False
         return True
 
-    async def _insert_rows(self, connection: asyncpg.Connection, tenant_id: UUID, rows: bytearray,
-                           prepared: Prepared, duplicates: dict[UUID, int],
-                           inserted: dict[UUID, set[tuple[int, int]]]) -> None:
+    async def _insert_rows(self, connection: asyncpg.Connection, tenant_id: UUID, prepared: Prepared,
+                           duplicates: dict[UUID, int], inserted: dict[UUID, set[tuple[int, int]]], *,
+                           check_all: bool) -> None:
         await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
-        await connection.copy_to_table('ingest_stage', source=rows, columns=STAGE_COLUMNS[self._points],
-                                       format='binary')
-        try:  # duplicates are rare: a plain INSERT first, about a third cheaper than ON CONFLICT
-            async with connection.transaction():
-                await connection.execute(INSERT_ROWS[self._points], tenant_id)
-        except asyncpg.UniqueViolationError:
-            added: dict[UUID, set[tuple[int, int]]] = {}
-            for device_id, series_id, ts in await connection.fetch(MOVE_ROWS[self._points], tenant_id):
-                added.setdefault(device_id, set()).add((series_id, micros(ts)))
-            for device_id, (tenant, offered) in prepared.offered.items():
-                kept = added.get(device_id, set())
-                if tenant == tenant_id and offered != len(kept):
-                    duplicates[device_id] = offered - len(kept)
-                    if device_id not in prepared.replayed:  # a replay is asked for: its rules run again
-                        inserted[device_id] = kept
+        assert prepared.copies is not None
+        rows = prepared.copies.get(tenant_id)
+        added = await move_staged(connection, tenant_id, rows if rows and len(rows) > EMPTY else None,
+                                  prepared.point_copies.get(tenant_id), layout_points=self._points,
+                                  check_all=check_all)
+        if added is None:
+            return
+        for device_id, (tenant, offered) in prepared.offered.items():
+            kept = added.get(device_id, set())
+            if tenant == tenant_id and offered != len(kept):
+                duplicates[device_id] = offered - len(kept)
+                if device_id not in prepared.replayed:  # a replay is asked for: its rules run again
+                    inserted[device_id] = kept
 
     def restore_sequences(self, states: dict[UUID, SeqState]) -> None:
         """Sequence state as the last flush left it (see `latest.load_sequences`), before `start`."""
@@ -617,6 +597,10 @@ class BatchWriter:
             if readings:
                 out.append(message._replace(readings=readings))
         return out
+
+
+def _older_than(prepared: Prepared, since: datetime) -> bool:
+    return any(message.ts < since for entries in prepared.messages.values() for _, message in entries)
 
 
 def _idempotency_keys(items: list[Item]) -> dict[UUID, list[tuple[UUID, str]]]:

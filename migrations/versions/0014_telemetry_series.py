@@ -27,8 +27,8 @@ from app.services.storage.native_sql import (
     VIEW_WRITE_FUNCTION,
     VIEW_WRITE_TRIGGER,
 )
-from app.services.storage.timescale import IN_USE, TENANT_FILTER
-from migrations.helpers import run_script, tenant_rls
+from app.services.storage.timescale import IN_USE
+from migrations.helpers import run_script, telemetry_view, tenant_rls
 
 revision = '0014'
 down_revision = '0013'
@@ -47,12 +47,7 @@ def upgrade() -> None:
     op.execute(POINTS_PARTITION_FUNCTION)
     run_script(POINTS)
     tenant_rls(POINTS_TABLE)
-    if int(connection.scalar(text('SHOW server_version_num'))) >= 150000:
-        op.execute(TELEMETRY_VIEW.format(options=' WITH (security_invoker = true)', where=''))
-    else:
-        owner = str(connection.scalar(text('SELECT current_user'))).replace("'", "''")
-        op.execute(TELEMETRY_VIEW.format(
-            options='', where=f"\nWHERE p.{TENANT_FILTER} OR current_user = '{owner}'"))
+    telemetry_view(TELEMETRY_VIEW)
     op.execute(VIEW_WRITE_FUNCTION)
     op.execute(VIEW_WRITE_TRIGGER)
     op.execute(DELETE_DEVICE_NATIVE)

@@ -10,8 +10,19 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from app.ingest.copy_rows import HEADER, TRAILER, micros, number_tail, reading_prefix, series_prefix
-from app.ingest.direct_copy import COPY_TARGETS, ingest_role
+from app.ingest.copy_rows import (
+    FLOAT8_OID,
+    HEADER,
+    TRAILER,
+    micros,
+    number_tail,
+    other_tail,
+    reading_prefix,
+    row_prefix,
+    row_tail,
+    series_prefix,
+)
+from app.ingest.direct_copy import COPY_TARGETS, POINTS_TARGET, ingest_role
 from app.ingest.payload import Message
 from app.ingest.writer import Inbound
 from app.platform import Platform
@@ -21,6 +32,7 @@ from tests.ingest.test_mqtt_ingest import make_device
 from tests.storage.conftest import app_connection
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+T1 = datetime(2026, 11, 30, 12, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -40,17 +52,26 @@ async def test_the_ingest_role_adds_telemetry_and_can_read_or_change_nothing(
     try:
         async with connection.transaction():
             await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(admin.tenant_id))
-            series = await connection.fetchval(
-                'INSERT INTO telemetry_series (tenant_id, device_id, key_id) VALUES ($1, $2, 1) RETURNING id',
-                admin.tenant_id, device.id)
-        prefix = series_prefix(admin.tenant_id, series) if points else reading_prefix(admin.tenant_id, device.id, 1)
-        rows = bytearray(HEADER) + prefix + number_tail(micros(T0), 1.0) + TRAILER
+            series, device_series = [record['id'] for record in await connection.fetch(
+                'INSERT INTO telemetry_series (tenant_id, device_id, key_id) VALUES ($1, $2, 1), ($1, $2, 0) '
+                'RETURNING id', admin.tenant_id, device.id)]
+        if points:  # a message's numbers: one row in the device's series; a text reading: a row in its key's
+            rows = (bytearray(HEADER) + row_prefix(admin.tenant_id, device_series, [1])
+                    + row_tail(1).pack(8, micros(T0), 32, 1, 0, FLOAT8_OID, 1, 1, 8, 1.0) + TRAILER)
+            texts = bytearray(HEADER) + series_prefix(admin.tenant_id, series) + other_tail(micros(T1), 'on') + TRAILER
+        else:
+            rows = bytearray(HEADER) + reading_prefix(admin.tenant_id, device.id, 1) + number_tail(micros(T0), 1.0)
+            rows += TRAILER
         refused = (asyncpg.FeatureNotSupportedError if points  # row-level security
                    else asyncpg.InsufficientPrivilegeError)  # the app role may not even name the hypertable's schema
         with pytest.raises(refused):
             await connection.copy_to_table(table, schema_name=schema, source=rows, columns=columns, format='binary')
         await connection.execute(f'SET ROLE "{role}"')
         await connection.copy_to_table(table, schema_name=schema, source=rows, columns=columns, format='binary')
+        if points:
+            point_schema, point_table, point_columns = POINTS_TARGET
+            await connection.copy_to_table(point_table, schema_name=point_schema, source=texts,
+                                           columns=point_columns, format='binary')
         for statement in ('SELECT count(*) FROM telemetry', f'SELECT count(*) FROM {relation}',
                           'SELECT count(*) FROM telemetry_series', 'SELECT count(*) FROM devices',
                           'UPDATE devices SET name = $$x$$', f'DELETE FROM {relation}',
@@ -64,7 +85,9 @@ async def test_the_ingest_role_adds_telemetry_and_can_read_or_change_nothing(
     with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError, match='not permitted to log in'):
         await asyncpg.connect(url.render_as_string(hide_password=False))
     async with platform.db.tenant(admin.tenant_id) as session:
-        assert await session.scalar(text('SELECT count(*) FROM telemetry WHERE ts = :ts'), {'ts': T0}) == 1
+        assert await session.scalar(text('SELECT value FROM telemetry WHERE ts = :ts'), {'ts': T0}) == 1.0
+        if layout[0]:
+            assert await session.scalar(text('SELECT text_value FROM telemetry WHERE ts = :ts'), {'ts': T1}) == 'on'
 
 
 async def test_two_tenants_in_one_batch_are_copied_at_once_and_each_sees_only_its_own(

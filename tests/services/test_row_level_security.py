@@ -46,8 +46,8 @@ async def test_app_role_sees_no_row_of_another_tenant(running_platform: Platform
         tenant_a, OutboundSettings(allowed_cidrs=['10.20.0.0/16']))
     await platform.raw_archive.update_settings(tenant_a, RawArchiveSettings(enabled=True, days=7))
     await platform.writer.submit(Inbound(tenant_a.tenant_id, device.id, [  # and its payload in `raw_messages`
-        Message(ts=datetime.now(UTC), seq=None, readings={'t': 1.0})], datetime.now(UTC),
-        payload=b'{"t": 1.0}'))
+        Message(ts=datetime.now(UTC), seq=None, readings={'t': 1.0, 'state': 'ok'})], datetime.now(UTC),
+        payload=b'{"t": 1.0, "state": "ok"}'))  # a number (`telemetry_rows`) and a text (`telemetry_points`)
     await eventually(lambda: platform.telemetry.latest(tenant_a, device.id), lambda values: bool(values))
     await eventually(lambda: platform.alarms.find(tenant_a), lambda alarms: bool(alarms))
     await eventually(lambda: platform.notifications.deliveries.list(tenant_a),
@@ -58,7 +58,7 @@ async def test_app_role_sees_no_row_of_another_tenant(running_platform: Platform
     connection = await asyncpg.connect(app_role_dsn(platform))
     try:
         assert await connection.fetchval('SELECT rolbypassrls FROM pg_roles WHERE rolname = current_user') is False
-        tables = [*APP_GRANTS, *[table for table in LAYOUT_GRANTS  # the table under the `telemetry` view
+        tables = [*APP_GRANTS, *[table for table in LAYOUT_GRANTS  # the tables under the `telemetry` view
                                  if await connection.fetchval('SELECT to_regclass($1) IS NOT NULL', table)]]
         async with connection.transaction():
             await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_b.tenant_id))

@@ -31,6 +31,8 @@ async def test_partitions_are_created_ahead(storage: Platform) -> None:
     names = await partitions(storage)
     expected = [f'telemetry_points_p{(today + timedelta(days=d)):%Y%m%d}' for d in range(-1, 8)]
     assert set(expected) <= set(names)
+    rows = [f'telemetry_rows_p{(today + timedelta(days=d)):%Y%m%d}' for d in range(-1, 8)]
+    assert set(rows) <= set(await partitions(storage, 'telemetry_rows'))
     assert {today + timedelta(days=d) for d in range(-1, 8)} <= set(created)  # (and days parked in the default)
     assert await storage.storage_jobs.ensure_partitions(today=today) == []  # idempotent
     minutes = await partitions(storage, 'telemetry_1m')
@@ -40,7 +42,8 @@ async def test_partitions_are_created_ahead(storage: Platform) -> None:
     assert {f'telemetry_1h_m{today:%Y%m}', f'telemetry_1h_m{next_month:%Y%m}'} <= set(hours)
 
 
-PARKED = """SELECT count(*) FROM telemetry_points_default p JOIN telemetry_series s ON s.id = p.series_id
+# A message's numbers: a row of `telemetry_rows` in the device's series.
+PARKED = """SELECT count(*) FROM telemetry_rows_default p JOIN telemetry_series s ON s.id = p.series_id
 WHERE s.device_id = :d"""
 ROLLUP_HOMES = "SELECT array_agg(tableoid::regclass::text ORDER BY bucket) FROM {table} WHERE device_id = :d"
 
@@ -73,13 +76,13 @@ async def test_late_rows_are_kept_and_moved_into_their_partition(storage: Platfo
     await storage.storage.update_retention(admin, RetentionSettings(raw_days=90, minute_days=90, hour_days=90))
     device = await new_device(storage, admin)
     late = datetime.now(UTC).replace(microsecond=0) - timedelta(days=75, hours=3)  # a day no other test uses
-    day = f'telemetry_points_p{late:%Y%m%d}'
-    assert day not in await partitions(storage)
+    day = f'telemetry_rows_p{late:%Y%m%d}'
+    assert day not in await partitions(storage, 'telemetry_rows')
     await store(storage, admin, device.id, [(late, 'power', 1.5), (late, 'power', 9.9)])  # the second: a duplicate
     parked = await owner_scalar(storage, PARKED, d=device.id)
     assert parked == 1
     await storage.storage_jobs.ensure_partitions()
-    assert day in await partitions(storage)
+    assert day in await partitions(storage, 'telemetry_rows')
     assert await owner_scalar(storage, PARKED, d=device.id) == 0
     page = await storage.telemetry.raw(admin, device.id, start=late - timedelta(hours=1), end=late + timedelta(hours=1))
     assert [(p.ts, p.value) for p in page.points] == [(late, 1.5)]
@@ -95,12 +98,14 @@ async def test_the_app_role_cannot_reach_a_partition_directly(storage: Platform,
     device = await new_device(storage, admin)
     now = datetime.now(UTC)
     await store(storage, admin, device.id, [(now, 'power', 1.0)])
-    partition = f'telemetry_points_p{now:%Y%m%d}'
-    forced = await owner_scalar(storage, 'SELECT relforcerowsecurity FROM pg_class WHERE relname = :p', p=partition)
-    assert forced is True
+    tables = [f'{parent}{suffix}' for parent in ('telemetry_points', 'telemetry_rows')
+              for suffix in (f'_p{now:%Y%m%d}', '_default')]
+    for table in tables:
+        forced = await owner_scalar(storage, 'SELECT relforcerowsecurity FROM pg_class WHERE relname = :p', p=table)
+        assert forced is True, table
     connection = await app_connection(storage)
     try:
-        for table in (partition, 'telemetry_points_default'):
+        for table in tables:
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await connection.fetch(f'SELECT * FROM {table}')
         async with connection.transaction():

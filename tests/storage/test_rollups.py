@@ -14,6 +14,7 @@ from sqlalchemy import text
 from app.models.storage import RetentionSettings
 from app.platform import Platform
 from app.services.storage.maintenance import StorageMaintenance
+from app.services.storage.native_sql import ROWS_TABLE
 from app.services.storage.rollups import BY_BLOCKS, NEW_PARTS, PART, RollupRun, Steps
 from tests.conftest import NewTenant
 from tests.storage.conftest import new_device, store
@@ -128,10 +129,11 @@ async def test_new_blocks_read_in_slices_and_rows_below_them_are_all_rolled_up(
     assert sum(row[3] for row in expected) == 3600
     async with storage.db.system() as session:  # a slice is read by TID range, whatever the planner knows
         blocks = await session.scalar(text("SELECT blocks FROM storage_watermarks WHERE name = 'rollups'"))
-        partition, size = max(blocks.items(), key=lambda item: item[1])
+        partition = f'{ROWS_TABLE}_p{hour:%Y%m%d}'  # where this device's numbers are
+        size = blocks[partition]
         await session.execute(text(NEW_PARTS))
         await session.execute(text(BY_BLOCKS))
-        plan = await session.scalar(text('EXPLAIN (FORMAT JSON) ' + PART.format(
+        plan = await session.scalar(text('EXPLAIN (FORMAT JSON) ' + PART[ROWS_TABLE].format(
             partition=partition, blocks=f" AND t.ctid >= '({size // 2},0)'::tid AND t.ctid < '({size},0)'::tid")),
             {'low': 0, 'high': 2**62})
     assert list(nodes(plan[0]['Plan'], 'Tid Range Scan'))
@@ -147,11 +149,11 @@ async def test_a_run_reads_the_pages_of_new_rows_not_the_whole_day(storage: Plat
     await store(storage, admin, device.id, [(now + timedelta(seconds=1), 'power', -1.0)])
     await roll_up(storage)
     async with storage.db.system() as session:
-        newest = await session.scalar(text('SELECT max(ingest_xid) FROM telemetry_points'))
+        newest = await session.scalar(text(f'SELECT max(ingest_xid) FROM {ROWS_TABLE}'))
         await session.execute(text('SET LOCAL max_parallel_workers_per_gather = 0'))
         await session.execute(text('SET LOCAL enable_seqscan = off'))  # as over a day of rows: by the index
         plan = await session.scalar(text(f"""EXPLAIN (ANALYZE, FORMAT JSON)
-            SELECT count(*) FROM telemetry_points WHERE ingest_xid >= {newest} AND value IS NOT NULL"""))
+            SELECT count(*) FROM {ROWS_TABLE} WHERE ingest_xid >= {newest}"""))
     scans = list(nodes(plan[0]['Plan'], 'Bitmap Heap Scan'))
     assert scans, 'the scan of new rows goes by the ingest_xid index'
     read = sum(scan.get('Lossy Heap Blocks', 0) + scan.get('Exact Heap Blocks', 0) for scan in scans)

@@ -22,7 +22,7 @@ from app.db import Database
 from app.services.storage import timescale
 from app.services.storage.backend_priority import backend_clock, lower_priority
 from app.services.storage.lock_wait import SHORT_LOCK_WAIT, lock_not_available
-from app.services.storage.native_sql import POINTS_TABLE
+from app.services.storage.native_sql import POINTS_TABLE, ROWS_TABLE
 from app.services.storage.raw_retention import apply_raw_retention, ensure_raw_partitions
 from app.services.storage.retention import (
     DEFAULT_RETENTION,
@@ -102,6 +102,9 @@ class StorageMaintenance:
                 longest = longest_retention(await tenant_retentions(session))
                 parked = await parked_days(session, POINTS_TABLE, 'ts', within_days=longest.raw_days)
                 created = await create_day_partitions(session, POINTS_TABLE, 'ts', days | set(parked))
+                parked = await parked_days(session, ROWS_TABLE, 'ts', within_days=longest.raw_days)
+                created = sorted({*created, *await create_day_partitions(session, ROWS_TABLE, 'ts',
+                                                                         days | set(parked))})
                 parked = await parked_days(session, 'telemetry_1m', 'bucket', within_days=longest.minute_days)
                 rollups = await create_day_partitions(session, 'telemetry_1m', 'bucket', days | set(parked))
                 next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)

@@ -256,3 +256,97 @@ CREATE OR REPLACE FUNCTION gito_delete_device_telemetry(tenant uuid, device uuid
     DELETE FROM telemetry WHERE tenant_id = tenant AND device_id = device;
     DELETE FROM telemetry_series WHERE tenant_id = tenant AND device_id = device;
 $$"""
+
+# Migration 0017: numeric readings one row per message. `telemetry_rows` holds a message's numbers as two arrays
+# (key ids, values) in one row of the *device's* series (`telemetry_series` with the reserved key `DEVICE_KEY`):
+# one heap tuple and one primary-key entry per message where `telemetry_points` took one per reading, a third of
+# PostgreSQL's CPU and WAL per message (docs/ARCHITECTURE.md, "A row per message"). Text, boolean and JSON readings
+# stay rows of `telemetry_points`, and so does a number that arrives for a device and timestamp whose row is already
+# stored (a later message at the same timestamp with other keys): a row is never updated, so every reading is
+# inserted once with its own `ingest_xid` and the rollups stay exact. A reading lives in exactly one of the two.
+ROWS_TABLE = 'telemetry_rows'
+ROWS_PARTITION_PREFIX = 'telemetry_rows_p'
+DEVICE_KEY = 0  # `telemetry_keys` ids are serial from 1: no key is numbered 0
+RAW_TABLES = (POINTS_TABLE, ROWS_TABLE)  # where raw readings live on plain PostgreSQL
+ROWS = f"""
+    CREATE TABLE {ROWS_TABLE} (
+        tenant_id uuid NOT NULL,
+        series_id integer NOT NULL,
+        ts timestamptz NOT NULL,
+        key_ids integer[] NOT NULL,
+        vals double precision[] NOT NULL,
+        ingest_xid bigint NOT NULL DEFAULT txid_current(),
+        PRIMARY KEY (series_id, ts)
+    ) PARTITION BY RANGE (ts);
+    CREATE INDEX {ROWS_TABLE}_ingest_xid_idx ON {ROWS_TABLE} USING brin (ingest_xid) WITH (pages_per_range = 32);
+    CREATE TABLE {ROWS_TABLE}_default PARTITION OF {ROWS_TABLE} DEFAULT;
+    SELECT gito_partition_rls('{ROWS_TABLE}_default'::regclass);
+    SELECT gito_day_partition('{ROWS_TABLE}', 'ts', day::date) FROM generate_series(
+        (now() AT TIME ZONE 'UTC')::date - 1, (now() AT TIME ZONE 'UTC')::date + 7, interval '1 day') day
+"""
+ROWS_PARTITION_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION gito_telemetry_partition(day date) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    points boolean := gito_day_partition('{POINTS_TABLE}', 'ts', day);
+BEGIN
+    RETURN gito_day_partition('{ROWS_TABLE}', 'ts', day) OR points;
+END $$"""
+TELEMETRY_ROWS_VIEW = f"""
+CREATE VIEW telemetry{{options}} AS
+SELECT p.tenant_id, s.device_id, s.key_id, p.ts, p.value, p.text_value, p.bool_value, p.json_value, p.ingest_xid
+FROM {POINTS_TABLE} p JOIN telemetry_series s ON s.id = p.series_id{{where}}
+UNION ALL
+SELECT p.tenant_id, s.device_id, u.key_id, p.ts, u.value, NULL::text, NULL::boolean, NULL::jsonb, p.ingest_xid
+FROM {ROWS_TABLE} p JOIN telemetry_series s ON s.id = p.series_id
+CROSS JOIN LATERAL unnest(p.key_ids, p.vals) AS u(key_id, value){{where}}"""
+# One reading through the view: a number into the device's row at its timestamp if there is none yet, else (the
+# row holds other keys) into `telemetry_points`; a key and timestamp stored already is a unique violation either way.
+ROWS_VIEW_WRITE_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION gito_telemetry_view_write() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    series integer;
+    device_series integer;
+    held integer[];
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM {POINTS_TABLE} p USING telemetry_series s
+        WHERE s.tenant_id = OLD.tenant_id AND s.device_id = OLD.device_id AND s.key_id = OLD.key_id
+          AND p.series_id = s.id AND p.ts = OLD.ts;
+        SELECT id INTO device_series FROM telemetry_series
+        WHERE tenant_id = OLD.tenant_id AND device_id = OLD.device_id AND key_id = {DEVICE_KEY};
+        DELETE FROM {ROWS_TABLE} WHERE series_id = device_series AND ts = OLD.ts AND key_ids = ARRAY[OLD.key_id];
+        UPDATE {ROWS_TABLE} r SET
+            key_ids = array(SELECT k FROM unnest(r.key_ids, r.vals) u(k, v) WHERE k <> OLD.key_id),
+            vals = array(SELECT v FROM unnest(r.key_ids, r.vals) u(k, v) WHERE k <> OLD.key_id)
+        WHERE r.series_id = device_series AND r.ts = OLD.ts AND OLD.key_id = ANY(r.key_ids);
+        RETURN OLD;
+    END IF;
+    INSERT INTO telemetry_series (tenant_id, device_id, key_id)
+    VALUES (NEW.tenant_id, NEW.device_id, NEW.key_id), (NEW.tenant_id, NEW.device_id, {DEVICE_KEY})
+    ON CONFLICT DO NOTHING;
+    SELECT id INTO series FROM telemetry_series
+    WHERE tenant_id = NEW.tenant_id AND device_id = NEW.device_id AND key_id = NEW.key_id;
+    SELECT id INTO device_series FROM telemetry_series
+    WHERE tenant_id = NEW.tenant_id AND device_id = NEW.device_id AND key_id = {DEVICE_KEY};
+    SELECT key_ids INTO held FROM {ROWS_TABLE} WHERE series_id = device_series AND ts = NEW.ts;
+    IF NEW.key_id = ANY(held) THEN
+        RAISE unique_violation USING MESSAGE = format('duplicate reading: key %s at %s', NEW.key_id, NEW.ts);
+    END IF;
+    IF held IS NULL AND NEW.value IS NOT NULL AND NEW.text_value IS NULL AND NEW.bool_value IS NULL
+       AND NEW.json_value IS NULL THEN
+        INSERT INTO {ROWS_TABLE} (tenant_id, series_id, ts, key_ids, vals)
+        VALUES (NEW.tenant_id, device_series, NEW.ts, ARRAY[NEW.key_id], ARRAY[NEW.value]);
+    ELSE
+        INSERT INTO {POINTS_TABLE} (tenant_id, series_id, ts, value, text_value, bool_value, json_value)
+        VALUES (NEW.tenant_id, series, NEW.ts, NEW.value, NEW.text_value, NEW.bool_value, NEW.json_value);
+    END IF;
+    RETURN NEW;
+END $$"""
+DELETE_DEVICE_ROWS = f"""
+CREATE OR REPLACE FUNCTION gito_delete_device_telemetry(tenant uuid, device uuid) RETURNS void LANGUAGE sql AS $$
+    DELETE FROM {POINTS_TABLE} WHERE tenant_id = tenant AND series_id IN (
+        SELECT id FROM telemetry_series WHERE tenant_id = tenant AND device_id = device);
+    DELETE FROM {ROWS_TABLE} WHERE tenant_id = tenant AND series_id IN (
+        SELECT id FROM telemetry_series WHERE tenant_id = tenant AND device_id = device AND key_id = {DEVICE_KEY});
+    DELETE FROM telemetry_series WHERE tenant_id = tenant AND device_id = device;
+$$"""

@@ -13,7 +13,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.services.storage.native_sql import PARTITION_PREFIX, POINTS_TABLE
+from app.services.storage.native_sql import PARTITION_PREFIX, RAW_TABLES
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,9 @@ PARTITIONS = """
 SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 WHERE i.inhparent = CAST(:parent AS regclass) ORDER BY 1"""
 TRIM = {
-    'raw': f'DELETE FROM {POINTS_TABLE} WHERE tenant_id = :tenant AND ts < :cutoff',
-    'minute': 'DELETE FROM telemetry_1m WHERE tenant_id = :tenant AND bucket < :cutoff',
-    'hour': 'DELETE FROM telemetry_1h WHERE tenant_id = :tenant AND bucket < :cutoff',
+    'raw': tuple(f'DELETE FROM {table} WHERE tenant_id = :tenant AND ts < :cutoff' for table in RAW_TABLES),
+    'minute': ('DELETE FROM telemetry_1m WHERE tenant_id = :tenant AND bucket < :cutoff',),
+    'hour': ('DELETE FROM telemetry_1h WHERE tenant_id = :tenant AND bucket < :cutoff',),
 }
 
 
@@ -124,7 +124,9 @@ async def apply_native_retention(session: AsyncSession, *, now: datetime) -> Ret
     """In the caller's owner transaction (under the job's advisory lock)."""
     retentions = await tenant_retentions(session)
     longest = longest_retention(retentions)
-    dropped = await drop_partitions_before(session, POINTS_TABLE, now - timedelta(days=longest.raw_days))
+    dropped = []
+    for table in RAW_TABLES:
+        dropped += await drop_partitions_before(session, table, now - timedelta(days=longest.raw_days))
     dropped += await drop_partitions_before(session, 'telemetry_1m', now - timedelta(days=longest.minute_days))
     dropped += await drop_partitions_before(session, 'telemetry_1h', now - timedelta(days=longest.hour_days))
     deleted = 0
@@ -132,6 +134,7 @@ async def apply_native_retention(session: AsyncSession, *, now: datetime) -> Ret
         for kind, days in (('raw', retention.raw_days), ('minute', retention.minute_days),
                            ('hour', retention.hour_days)):
             cutoff = now - timedelta(days=days)
-            result = await session.execute(text(TRIM[kind]), {'tenant': tenant_id, 'cutoff': cutoff})
-            deleted += int(result.rowcount)  # type: ignore[attr-defined]
+            for trim in TRIM[kind]:
+                result = await session.execute(text(trim), {'tenant': tenant_id, 'cutoff': cutoff})
+                deleted += int(result.rowcount)  # type: ignore[attr-defined]
     return RetentionRun(dropped_partitions=tuple(dropped), deleted_rows=deleted)

@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.services.storage.lock_wait import SHORT_LOCK_WAIT, lock_not_available
-from app.services.storage.native_sql import POINTS_TABLE
+from app.services.storage.native_sql import POINTS_TABLE, RAW_TABLES, ROWS_TABLE
 
 ORIGIN = "timestamptz '2000-01-01 00:00:00+00'"
 WATERMARK = "SELECT xid, blocks FROM storage_watermarks WHERE name = 'rollups' FOR UPDATE"
@@ -45,33 +45,45 @@ SNAPSHOT_XMIN = 'SELECT txid_snapshot_xmin(txid_current_snapshot())'
 # read by the index alone, in one statement. (Slices of transaction ids were tried first: their span could only be
 # guessed, and after a stretch of ids without rows a doubled span met a dense stretch and one statement read
 # millions of rows. Blocks are exact.)
+# Both raw tables are read: a part of `telemetry_points` is a key's series (`key_id` NULL), one of `telemetry_rows`
+# a device's series and a key of its rows (unnested).
 NEW_PARTS = """
 CREATE TEMP TABLE new_parts (
-    series_id integer, bucket timestamptz, count bigint, sum double precision, min double precision,
-    max double precision, last_ts timestamptz
+    series_id integer, key_id integer, bucket timestamptz, count bigint, sum double precision,
+    min double precision, max double precision, last_ts timestamptz
 ) ON COMMIT DROP"""
 # Every partition held (as the scan of the parent used to hold them) before their sizes are read: a partition that
 # retention drops between the two would fail the run.
-HOLD_PARTITIONS = f'LOCK TABLE {POINTS_TABLE} IN ACCESS SHARE MODE'
+HOLD_PARTITIONS = f'LOCK TABLE {", ".join(RAW_TABLES)} IN ACCESS SHARE MODE'
 PARTITION_BLOCKS = f"""
-SELECT h.inhrelid::regclass::text, pg_relation_size(h.inhrelid) / current_setting('block_size')::integer
-FROM pg_inherits h WHERE h.inhparent = '{POINTS_TABLE}'::regclass"""
-PART = f"""
+SELECT h.inhrelid::regclass::text, h.inhparent::regclass::text,
+       pg_relation_size(h.inhrelid) / current_setting('block_size')::integer
+FROM pg_inherits h WHERE h.inhparent IN ({", ".join(f"'{table}'::regclass" for table in RAW_TABLES)})"""
+PART = {
+    POINTS_TABLE: f"""
 INSERT INTO new_parts
-SELECT t.series_id, date_bin(interval '1 minute', t.ts, {ORIGIN}), count(*), sum(t.value), min(t.value),
+SELECT t.series_id, NULL, date_bin(interval '1 minute', t.ts, {ORIGIN}), count(*), sum(t.value), min(t.value),
        max(t.value), max(t.ts)
 FROM {{partition}} t
 WHERE t.ingest_xid >= :low AND t.ingest_xid < :high AND t.value IS NOT NULL{{blocks}}
-GROUP BY 1, 2"""
+GROUP BY 1, 3""",
+    ROWS_TABLE: f"""
+INSERT INTO new_parts
+SELECT t.series_id, u.key_id, date_bin(interval '1 minute', t.ts, {ORIGIN}), count(*), sum(u.value), min(u.value),
+       max(u.value), max(t.ts)
+FROM {{partition}} t CROSS JOIN LATERAL unnest(t.key_ids, t.vals) AS u(key_id, value)
+WHERE t.ingest_xid >= :low AND t.ingest_xid < :high{{blocks}}
+GROUP BY 1, 2, 3""",
+}
 # Scans that must go by the index and those that must go by TID range (without statistics on a partition the
 # planner could pick a TID range over the blocks before a slice, or a bitmap over a slice's).
 BY_INDEX = "SELECT set_config('enable_tidscan', 'off', true), set_config('enable_bitmapscan', 'on', true)"
 BY_BLOCKS = "SELECT set_config('enable_tidscan', 'on', true), set_config('enable_bitmapscan', 'off', true)"
 NEW_MINUTES = """
 CREATE TEMP TABLE new_minutes ON COMMIT DROP AS
-SELECT series_id, bucket, sum(count)::bigint AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max,
+SELECT series_id, key_id, bucket, sum(count)::bigint AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max,
        max(last_ts) AS last_ts
-FROM new_parts GROUP BY 1, 2"""
+FROM new_parts GROUP BY 1, 2, 3"""
 GROUPS = 'SELECT count(*) FROM new_minutes'
 # All of a run in its own (reniced) backend: parallel workers would be other processes at normal priority. Memory
 # for the aggregation of a busy interval (40k series: ~20 MB) so that it does not spill to disk. No JIT: a busy
@@ -88,13 +100,23 @@ ON CONFLICT (tenant_id, device_id, key_id, bucket) DO UPDATE SET
 # One slice of the new minutes (the series with `series_id % :slices = :slice`) merged into both rollups. `last` is
 # looked up by primary key once per bucket (the row at the bucket's newest timestamp is unique) rather than
 # aggregated with `array_agg(value ORDER BY ts DESC)`: that sorted every new row (on disk past work_mem) and was
-# 60% of a run's time; the scalar subquery is always a per-row index probe, whatever the table's size.
+# 60% of a run's time; the scalar subquery is always a per-row index probe, whatever the table's size. A key's
+# bucket may have parts from both tables (a number stored in `telemetry_points` beside the device's rows): they are
+# combined first, since one INSERT … ON CONFLICT may not update a row twice (in two slices they merge as two runs do).
 ROLL_SLICE = f"""
-WITH m AS (
-    SELECT s.tenant_id, s.device_id, s.key_id, n.bucket, n.count, n.sum, n.min, n.max, n.last_ts,
-           (SELECT l.value FROM telemetry_points l WHERE l.series_id = n.series_id AND l.ts = n.last_ts) AS last
+WITH parts AS (
+    SELECT s.tenant_id, s.device_id, coalesce(n.key_id, s.key_id) AS key_id, n.bucket, n.count, n.sum, n.min,
+           n.max, n.last_ts,
+           CASE WHEN n.key_id IS NULL
+                THEN (SELECT l.value FROM {POINTS_TABLE} l WHERE l.series_id = n.series_id AND l.ts = n.last_ts)
+                ELSE (SELECT l.vals[array_position(l.key_ids, n.key_id)] FROM {ROWS_TABLE} l
+                      WHERE l.series_id = n.series_id AND l.ts = n.last_ts) END AS last
     FROM new_minutes n JOIN telemetry_series s ON s.id = n.series_id
     WHERE n.series_id % :slices = :slice
+), m AS (
+    SELECT tenant_id, device_id, key_id, bucket, sum(count)::bigint AS count, sum(sum) AS sum, min(min) AS min,
+           max(max) AS max, max(last_ts) AS last_ts, (array_agg(last ORDER BY last_ts DESC))[1] AS last
+    FROM parts GROUP BY 1, 2, 3, 4
 ), minutes AS (
     INSERT INTO telemetry_1m (tenant_id, device_id, key_id, bucket, count, sum, min, max, last, last_ts)
     SELECT tenant_id, device_id, key_id, bucket, count, sum, min, max, last, last_ts FROM m{MERGE.format(
@@ -115,7 +137,7 @@ SELECT (SELECT count(*) FROM minutes), (SELECT count(*) FROM hours)"""
 # summarized range's bounds up to date themselves.
 SUMMARIZE_NEW_RANGES = f"""
 SELECT coalesce(sum(brin_summarize_new_values(h.inhrelid)), 0) FROM pg_inherits h
-WHERE h.inhparent = '{POINTS_TABLE}_ingest_xid_idx'::regclass"""
+WHERE h.inhparent IN ({", ".join(f"'{table}_ingest_xid_idx'::regclass" for table in RAW_TABLES)})"""
 MOVE_WATERMARK = """
 UPDATE storage_watermarks SET xid = :high, blocks = CAST(:blocks AS jsonb), updated_at = now() WHERE name = 'rollups'"""
 SLICE_GROUPS = 4000  # minute buckets merged per statement: ~0.1 s of CPU here
@@ -162,14 +184,17 @@ async def scan_new_rows(session: AsyncSession, low: int, high: int, steps: Steps
     seconds the statements took by the run's clock."""
     await session.execute(text(NEW_PARTS))
     await session.execute(text(HOLD_PARTITIONS))
-    sizes = {str(name): int(blocks) for name, blocks in await session.execute(text(PARTITION_BLOCKS))}
+    parents: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    for name, parent, blocks in await session.execute(text(PARTITION_BLOCKS)):
+        parents[str(name)], sizes[str(name)] = str(parent), int(blocks)
     window = {'low': low, 'high': high}
     await session.execute(text(BY_INDEX))
     slices: list[tuple[str, int, int]] = []
     for partition, size in sizes.items():
         start = min(scanned.get(partition, size), size)  # not known: all of it by the index, no slices
         before = f" AND t.ctid < '({start},0)'::tid" if start < size else ''
-        await session.execute(text(PART.format(partition=partition, blocks=before)), window)
+        await session.execute(text(PART[parents[partition]].format(partition=partition, blocks=before)), window)
         slices += [(partition, first, min(first + steps.scan_blocks, size))
                    for first in range(start, size, steps.scan_blocks)]
     spent = pace.took()
@@ -178,7 +203,7 @@ async def scan_new_rows(session: AsyncSession, low: int, high: int, steps: Steps
     for partition, first, end in slices:
         await pace.rest()
         blocks = f" AND t.ctid >= '({first},0)'::tid AND t.ctid < '({end},0)'::tid"
-        await session.execute(text(PART.format(partition=partition, blocks=blocks)), window)
+        await session.execute(text(PART[parents[partition]].format(partition=partition, blocks=blocks)), window)
         spent += pace.took()
     await pace.rest()
     await session.execute(text(NEW_MINUTES))

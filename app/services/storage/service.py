@@ -15,6 +15,7 @@ from app.services import audit
 from app.services.errors import InvalidInput
 from app.services.permissions import Permission, require
 from app.services.storage.maintenance import detect_backend, lengthen_timescale_policies
+from app.services.storage.native_sql import POINTS_TABLE, ROWS_TABLE
 from app.services.storage.retention import DEFAULT_RETENTION
 from app.services.storage.timescale import SCHEMA
 
@@ -29,12 +30,20 @@ SELECT (SELECT coalesce(sum(count), 0) FROM telemetry_1h WHERE tenant_id = :tena
 # Installation-wide bytes per row of each table from the catalog statistics (no tenant data: a system path).
 NATIVE_ROW_BYTES = """
 SELECT relation, coalesce(sum(pg_total_relation_size(c.oid))::float8 / nullif(sum(greatest(c.reltuples, 0)), 0), 0)
-FROM (SELECT CASE inhparent WHEN 'telemetry_points'::regclass THEN 'raw' WHEN 'telemetry_1m'::regclass THEN 'minute'
-             ELSE 'hour' END AS relation, inhrelid AS oid
-      FROM pg_inherits
-      WHERE inhparent IN ('telemetry_points'::regclass, 'telemetry_1m'::regclass, 'telemetry_1h'::regclass)
+FROM (SELECT CASE inhparent WHEN 'telemetry_1m'::regclass THEN 'minute' ELSE 'hour' END AS relation, inhrelid AS oid
+      FROM pg_inherits WHERE inhparent IN ('telemetry_1m'::regclass, 'telemetry_1h'::regclass)
      ) r
 JOIN pg_class c ON c.oid = r.oid GROUP BY relation"""
+# Raw readings: both tables' bytes over their readings, a row of `telemetry_rows` holding several (a message's).
+RAW_SIZE = f"""
+SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::float8,
+       coalesce(sum(greatest(c.reltuples, 0)) FILTER (WHERE i.inhparent = '{POINTS_TABLE}'::regclass), 0)::float8,
+       coalesce(sum(greatest(c.reltuples, 0)) FILTER (WHERE i.inhparent = '{ROWS_TABLE}'::regclass), 0)::float8
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent IN ('{POINTS_TABLE}'::regclass, '{ROWS_TABLE}'::regclass)"""
+# Readings per row of numbers: counted while the table is small, else from a 1% sample of its pages.
+READINGS_PER_ROW = f'SELECT avg(cardinality(key_ids)) FROM {ROWS_TABLE}'
+READINGS_PER_ROW_SAMPLED = READINGS_PER_ROW + ' TABLESAMPLE SYSTEM (1)'
 TIMESCALE_ROW_BYTES = f"""
 SELECT relation, coalesce(hypertable_size(name)::float8 / nullif(approximate_row_count(name), 0), 0)
 FROM (VALUES ('raw', '{SCHEMA}.telemetry'::regclass), ('minute', '{SCHEMA}.telemetry_1m'::regclass),
@@ -48,6 +57,18 @@ ARCHIVE_SHARE_SAMPLED = f'{ARCHIVE_SHARE} TABLESAMPLE SYSTEM (1)'
 EXACT_ARCHIVE_ROWS = 1_000_000
 LABELS = {'raw_days': 'Raw readings', 'minute_days': '1-minute rollups', 'hour_days': '1-hour rollups'}
 FALLBACK_ROW_BYTES = {'raw': 100.0, 'minute': 120.0, 'hour': 120.0}  # before the first ANALYZE
+
+
+async def raw_bytes_per_reading(session: AsyncSession) -> float | None:
+    """Plain PostgreSQL: the installation's bytes per raw reading (None before the first ANALYZE)."""
+    size, points, rows = (await session.execute(text(RAW_SIZE))).one()
+    per_row = 0.0
+    if rows:
+        sampled = await session.scalar(text(READINGS_PER_ROW_SAMPLED if rows > EXACT_ARCHIVE_ROWS
+                                            else READINGS_PER_ROW))
+        per_row = float(sampled or await session.scalar(text(READINGS_PER_ROW)) or 0)
+    readings = points + rows * per_row
+    return size / readings if readings else None
 
 
 async def archive_usage(session: AsyncSession, tenant_id: UUID) -> TableUsage:
@@ -110,8 +131,10 @@ class StorageService:
             raw, minute, hour = (await session.execute(text(TENANT_ROWS), {'tenant': principal.tenant_id})).one()
         backend = await detect_backend(self._db)
         async with self._db.system() as session:
-            sizes: dict[str, float] = dict((await session.execute(text(
+            sizes: dict[str, float | None] = dict((await session.execute(text(
                 TIMESCALE_ROW_BYTES if backend == 'timescaledb' else NATIVE_ROW_BYTES))).all())
+            if backend != 'timescaledb':
+                sizes['raw'] = await raw_bytes_per_reading(session)
             archive = await archive_usage(session, principal.tenant_id)
         per_row = {name: float(sizes.get(name) or FALLBACK_ROW_BYTES[name]) for name in FALLBACK_ROW_BYTES}
         return StorageUsage(
