@@ -21,7 +21,7 @@ from typing import Any
 
 from app.ingest.batch_items import Inbound, Item
 from app.ingest.batch_prepare import prepare
-from app.ingest.copy_rows import series_prefix
+from app.ingest.copy_rows import reading_prefix, series_prefix
 from app.ingest.device_tallies import Tallies
 from app.ingest.latest import LatestBuffer
 from app.ingest.mqtt_consumer import hashed_uuid
@@ -70,18 +70,25 @@ def main() -> None:
     parser.add_argument('--devices', type=int, default=10_000)
     parser.add_argument('--messages', type=int, default=200_000)
     parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--timescale', action='store_true',
+                        help="encode TimescaleDB's rows (one per reading) rather than plain PostgreSQL's (one per message)")
     args = parser.parse_args()
     args.messages -= args.messages % args.devices  # every device the same number of messages a round
 
     # ids as ingest has them: the tenant's read from PostgreSQL, the device's parsed from the topic
     tenant_id = hashed_uuid(str(uuid.uuid4()))
     devices = [hashed_uuid(str(uuid.uuid4())) for _ in range(args.devices)]
-    encoder = RowEncoder(LatestBuffer(), {})
+    encoder = RowEncoder(LatestBuffer(), {(tenant_id, key): key_id for key_id, key in enumerate(KEYS, start=1)})
+    encoder.use_layout(points=not args.timescale)
     series_id = 0
     for device_id in devices:  # as the writer's cache holds them once every series has been seen
-        for key in KEYS:
+        series_id += 1
+        encoder._device_series[device_id] = series_id  # its rows of numbers (plain PostgreSQL)
+        for key_id, key in enumerate(KEYS, start=1):
             series_id += 1
-            encoder._series.setdefault(device_id, {})[key] = (series_id, series_prefix(tenant_id, series_id))
+            prefix = (series_prefix(tenant_id, series_id) if not args.timescale
+                      else reading_prefix(tenant_id, device_id, key_id))
+            encoder._series.setdefault(device_id, {})[key] = (series_id, prefix)
     tallies: Tallies = {}
     sequences: dict[uuid.UUID, SeqState] = {}
     tune_garbage_collector()
@@ -96,7 +103,7 @@ def main() -> None:
     assert best is not None
     per_message = {name: round(seconds / args.messages * 1e6, 2) for name, seconds in best.items()}
     result: dict[str, Any] = {
-        'devices': args.devices, 'messages_per_round': args.messages, 'rounds': args.rounds,
+        'layout': 'timescaledb' if args.timescale else 'plain', 'devices': args.devices, 'messages_per_round': args.messages, 'rounds': args.rounds,
         'us_per_message': {'total': round(sum(per_message.values()), 2), **per_message},
     }
     print(json.dumps(result, indent=2))

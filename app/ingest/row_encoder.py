@@ -11,7 +11,8 @@ tries it takes).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -57,13 +58,23 @@ JOIN unnest($2::uuid[], $3::integer[]) AS wanted(device_id, key_id)
 WHERE s.tenant_id = $1"""
 
 
+class RowStart(NamedTuple):
+    """A device's rows of numbers while its messages hold the same number keys: the key names in order, the encoded
+    columns before the timestamp, and the rest's `struct` pack with its arguments (timestamp at 1, values at 9::2)."""
+
+    keys: tuple[str, ...]
+    prefix: bytes
+    pack: Callable[..., bytes]
+    columns: list[Any]
+
+
 class RowEncoder:
     def __init__(self, latest: LatestBuffer, keys: dict[tuple[UUID, str], int]) -> None:
         self.latest = latest
         self.keys = keys  # (tenant, key name) → key id, filled by `add_keys`
         self._series: dict[UUID, dict[str, tuple[int, bytes]]] = {}  # per device, key → series id, rows' first columns
         self._device_series: dict[UUID, int] = {}  # per device, its own series (`DEVICE_KEY`): rows of its numbers
-        self._rows: dict[UUID, tuple[tuple[str, ...], bytes]] = {}  # per device, its last number keys, rows' start
+        self._rows: dict[UUID, RowStart] = {}  # per device, how its last message's numbers were encoded
         # plain PostgreSQL: rows for `telemetry_rows` (ROW_COLUMNS) and `telemetry_points` (POINT_COLUMNS); else rows
         # for TimescaleDB's hypertable (COLUMNS)
         self._points = True
@@ -148,12 +159,30 @@ class RowEncoder:
             ts_us = (ts - PG_EPOCH) // MICROSECOND  # `micros`, inline: once per message
             readings = message.readings
             if rows is not None:
+                row = rows.get(device_id)
+                if row is not None and row.keys == tuple(readings):  # the same keys as its last message's, numbers
+                    values = list(readings.values())
+                    for value in values:
+                        kind = type(value)
+                        if kind is not float and kind is not int:
+                            break
+                    else:
+                        columns = row.columns.copy()
+                        columns[1] = ts_us
+                        columns[9::2] = values
+                        out += row.prefix
+                        out += row.pack(*columns)
+                        for key, value in readings.items():
+                            held = latest.get(key)
+                            if held is None or held[0] < ts:
+                                latest[key] = (ts, value)
+                        continue
                 numbers: list[Any] = []
                 number_keys = []
                 for key, value in readings.items():
                     kind = type(value)
                     if kind is float or kind is int:
-                        numbers += (8, value)
+                        numbers.append(value)
                         number_keys.append(key)
                     elif key in device_series:
                         others += device_series[key][1]
@@ -166,14 +195,15 @@ class RowEncoder:
                 if not numbers:
                     continue
                 keys = tuple(number_keys)
-                row = rows.get(device_id)
-                if row is None or row[0] != keys:
-                    row = self._row_prefix(tenant_id, device_id, keys, devices, device_series, missing)
+                if row is None or row.keys != keys:
+                    row = self._row_start(tenant_id, device_id, keys, devices, device_series, missing)
                     if row is None:
                         continue
-                n = len(keys)
-                out += row[1]
-                out += row_tail(n).pack(8, ts_us, 20 + 12 * n, 1, 0, FLOAT8_OID, n, 1, *numbers)
+                columns = row.columns.copy()
+                columns[1] = ts_us
+                columns[9::2] = numbers
+                out += row.prefix
+                out += row.pack(*columns)
                 for key in keys:
                     held = latest.get(key)
                     if held is None or held[0] < ts:
@@ -199,11 +229,10 @@ class RowEncoder:
         others += TRAILER
         return out, others
 
-    def _row_prefix(self, tenant_id: UUID, device_id: UUID, keys: tuple[str, ...], devices: dict[UUID, int],
-                    device_series: dict[str, tuple[int, bytes]], missing: set[tuple[UUID, str]],
-                    ) -> tuple[tuple[str, ...], bytes] | None:
-        """The start of a device's rows with these number keys (cached while they stay the same), or None with what
-        is not numbered yet added to `missing` (every key has a series of its own too: `telemetry_pages` and
+    def _row_start(self, tenant_id: UUID, device_id: UUID, keys: tuple[str, ...], devices: dict[UUID, int],
+                   device_series: dict[str, tuple[int, bytes]], missing: set[tuple[UUID, str]]) -> RowStart | None:
+        """How a device's rows with these number keys are encoded (cached while they stay the same), or None with
+        what is not numbered yet added to `missing` (every key has a series of its own too: `telemetry_pages` and
         duplicates at the same timestamp use it)."""
         absent = [(device_id, key) for key in keys if key not in device_series]
         series = devices.get(device_id)
@@ -213,8 +242,10 @@ class RowEncoder:
             missing.update(absent)
             return None
         assert series is not None
-        key_ids = [self.keys[(tenant_id, key)] for key in keys]
-        row = self._rows[device_id] = (keys, row_prefix(tenant_id, series, key_ids))
+        n = len(keys)
+        row = self._rows[device_id] = RowStart(
+            keys, row_prefix(tenant_id, series, [self.keys[(tenant_id, key)] for key in keys]), row_tail(n).pack,
+            [8, 0, 20 + 12 * n, 1, 0, FLOAT8_OID, n, 1] + [8, 0.0] * n)
         return row
 
     async def add_series(self, connection: asyncpg.Connection, tenant_id: UUID,
