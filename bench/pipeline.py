@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument('--messages', type=int, default=200_000)
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--timescale', action='store_true',
-                        help="encode TimescaleDB's rows (one per reading) rather than plain PostgreSQL's (one per message)")
+                        help="encode TimescaleDB's rows (one per reading), not plain PostgreSQL's (one per message)")
     args = parser.parse_args()
     args.messages -= args.messages % args.devices  # every device the same number of messages a round
 
@@ -103,7 +103,8 @@ def main() -> None:
     assert best is not None
     per_message = {name: round(seconds / args.messages * 1e6, 2) for name, seconds in best.items()}
     result: dict[str, Any] = {
-        'layout': 'timescaledb' if args.timescale else 'plain', 'devices': args.devices, 'messages_per_round': args.messages, 'rounds': args.rounds,
+        'layout': 'timescaledb' if args.timescale else 'plain', 'devices': args.devices,
+        'messages_per_round': args.messages, 'rounds': args.rounds,
         'us_per_message': {'total': round(sum(per_message.values()), 2), **per_message},
     }
     print(json.dumps(result, indent=2))
