@@ -148,3 +148,55 @@ def test_rows_keep_their_values_and_insertion_ids_when_telemetry_gets_series(
     assert result['view'] == 'v'
     assert result['added'] == 4.0
     assert result['left'] == 4  # 4 + 1 added - 1 deleted through the view
+
+
+async def _upgrade_to_rows(url: str) -> dict[str, object]:
+    await _migrate(url, '0016')
+    tenant, device = uuid4(), uuid4()
+    now = datetime.now(UTC).replace(microsecond=0)
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("INSERT INTO tenants (id, name) VALUES ($1, 'T')", tenant)
+        empty_mark = await connection.fetchval("SELECT to_regclass('telemetry_rows_since') IS NULL")
+        await connection.executemany(  # through the view of 0014: rows of `telemetry_points`
+            'INSERT INTO telemetry (tenant_id, device_id, key_id, ts, value, text_value) '
+            'VALUES ($1, $2, $3, $4, $5, $6)', [(tenant, device, 1, now - timedelta(days=1), 1.0, None),
+                                                (tenant, device, 2, now, None, 'on')])
+        before = await connection.fetch('SELECT key_id, ts, value, text_value, ingest_xid FROM telemetry ORDER BY 1, 2')
+        await _migrate(url, '0017')
+        after = await connection.fetch('SELECT key_id, ts, value, text_value, ingest_xid FROM telemetry ORDER BY 1, 2')
+        since = await connection.fetchval('SELECT since - now() FROM telemetry_rows_since')
+        await connection.execute('INSERT INTO telemetry (tenant_id, device_id, key_id, ts, value) '
+                                 'VALUES ($1, $2, 1, $3, 5.0)', tenant, device, now)  # a number: a row of its own
+        homes = await connection.fetch(
+            'SELECT tableoid::regclass::text FROM telemetry_rows UNION ALL '
+            'SELECT tableoid::regclass::text FROM telemetry_points ORDER BY 1')
+    finally:
+        await connection.close()
+    return {'empty_mark': empty_mark, 'before': [tuple(r) for r in before], 'after': [tuple(r) for r in after],
+            'since': since, 'homes': [r[0] for r in homes], 'now': now}
+
+
+def test_readings_stored_before_telemetry_rows_stay_and_mark_until_when(blank_database: support.TestDatabase) -> None:
+    result = asyncio.run(_upgrade_to_rows(blank_database.url))
+    assert result['empty_mark']
+    assert result['after'] == result['before']  # nothing moved, insertion ids kept: rollups go on where they were
+    since = result['since']
+    assert isinstance(since, timedelta) and timedelta(minutes=9) < since <= timedelta(minutes=10)
+    now = result['now']
+    assert isinstance(now, datetime)
+    assert result['homes'] == [f'telemetry_points_p{now - timedelta(days=1):%Y%m%d}',
+                               f'telemetry_points_p{now:%Y%m%d}', f'telemetry_rows_p{now:%Y%m%d}']
+
+
+async def _fresh_install_mark(url: str) -> object:
+    await _migrate(url, 'heads')
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval('SELECT count(*) FROM telemetry_rows_since')
+    finally:
+        await connection.close()
+
+
+def test_a_new_installation_has_no_readings_of_the_old_layout_to_check(blank_database: support.TestDatabase) -> None:
+    assert asyncio.run(_fresh_install_mark(blank_database.url)) == 0
