@@ -15,10 +15,12 @@ from app.ingest.writer import Inbound
 from app.models.schemas import Principal
 from app.platform import Platform
 from tests.conftest import NewTenant
+from tests.ingest.conftest import copy_path
 from tests.storage.conftest import new_device, owner_scalar
 from tests.support import roll_up
 
 pytestmark = pytest.mark.native_storage
+__all__ = ['copy_path']
 
 PLACES = """
 SELECT 'rows' AS home, count(*) FROM telemetry_rows r JOIN telemetry_series s ON s.id = r.series_id
@@ -41,7 +43,7 @@ async def places(platform: Platform, device_id: object) -> dict[str, int]:
 
 
 async def test_numbers_are_a_row_per_message_and_every_reader_sees_each_reading_once(
-        storage: Platform, new_tenant: NewTenant) -> None:
+        copy_path: bool, storage: Platform, new_tenant: NewTenant) -> None:
     admin = (await new_tenant()).principal
     device = await new_device(storage, admin)
     minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
@@ -50,6 +52,7 @@ async def test_numbers_are_a_row_per_message_and_every_reader_sees_each_reading_
                 {'temperature': 20.0 + i, 'humidity': 40 + i, 'door': 'open' if i % 2 else 'closed', 'ok': True})
         for i in range(3)])
     assert await places(storage, device.id) == {'rows': 3, 'points': 6}  # text and boolean: a row per reading
+    assert storage.writer.copies_directly is copy_path
     # a later message at a stored timestamp with one key new and one stored: the new one lands beside the row
     await send(storage, admin, device.id, Message(minute, None, {'pressure': 1013.0, 'temperature': 99.0}))
     assert await places(storage, device.id) == {'rows': 3, 'points': 7}
