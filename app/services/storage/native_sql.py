@@ -9,8 +9,8 @@ The migration creates these functions and the scheduled job calls them (as the o
 - `gito_day_partition(parent, column, day)`: the partition `<parent>_pYYYYMMDD` of one UTC day, created once.
   Rows of that day that landed in the default partition `<parent>_default` meanwhile (the scheduler was down,
   or late data) are moved into it in the same transaction, so creating a partition never loses or strands a
-  row. `gito_telemetry_partition(day)` is that for `telemetry`; the raw archive (`raw_messages`) and the
-  1-minute rollups (`telemetry_1m`) use it too.
+  row. `gito_telemetry_partition(day)` is that for the raw readings (since migration 0017 both `telemetry_points`
+  and `telemetry_rows`); the raw archive (`raw_messages`) and the 1-minute rollups (`telemetry_1m`) use it too.
 - `gito_month_partition(parent, column, month)`: the same for one UTC calendar month, `<parent>_mYYYYMM`; the
   1-hour rollups (`telemetry_1h`, kept two years by default) are partitioned by month.
 Both call `gito_range_partition(parent, column, name, low, high)`.
@@ -265,7 +265,6 @@ $$"""
 # stored (a later message at the same timestamp with other keys): a row is never updated, so every reading is
 # inserted once with its own `ingest_xid` and the rollups stay exact. A reading lives in exactly one of the two.
 ROWS_TABLE = 'telemetry_rows'
-ROWS_PARTITION_PREFIX = 'telemetry_rows_p'
 DEVICE_KEY = 0  # `telemetry_keys` ids are serial from 1: no key is numbered 0
 RAW_TABLES = (POINTS_TABLE, ROWS_TABLE)  # where raw readings live on plain PostgreSQL
 ROWS = f"""
