@@ -163,12 +163,10 @@ async def _grant(connection: AsyncConnection, *, role: str) -> None:
     await connection.execute(text(f'GRANT USAGE ON SCHEMA public TO {quoted}'))
     for table in (*APP_GRANTS, *PROCESS_GRANTS):
         await connection.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {quoted}'))
-    for table in LAYOUT_GRANTS:
+    layout = [(table, 'SELECT, INSERT, UPDATE, DELETE') for table in LAYOUT_GRANTS]
+    for table, privileges in layout + [(table, 'SELECT') for table in LAYOUT_READS]:
         if await connection.scalar(text('SELECT to_regclass(:name) IS NOT NULL'), {'name': f'public.{table}'}):
-            await connection.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {quoted}'))
-    for table in LAYOUT_READS:
-        if await connection.scalar(text('SELECT to_regclass(:name) IS NOT NULL'), {'name': f'public.{table}'}):
-            await connection.execute(text(f'GRANT SELECT ON {table} TO {quoted}'))
+            await connection.execute(text(f'GRANT {privileges} ON {table} TO {quoted}'))
     await connection.execute(text(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}'))
 
 

@@ -17,6 +17,7 @@ import orjson
 
 HEADER = b'PGCOPY\n\xff\r\n\x00' + b'\x00\x00\x00\x00' + b'\x00\x00\x00\x00'
 TRAILER = b'\xff\xff'
+EMPTY = len(HEADER) + len(TRAILER)  # a COPY stream of no rows
 COLUMNS = ('tenant_id', 'device_id', 'key_id', 'ts', 'value', 'text_value', 'bool_value', 'json_value')
 POINT_COLUMNS = ('tenant_id', 'series_id', 'ts', 'value', 'text_value', 'bool_value', 'json_value')  # as encoded
 ROW_COLUMNS = ('tenant_id', 'series_id', 'key_ids', 'ts', 'vals')  # `telemetry_rows` as encoded: a message's numbers

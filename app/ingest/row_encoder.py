@@ -19,6 +19,7 @@ import asyncpg
 
 from app.ingest.batch_items import Prepared
 from app.ingest.copy_rows import (
+    EMPTY,
     FLOAT8_OID,
     HEADER,
     MICROSECOND,
@@ -36,7 +37,6 @@ from app.ingest.payload import Message
 from app.services.storage.native_sql import DEVICE_KEY
 
 log = logging.getLogger(__name__)
-EMPTY = len(HEADER) + len(TRAILER)  # a COPY stream of no rows
 
 # Keys are numbered only for a tenant, and series only for a device, that still exists (locked until the numbering
 # commits): a tenant deleted after its messages were taken in would fail the keys' insert, and the batch with it at

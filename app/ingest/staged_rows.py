@@ -38,7 +38,6 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_fresh (
 ) ON COMMIT DELETE ROWS"""),
     False: (stage_table('ingest_stage'),),
 }
-STAGE_COLUMNS = {True: POINT_COLUMNS, False: COLUMNS}
 INSERT_POINTS = {
     True: f"""
 INSERT INTO telemetry_points (tenant_id, series_id, {VALUES})

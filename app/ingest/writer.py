@@ -33,7 +33,7 @@ import asyncpg
 from app.bus import DeviceChanged, EventBus, TelemetryStored
 from app.ingest.batch_items import Acknowledge, Inbound, Item, Prepared, Rejection, WriterStats, rows_in
 from app.ingest.batch_prepare import prepare
-from app.ingest.copy_rows import HEADER, TRAILER, joined, micros
+from app.ingest.copy_rows import EMPTY, joined, micros
 from app.ingest.device_tallies import correct
 from app.ingest.direct_copy import (
     COPY_TARGETS,
@@ -57,7 +57,6 @@ __all__ = ['Acknowledge', 'BatchWriter', 'Inbound', 'Item', 'Rejection']
 
 log = logging.getLogger(__name__)
 
-EMPTY = len(HEADER) + len(TRAILER)  # a COPY stream of no rows
 # Numbers older than this may have been stored in `telemetry_points` before `telemetry_rows` (migration 0017).
 ROWS_SINCE = 'SELECT max(since) FROM telemetry_rows_since'
 SPEND_KEYS = """
@@ -421,8 +420,8 @@ class BatchWriter:
                 if (not copies and not others) or not direct or not await self._copy_directly(
                         connection, copies, others):
                     for tenant_id in copies.keys() | others.keys():
-                        await self._insert_rows(connection, tenant_id, prepared, duplicates, inserted,
-                                                check_all=check_all)
+                        await self._insert_rows(connection, tenant_id, copies.get(tenant_id), prepared,
+                                                duplicates, inserted, check_all=check_all)
                 for tenant_id, rows in prepared.archive.items():
                     await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
                     await connection.copy_to_table('raw_stage', source=rows, columns=RAW_COLUMNS, format='binary')
@@ -500,14 +499,12 @@ class BatchWriter:
             return False
         return True
 
-    async def _insert_rows(self, connection: asyncpg.Connection, tenant_id: UUID, prepared: Prepared,
-                           duplicates: dict[UUID, int], inserted: dict[UUID, set[tuple[int, int]]], *,
-                           check_all: bool) -> None:
+    async def _insert_rows(self, connection: asyncpg.Connection, tenant_id: UUID, rows: bytearray | None,
+                           prepared: Prepared, duplicates: dict[UUID, int],
+                           inserted: dict[UUID, set[tuple[int, int]]], *, check_all: bool) -> None:
         await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
-        assert prepared.copies is not None
-        rows = prepared.copies.get(tenant_id)
-        added = await move_staged(connection, tenant_id, rows if rows and len(rows) > EMPTY else None,
-                                  prepared.point_copies.get(tenant_id), layout_points=self._points,
+        added = await move_staged(connection, tenant_id, rows, prepared.point_copies.get(tenant_id),
+                                  layout_points=self._points,
                                   check_all=check_all)
         if added is None:
             return

@@ -54,7 +54,7 @@ FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'ra
 # The tenant's share of the archive: counted exactly while it is small, else from a 1% sample of its pages.
 ARCHIVE_SHARE = 'SELECT count(*) FILTER (WHERE tenant_id = :tenant), count(*) FROM raw_messages'
 ARCHIVE_SHARE_SAMPLED = f'{ARCHIVE_SHARE} TABLESAMPLE SYSTEM (1)'
-EXACT_ARCHIVE_ROWS = 1_000_000
+EXACT_ROWS = 1_000_000  # above it, the archive's share and readings per row are sampled
 LABELS = {'raw_days': 'Raw readings', 'minute_days': '1-minute rollups', 'hour_days': '1-hour rollups'}
 FALLBACK_ROW_BYTES = {'raw': 100.0, 'minute': 120.0, 'hour': 120.0}  # before the first ANALYZE
 
@@ -62,12 +62,12 @@ FALLBACK_ROW_BYTES = {'raw': 100.0, 'minute': 120.0, 'hour': 120.0}  # before th
 async def raw_bytes_per_reading(session: AsyncSession) -> float | None:
     """Plain PostgreSQL: the installation's bytes per raw reading (None before the first ANALYZE)."""
     size, points, rows = (await session.execute(text(RAW_SIZE))).one()
-    per_row = 0.0
-    if rows:
-        sampled = await session.scalar(text(READINGS_PER_ROW_SAMPLED if rows > EXACT_ARCHIVE_ROWS
-                                            else READINGS_PER_ROW))
-        per_row = float(sampled or await session.scalar(text(READINGS_PER_ROW)) or 0)
-    readings = points + rows * per_row
+    per_row = None
+    if rows > EXACT_ROWS:  # a sample of an emptied table may find no row: then counted
+        per_row = await session.scalar(text(READINGS_PER_ROW_SAMPLED))
+    if rows and per_row is None:
+        per_row = await session.scalar(text(READINGS_PER_ROW))
+    readings = points + rows * float(per_row or 0)
     return size / readings if readings else None
 
 
@@ -75,7 +75,7 @@ async def archive_usage(session: AsyncSession, tenant_id: UUID) -> TableUsage:
     """One tenant's rows and bytes of the raw archive: the archive's size times the tenant's share of its rows
     (a system path: only the share leaves it)."""
     size, estimated_rows = (await session.execute(text(ARCHIVE_SIZE))).one()
-    sampled = float(estimated_rows) > EXACT_ARCHIVE_ROWS
+    sampled = float(estimated_rows) > EXACT_ROWS
     own, seen = (await session.execute(text(ARCHIVE_SHARE_SAMPLED if sampled else ARCHIVE_SHARE),
                                        {'tenant': tenant_id})).one()
     if not seen:
