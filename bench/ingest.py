@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -235,13 +236,13 @@ async def gito_child(args: argparse.Namespace) -> None:
     while not platform.link.connected:  # noqa: ASYNC110 - a bench waits on a flag it does not own
         await asyncio.sleep(0.05)
     process, rss = psutil.Process(), [0.0]
-    state_lag = [0.0]  # how far the written device state (last_seen, counters, latest values) stood behind, at most
+    state_lags: list[tuple[float, float]] = []  # (at, how far the written device state stood behind what was received)
 
     async def sample() -> None:
         while True:
             rss[0] = max(rss[0], process.memory_info().rss / 2**20)
             behind = (datetime.now(UTC) - platform.writer.state.flushed_through()).total_seconds()
-            state_lag[0] = max(state_lag[0], behind)
+            state_lags.append((time.time(), behind))
             if args.verbose:
                 consumer, writer = platform.consumer, platform.writer
                 stats = writer.stats
@@ -297,7 +298,9 @@ async def gito_child(args: argparse.Namespace) -> None:
         'p95_to_open_page_ms': percentile_ms(sorted(latency for _, latency in page_latencies), 0.95),
         'p95_to_open_page_after_warm_up_ms': percentile_ms(
             sorted(latency for sent, latency in page_latencies if sent >= first_sent + WARM_UP_S), 0.95),
-        'max_state_lag_s': round(state_lag[0], 1),
+        'max_state_lag_s': round(max((lag for _, lag in state_lags), default=0.0), 1),
+        'max_state_lag_after_warm_up_s': round(max(
+            (lag for at, lag in state_lags if at >= first_sent + WARM_UP_S), default=0.0), 1),
         'max_rss_mb': round(rss[0], 1), 'latest_flushes': platform.writer.latest.flushes,
         'writer_commit_s': round(platform.writer.stats.commit_s, 1),
         'writer_listeners_s': round(platform.writer.stats.listeners_s, 1),
@@ -482,6 +485,35 @@ def own_broker(args: argparse.Namespace) -> subprocess.Popen[bytes]:
     return process
 
 
+def postgres_cpu_s() -> float:
+    """CPU seconds of all PostgreSQL processes on the machine (backends, autovacuum, checkpointer, WAL writer): the
+    living ones and, through the postmaster's children times, those that have exited (the run's own backends end
+    with it). The writer's backends are one part; rollups, vacuum and checkpoints the rest."""
+    import psutil
+
+    spent = 0.0
+    for process in psutil.process_iter(['name', 'cpu_times', 'ppid']):
+        times = process.info['cpu_times']
+        if process.info['name'] not in ('postgres', 'postmaster') or times is None:
+            continue
+        spent += times.user + times.system
+        with contextlib.suppress(psutil.Error):
+            if psutil.Process(process.info['ppid']).name() not in ('postgres', 'postmaster'):
+                spent += times.children_user + times.children_system  # the postmaster: its exited backends
+    return spent
+
+
+def machine_share(before: Any, after: Any) -> dict[str, float]:
+    """How the machine's CPU time went during Gito's run, in percent of all cores: `busy` near 100 means no headroom
+    (latency then follows whatever else runs), `steal` is time the hypervisor gave to other guests."""
+    spent = {field: getattr(after, field) - getattr(before, field) for field in after._fields
+             if not field.startswith('guest')}  # guest time is counted in user time already
+    total = sum(spent.values()) or 1.0
+    idle = spent.get('idle', 0.0) + spent.get('iowait', 0.0)
+    return {'busy': round(100 * (total - idle) / total, 1), 'steal': round(100 * spent.get('steal', 0.0) / total, 1),
+            'iowait': round(100 * spent.get('iowait', 0.0) / total, 1)}
+
+
 def report(args: argparse.Namespace, load: float) -> None:
     ceiling = broker_ceiling(args)
     bench_url = asyncio.run(scratch_database(args.database_url))
@@ -489,9 +521,11 @@ def report(args: argparse.Namespace, load: float) -> None:
 
     broker = psutil.Process(args.broker_pid) if getattr(args, 'broker_pid', None) else None
     broker_cpu = sum(broker.cpu_times()[:2]) if broker else 0.0
+    machine_before, postgres_before = psutil.cpu_times(), postgres_cpu_s()
     try:
         gito = gito_run(args, bench_url)
     finally:
+        machine_after, postgres_after = psutil.cpu_times(), postgres_cpu_s()
         asyncio.run(scratch_database(args.database_url, drop_only=True))
     messages = max(1, gito['committed_messages'])
     gito['cpu_us_per_msg'] = {  # where the machine's two cores go, per message committed
@@ -499,7 +533,9 @@ def report(args: argparse.Namespace, load: float) -> None:
         'postgres_writer': round(1e6 * (gito['writer_backend_cpu_s'] or 0) / messages),
         'broker': round(1e6 * (sum(broker.cpu_times()[:2]) - broker_cpu) / messages) if broker else None,
         'publishers': round(1e6 * gito['publishers_cpu_s'] / messages),
+        'postgres_all': round(1e6 * (postgres_after - postgres_before) / messages),
     }
+    gito['machine_cpu_pct'] = machine_share(machine_before, machine_after)
     print(json.dumps({
         'devices': args.devices, 'target_rate': args.rate, 'seconds': args.seconds, 'qos': args.qos,
         'load_before': round(load, 2), **ceiling, **gito,
