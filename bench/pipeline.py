@@ -31,17 +31,20 @@ from app.ingest.row_encoder import RowEncoder
 from app.platform import tune_garbage_collector
 
 PAYLOAD = b'{"t":%d.5,"h":%d,"p":1013.25,"v":3.3,"ts":%d,"seq":%d}'  # bench/ingest.py's
-KEYS = ('t', 'h', 'p', 'v')
+WITH_BATTERY = b'{"t":%d.5,"h":%d,"p":1013.25,"v":3.3,"b":97.5,"ts":%d,"seq":%d}'  # `--alternate`: every other one
+KEYS = ('t', 'h', 'p', 'v', 'b')
 BATCH_MESSAGES = 1250  # 5,000 rows: the writer's default batch
 
 
-def payloads(devices: list[uuid.UUID], count: int, round_number: int) -> list[tuple[uuid.UUID, bytes]]:
+def payloads(devices: list[uuid.UUID], count: int, round_number: int, *, alternate: bool = False
+             ) -> list[tuple[uuid.UUID, bytes]]:
     """Each device's `seq` goes on where the last round left it (no gap: the in-order case, as under load)."""
     now_ms = int(time.time() * 1000)
     out = []
     for index in range(count):
         turn = round_number * (count // len(devices)) + index // len(devices)
-        out.append((devices[index % len(devices)], PAYLOAD % (index % 40, index % 100, now_ms + turn, turn)))
+        body = WITH_BATTERY if alternate and turn % 2 else PAYLOAD
+        out.append((devices[index % len(devices)], body % (index % 40, index % 100, now_ms + turn, turn)))
     return out
 
 
@@ -70,6 +73,8 @@ def main() -> None:
     parser.add_argument('--devices', type=int, default=10_000)
     parser.add_argument('--messages', type=int, default=200_000)
     parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--alternate', action='store_true',
+                        help="every other message of a device carries a fifth key (a battery level): two key sets")
     parser.add_argument('--timescale', action='store_true',
                         help="encode TimescaleDB's rows (one per reading), not plain PostgreSQL's (one per message)")
     args = parser.parse_args()
@@ -93,17 +98,18 @@ def main() -> None:
     sequences: dict[uuid.UUID, SeqState] = {}
     tune_garbage_collector()
 
-    timed_round(tenant_id, payloads(devices, args.messages, 0), encoder, tallies, sequences)  # warm-up
+    timed_round(tenant_id, payloads(devices, args.messages, 0, alternate=args.alternate), encoder, tallies,
+                sequences)  # warm-up
     best: dict[str, float] | None = None
     for round_number in range(1, args.rounds + 1):
-        messages = payloads(devices, args.messages, round_number)
+        messages = payloads(devices, args.messages, round_number, alternate=args.alternate)
         spent = timed_round(tenant_id, messages, encoder, tallies, sequences)
         if best is None or sum(spent.values()) < sum(best.values()):
             best = spent
     assert best is not None
     per_message = {name: round(seconds / args.messages * 1e6, 2) for name, seconds in best.items()}
     result: dict[str, Any] = {
-        'layout': 'timescaledb' if args.timescale else 'plain', 'devices': args.devices,
+        'layout': 'timescaledb' if args.timescale else 'plain', 'alternate': args.alternate, 'devices': args.devices,
         'messages_per_round': args.messages, 'rounds': args.rounds,
         'us_per_message': {'total': round(sum(per_message.values()), 2), **per_message},
     }

@@ -58,11 +58,13 @@ JOIN unnest($2::uuid[], $3::integer[]) AS wanted(device_id, key_id)
 WHERE s.tenant_id = $1"""
 
 
-class RowStart(NamedTuple):
-    """A device's rows of numbers while its messages hold the same number keys: the key names in order, the encoded
-    columns before the timestamp, and the rest's `struct` pack with its arguments (timestamp at 1, values at 9::2)."""
+KEY_SETS_PER_DEVICE = 8  # a device's row starts kept: one per set of number keys it sends
 
-    keys: tuple[str, ...]
+
+class RowStart(NamedTuple):
+    """A device's rows of numbers with one set of number keys (in their order): the encoded columns before the
+    timestamp, and the rest's `struct` pack with its arguments (timestamp at 1, values at 9::2)."""
+
     prefix: bytes
     pack: Callable[..., bytes]
     columns: list[Any]
@@ -74,7 +76,8 @@ class RowEncoder:
         self.keys = keys  # (tenant, key name) → key id, filled by `add_keys`
         self._series: dict[UUID, dict[str, tuple[int, bytes]]] = {}  # per device, key → series id, rows' first columns
         self._device_series: dict[UUID, int] = {}  # per device, its own series (`DEVICE_KEY`): rows of its numbers
-        self._rows: dict[UUID, RowStart] = {}  # per device, how its last message's numbers were encoded
+        # per device, how its numbers are encoded, by key set (a device may alternate between a few payloads)
+        self._rows: dict[UUID, dict[tuple[str, ...], RowStart]] = {}
         # plain PostgreSQL: rows for `telemetry_rows` (ROW_COLUMNS) and `telemetry_points` (POINT_COLUMNS); else rows
         # for TimescaleDB's hypertable (COLUMNS)
         self._points = True
@@ -159,8 +162,9 @@ class RowEncoder:
             ts_us = (ts - PG_EPOCH) // MICROSECOND  # `micros`, inline: once per message
             readings = message.readings
             if rows is not None:
-                row = rows.get(device_id)
-                if row is not None and row.keys == tuple(readings):  # the same keys as its last message's, numbers
+                starts = rows.get(device_id)
+                row = starts.get(tuple(readings)) if starts is not None else None
+                if row is not None:  # keys this device has sent before, all of them numbers then
                     values = list(readings.values())
                     for value in values:
                         kind = type(value)
@@ -195,7 +199,8 @@ class RowEncoder:
                 if not numbers:
                     continue
                 keys = tuple(number_keys)
-                if row is None or row.keys != keys:
+                row = starts.get(keys) if starts is not None else None
+                if row is None:
                     row = self._row_start(tenant_id, device_id, keys, devices, device_series, missing)
                     if row is None:
                         continue
@@ -243,9 +248,13 @@ class RowEncoder:
             return None
         assert series is not None
         n = len(keys)
-        row = self._rows[device_id] = RowStart(
-            keys, row_prefix(tenant_id, series, [self.keys[(tenant_id, key)] for key in keys]), row_tail(n).pack,
+        row = RowStart(
+            row_prefix(tenant_id, series, [self.keys[(tenant_id, key)] for key in keys]), row_tail(n).pack,
             [8, 0, 20 + 12 * n, 1, 0, FLOAT8_OID, n, 1] + [8, 0.0] * n)
+        starts = self._rows.get(device_id)
+        if starts is None or len(starts) >= KEY_SETS_PER_DEVICE:  # a device whose keys keep changing: start over
+            starts = self._rows[device_id] = {}
+        starts[keys] = row
         return row
 
     async def add_series(self, connection: asyncpg.Connection, tenant_id: UUID,

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from app.ingest.latest import recover_latest
-from app.ingest.payload import Message
+from app.ingest.payload import Message, Value
 from app.ingest.writer import Inbound
 from app.models.schemas import Principal
 from app.platform import Platform
@@ -113,6 +113,31 @@ async def test_a_key_stored_in_both_tables_in_one_minute_rolls_up_once(
             'SELECT k.name, m.count, m.sum, m.min, m.max, m.last FROM telemetry_1m m '
             'JOIN telemetry_keys k ON k.id = m.key_id WHERE m.device_id = :d'), {'d': device.id})}
     assert rolled == {'a': (2, 3.0, 1.0, 2.0, 2.0), 'b': (2, 9.0, 4.0, 5.0, 5.0), 'c': (1, 7.0, 7.0, 7.0, 7.0)}
+
+
+async def test_a_device_switching_between_payloads_keeps_every_value_at_its_key(
+        copy_path: bool, storage: Platform, new_tenant: NewTenant) -> None:
+    """Rows of one device with different key sets, in turn and in other orders, in one batch and across batches (the
+    encoder keeps a row start per key set): each value read back at its own key."""
+    admin = (await new_tenant()).principal
+    device = await new_device(storage, admin)
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
+    shapes: list[dict[str, float | str]] = [{'t': 1.0, 'h': 2.0}, {'t': 1.0, 'h': 2.0, 'battery': 3.0},
+                                            {'h': 2.0, 't': 1.0}, {'t': 1.0, 'mode': 'eco'}, {'battery': 3.0}]
+    sent: list[tuple[timedelta, str, Value]] = []
+    for batch in range(2):
+        messages = []
+        for turn in range(10):
+            at = timedelta(seconds=batch * 100 + turn * 5)
+            readings: dict[str, Value] = {
+                key: value if isinstance(value, str) else value + 10 * turn + 1000 * batch
+                for key, value in shapes[(turn + batch) % len(shapes)].items()}
+            messages.append(Message(minute + at, None, readings))
+            sent += [(at, key, value) for key, value in readings.items()]
+        await send(storage, admin, device.id, *messages)
+    page = await storage.telemetry.raw(admin, device.id, start=minute, end=minute + timedelta(minutes=5))
+    assert sorted((p.ts - minute, p.key, p.value) for p in page.points) == sorted(sent)
+    assert await places(storage, device.id) == {'rows': 20, 'points': 4}  # the text ones beside the rows
 
 
 async def test_latest_values_are_recovered_from_rows_for_a_key_the_newest_row_lacks(
