@@ -21,6 +21,7 @@ otherwise. `--archive` has the bench tenant keep a raw archive. Three phases in 
 received, at most (presence and no-data rules wait for it: `app/ingest/state_mark.py`). The first `WARM_UP_S`
 seconds (every device's first message: caches cold, series created) are left out of the `_after_warm_up` figures;
 `seconds_with_p99_over_250_ms` counts, of the seconds after them, those whose own p99 was over the target.
+`hot_update_pct`: of the updates of `devices` and `latest_values`, the share that was HOT (see `HOT_SHARE`).
 """
 
 from __future__ import annotations
@@ -282,6 +283,9 @@ async def gito_child(args: argparse.Namespace) -> None:
     rows = await owner.fetchval('SELECT count(*) FROM telemetry WHERE tenant_id = $1', TENANT)
     latest = await owner.fetchval('SELECT count(*) FROM latest_values WHERE tenant_id = $1', TENANT)
     archived = await owner.fetchval('SELECT count(*) FROM raw_messages WHERE tenant_id = $1', TENANT)
+    await owner.execute('SELECT pg_stat_force_next_flush()')  # this backend's counts; the others' flushed as they idle
+    hot = {row['relname']: round(100 * row['n_tup_hot_upd'] / row['n_tup_upd'], 1) if row['n_tup_upd'] else None
+           for row in await owner.fetch(HOT_SHARE)}
     await owner.close()
     first_sent = min((sent for sent, _ in latencies), default=0.0)
     if args.latencies:
@@ -308,6 +312,7 @@ async def gito_child(args: argparse.Namespace) -> None:
         'batches_copied_alone': platform.writer.stats.copied_alone,
         'state_flush_s': round(platform.writer.state.seconds, 1),
         'state_flushes_aside': platform.writer.state.aside_writes, 'archived_messages': archived,
+        'hot_update_pct': hot,
         'writer_prepare_s': round(platform.writer.stats.prepare_s, 1),
         'writer_encode_s': round(platform.writer.stats.encode_s, 1),
         'writer_finish_s': round(platform.writer.stats.finish_s, 1),
@@ -321,6 +326,13 @@ async def gito_child(args: argparse.Namespace) -> None:
         'gc_s_by_generation': {str(generation): round(spent, 2) for generation, spent in enumerate(collector.spent)},
         'gc_runs_by_generation': {str(generation): runs for generation, runs in enumerate(collector.runs)},
     }), flush=True)
+
+
+# Of the updates of the tables ingest updates in place, the share that was HOT (no index entries added, the old
+# version pruned on its page): a low share means bloat and index growth (an old snapshot holding pruning back).
+HOT_SHARE = """
+SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+WHERE relname IN ('devices', 'latest_values') ORDER BY relname"""
 
 
 class CollectorClock:
