@@ -283,9 +283,8 @@ async def gito_child(args: argparse.Namespace) -> None:
     rows = await owner.fetchval('SELECT count(*) FROM telemetry WHERE tenant_id = $1', TENANT)
     latest = await owner.fetchval('SELECT count(*) FROM latest_values WHERE tenant_id = $1', TENANT)
     archived = await owner.fetchval('SELECT count(*) FROM raw_messages WHERE tenant_id = $1', TENANT)
-    await owner.execute('SELECT pg_stat_force_next_flush()')  # this backend's counts; the others' flushed as they idle
     hot = {row['relname']: round(100 * row['n_tup_hot_upd'] / row['n_tup_upd'], 1) if row['n_tup_upd'] else None
-           for row in await owner.fetch(HOT_SHARE)}
+           for row in await owner.fetch(HOT_SHARE)}  # the writer's backends reported theirs as they ended (stop)
     await owner.close()
     first_sent = min((sent for sent, _ in latencies), default=0.0)
     if args.latencies:
