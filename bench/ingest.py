@@ -22,6 +22,9 @@ received, at most (presence and no-data rules wait for it: `app/ingest/state_mar
 seconds (every device's first message: caches cold, series created) are left out of the `_after_warm_up` figures;
 `seconds_with_p99_over_250_ms` counts, of the seconds after them, those whose own p99 was over the target.
 `hot_update_pct`: of the updates of `devices` and `latest_values`, the share that was HOT (see `HOT_SHARE`).
+`machine_cpu_pct`: how busy all cores were during Gito's run (and steal, iowait), so a slow run can be told from a
+busy machine; `cpu_us_per_msg` splits CPU per committed message between Gito, the writer's PostgreSQL backends, every
+PostgreSQL process (`postgres_all`: rollups, vacuum, checkpoints, state flushes too), the broker and the publishers.
 """
 
 from __future__ import annotations
