@@ -58,12 +58,16 @@ JOIN unnest($2::uuid[], $3::integer[]) AS wanted(device_id, key_id)
 WHERE s.tenant_id = $1"""
 
 
-KEY_SETS_PER_DEVICE = 8  # a device's row starts kept: one per set of number keys it sends
+# A device's row starts kept, one per set of number keys it sends: enough for one that alternates a few payloads
+# (a battery level every tenth message), and a bound on memory for one whose keys keep changing.
+KEY_SETS_PER_DEVICE = 4
+_TAIL_ARGUMENTS: dict[int, list[Any]] = {}  # per count of numbers, a row tail's `pack` arguments (copied per row)
 
 
 class RowStart(NamedTuple):
     """A device's rows of numbers with one set of number keys (in their order): the encoded columns before the
-    timestamp, and the rest's `struct` pack with its arguments (timestamp at 1, values at 9::2)."""
+    timestamp, and the rest's `struct` pack with its arguments (timestamp at 1, values at 9::2; shared by every
+    start with as many numbers: copied, then filled in)."""
 
     prefix: bytes
     pack: Callable[..., bytes]
@@ -248,9 +252,11 @@ class RowEncoder:
             return None
         assert series is not None
         n = len(keys)
-        row = RowStart(
-            row_prefix(tenant_id, series, [self.keys[(tenant_id, key)] for key in keys]), row_tail(n).pack,
-            [8, 0, 20 + 12 * n, 1, 0, FLOAT8_OID, n, 1] + [8, 0.0] * n)
+        arguments = _TAIL_ARGUMENTS.get(n)
+        if arguments is None:
+            arguments = _TAIL_ARGUMENTS[n] = [8, 0, 20 + 12 * n, 1, 0, FLOAT8_OID, n, 1] + [8, 0.0] * n
+        row = RowStart(row_prefix(tenant_id, series, [self.keys[(tenant_id, key)] for key in keys]), row_tail(n).pack,
+                       arguments)
         starts = self._rows.get(device_id)
         if starts is None or len(starts) >= KEY_SETS_PER_DEVICE:  # a device whose keys keep changing: start over
             starts = self._rows[device_id] = {}
