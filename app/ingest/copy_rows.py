@@ -8,9 +8,9 @@ Python row and having the driver encode it, and the batch writer does it for eve
 from __future__ import annotations
 
 import struct
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import orjson
@@ -61,7 +61,7 @@ _KEY_ID = struct.Struct('>ii')
 _ARRAY = struct.Struct('>iiiiii')  # byte length, dimensions, has nulls, element type, length, lower bound
 INT4_OID = 23
 FLOAT8_OID = 701
-_ROW_TAILS: dict[int, struct.Struct] = {}
+_ROW_TAILS: dict[int, RowTail] = {}
 _LENGTH = struct.Struct('>i')
 
 
@@ -124,10 +124,18 @@ def row_prefix(tenant_id: UUID, device_series: int, key_ids: list[int]) -> bytes
     return _ROW.pack(5, 16, tenant_id.bytes, 4, device_series) + _ARRAY.pack(20 + 8 * n, 1, 0, INT4_OID, n, 1) + keys
 
 
-def row_tail(n: int) -> struct.Struct:
+class RowTail(NamedTuple):
     """The last two `ROW_COLUMNS` of a row of `n` numbers: `pack(8, ts_us, 20 + 12 * n, 1, 0, FLOAT8_OID, n, 1,
-    8, value, 8, value, …)`."""
+    8, value, 8, value, …)`, and those arguments with zeros for the timestamp (at 1) and the values (at 9::2), to be
+    copied and filled in."""
+
+    pack: Callable[..., bytes]
+    arguments: list[Any]
+
+
+def row_tail(n: int) -> RowTail:
     found = _ROW_TAILS.get(n)
     if found is None:
-        found = _ROW_TAILS[n] = struct.Struct('>iq' + 'iiiiii' + 'id' * n)
+        found = _ROW_TAILS[n] = RowTail(struct.Struct('>iq' + 'iiiiii' + 'id' * n).pack,
+                                        [8, 0, 20 + 12 * n, 1, 0, FLOAT8_OID, n, 1] + [8, 0.0] * n)
     return found

@@ -20,7 +20,6 @@ import asyncpg
 from app.ingest.batch_items import Prepared
 from app.ingest.copy_rows import (
     EMPTY,
-    FLOAT8_OID,
     HEADER,
     MICROSECOND,
     NUMBER,
@@ -61,7 +60,6 @@ WHERE s.tenant_id = $1"""
 # A device's row starts kept, one per set of number keys it sends: enough for one that alternates a few payloads
 # (a battery level every tenth message), and a bound on memory for one whose keys keep changing.
 KEY_SETS_PER_DEVICE = 4
-_TAIL_ARGUMENTS: dict[int, list[Any]] = {}  # per count of numbers, a row tail's `pack` arguments (copied per row)
 
 
 class RowStart(NamedTuple):
@@ -251,12 +249,9 @@ class RowEncoder:
             missing.update(absent)
             return None
         assert series is not None
-        n = len(keys)
-        arguments = _TAIL_ARGUMENTS.get(n)
-        if arguments is None:
-            arguments = _TAIL_ARGUMENTS[n] = [8, 0, 20 + 12 * n, 1, 0, FLOAT8_OID, n, 1] + [8, 0.0] * n
-        row = RowStart(row_prefix(tenant_id, series, [self.keys[(tenant_id, key)] for key in keys]), row_tail(n).pack,
-                       arguments)
+        tail = row_tail(len(keys))
+        row = RowStart(row_prefix(tenant_id, series, [self.keys[(tenant_id, key)] for key in keys]), tail.pack,
+                       tail.arguments)
         starts = self._rows.get(device_id)
         if starts is None or len(starts) >= KEY_SETS_PER_DEVICE:  # a device whose keys keep changing: start over
             starts = self._rows[device_id] = {}
